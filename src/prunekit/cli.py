@@ -1,0 +1,43 @@
+"""The ``prunekit`` command line. Strings are parsed here and nowhere deeper.
+
+Each area adds its commands in ``prunekit/commands/<area>.py`` exposing ``register(app)``;
+list the module in ``_COMMAND_MODULES``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="prunekit",
+    help="Prune PyTorch models and measure what pruning really does to inference speed.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_COMMAND_MODULES = (
+    "prunekit.commands.core",
+    # "prunekit.commands.structural",
+    # "prunekit.commands.bench",
+    # "prunekit.commands.recovery",
+    # "prunekit.commands.llm",
+)
+
+
+def _register() -> None:
+    for mod in _COMMAND_MODULES:
+        importlib.import_module(mod).register(app)
+
+
+_register()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

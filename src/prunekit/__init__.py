@@ -8,6 +8,13 @@ from prunekit.masks import (
     register_layout,
 )
 from prunekit.weights import WeightPruneReport, prune_weights
+# llm (issue 6)
+from prunekit.llm.calib import calibration_samples
+from prunekit.llm.eval import embedding_fidelity, perplexity, sentence_embeddings
+from prunekit.llm.oneshot import OneShotConfig, OneShotReport, prune_llm
+from prunekit.methods.magnitude_llm import magnitude_prune
+from prunekit.methods.sparsegpt import sparsegpt_prune, sparsegpt_weights
+from prunekit.methods.wanda import wanda_prune
 
 __version__ = "0.1.0"
 
@@ -20,4 +27,7 @@ __all__ = [
     # --- bench / analysis (issue 5) ---
     # --- recovery (issue 4) ---
     # --- llm (issue 6) ---
+    "calibration_samples", "embedding_fidelity", "perplexity", "sentence_embeddings",
+    "OneShotConfig", "OneShotReport", "prune_llm",
+    "magnitude_prune", "sparsegpt_prune", "sparsegpt_weights", "wanda_prune",
 ]

@@ -63,18 +63,37 @@ class ModelStats:
 
 
 def check_inputs(model: nn.Module, example_inputs: Any) -> Any:
-    """Run one no-grad forward; a failure becomes a ValueError naming the input shapes."""
+    """Run one no-grad forward; a failure becomes a ValueError naming the input shapes and the
+    innermost module that was running when it failed."""
     was_training = model.training
+    stack: list[str] = []
+    failed: list[str] = []
+
+    def pre(name):
+        def hook(mod, args):
+            stack.append(f"{name} ({type(mod).__name__})")
+        return hook
+
+    def post(mod, args, out):
+        stack.pop()
+
+    handles = []
+    for name, mod in model.named_modules():
+        handles.append(mod.register_forward_pre_hook(pre(name or "<root>")))
+        handles.append(mod.register_forward_hook(post))
     model.eval()
     try:
         with torch.no_grad():
             return call_model(model, example_inputs)
     except Exception as exc:
+        failed = stack[-1:] or [type(model).__name__]
         raise ValueError(
             f"example_inputs {describe_inputs(example_inputs)} do not fit {type(model).__name__}: "
-            f"{type(exc).__name__}: {exc}"
+            f"module {failed[0]} raised {type(exc).__name__}: {exc}"
         ) from None
     finally:
+        for h in handles:
+            h.remove()
         model.train(was_training)
 
 

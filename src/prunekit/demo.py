@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -213,7 +212,9 @@ def _table_lines(rows: list[DemoRow]) -> list[str]:
 
 
 def _write_reports(rows: list[DemoRow], out: Path, seconds: float) -> None:
-    machine = f"{platform.machine()} {platform.processor() or ''}".strip()
+    from prunekit._env import machine_description
+
+    machine = machine_description()
     meta = {"date": date.today().isoformat(), "machine": machine, "threads": torch.get_num_threads(),
             "torch": torch.__version__, "runtime": "eager fp32 CPU", "seconds": round(seconds, 1),
             "command": "prunekit demo"}

@@ -220,7 +220,7 @@ def _write_reports(rows: list[DemoRow], out: Path, seconds: float) -> None:
             "command": "prunekit demo"}
     with atomic_path(out / "report.json") as tmp:
         tmp.write_text(json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=2))
-    md = [f"# prunekit demo — digits CNN", "",
+    md = ["# prunekit demo — digits CNN", "",
           f"{meta['date']}, {machine}, {meta['threads']} threads, torch {meta['torch']}, "
           f"{meta['runtime']}, dense and pruned timed interleaved in one process "
           f"(median of 200 calls at b=1, 20 at b=256). Total {meta['seconds']} s.", "",

@@ -57,7 +57,7 @@ class ModelStats:
         d = asdict(self)
         d["sparsity"] = self.sparsity
         d["flops"] = self.flops
-        for lay, obj in zip(d["layers"], self.layers):
+        for lay, obj in zip(d["layers"], self.layers, strict=True):
             lay["sparsity"] = obj.sparsity
         return d
 

@@ -7,6 +7,7 @@ several random batches (never zeros).
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -99,7 +100,7 @@ def compare_latency(
             names = list(models) if i % 2 == 0 else list(reversed(list(models)))
             for name in names:
                 m, x = models[name], inputs[i % len(inputs)]
-                samples[name].append(_timed_call(lambda: call_model(m, x), _device_of(m)))
+                samples[name].append(_timed_call(functools.partial(call_model, m, x), _device_of(m)))
     return {k: LatencyStats.from_samples(v) for k, v in samples.items()}
 
 

@@ -172,7 +172,7 @@ def main() -> None:
     ap.add_argument("--part", choices=("lm", "minilm"), required=True)
     ap.add_argument("--nsamples", type=int, default=128)
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--eval-tokens", dest="eval_tokens", type=int, default=60_000)
+    ap.add_argument("--eval-tokens", dest="eval_tokens", type=int, default=20_000)
     ap.add_argument("--sentences", type=int, default=200)
     ap.add_argument("--max-length", dest="max_length", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)

@@ -8,7 +8,8 @@ The whole model stays on CPU; each block is moved to ``--device`` in turn (the d
 memory mode). On CUDA, time per block uses ``torch.cuda.synchronize`` and peak GPU memory is
 ``torch.cuda.max_memory_allocated``; on CPU, peak process RSS (``ru_maxrss``).
 
-Also measures dense vs pruned inference latency (same process, interleaved, median and p10/p90):
+Also measures dense vs pruned inference latency with prunekit.bench.timer.compare_latency
+(same process, interleaved, median and p10/p90):
 unstructured and N:M zeros in dense tensors do not speed up dense GEMMs; on CUDA the 2:4 result is
 additionally timed with ``torch.sparse.to_sparse_semi_structured`` on its linear layers where the
 installed torch supports it.
@@ -76,25 +77,6 @@ def _peak(device: torch.device) -> dict:
     return {"peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
 
-@torch.no_grad()
-def latency(model, ids, device, reps: int) -> list[float]:
-    out = []
-    for _ in range(reps):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        model(input_ids=ids, use_cache=False)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        out.append(time.perf_counter() - t0)
-    return out
-
-
-def _stats(xs: list[float]) -> dict:
-    q = statistics.quantiles(xs, n=10) if len(xs) >= 2 else [xs[0]] * 9
-    return {"median_ms": 1e3 * statistics.median(xs), "p10_ms": 1e3 * q[0], "p90_ms": 1e3 * q[-1]}
-
-
 def semi_structured(model) -> str:
     """Swap every block linear weight for a 2:4 semi-structured sparse tensor (CUDA only)."""
     try:
@@ -110,15 +92,16 @@ def semi_structured(model) -> str:
 
 
 def time_interleaved(models: dict, device, reps: int, seqlen: int) -> dict:
-    """Latency of each model, same inputs, rounds interleaved; median and p10/p90."""
-    ids = torch.randint(0, 32000, (1, seqlen), generator=torch.Generator().manual_seed(1)).to(device)
-    for m in models.values():
-        latency(m, ids, device, 2)  # warm-up
-    times = {k: [] for k in models}
-    for _ in range(reps):
-        for k, m in models.items():
-            times[k] += latency(m, ids, device, 1)
-    return {k: _stats(v) for k, v in times.items()}
+    """Latency with prunekit's bench harness: same rotating inputs, calls interleaved."""
+    from prunekit.bench.timer import compare_latency
+
+    def make(i: int) -> dict:
+        g = torch.Generator().manual_seed(100 + i)
+        return {"input_ids": torch.randint(0, 32000, (1, seqlen), generator=g).to(device),
+                "use_cache": False}
+
+    res = compare_latency(models, make, warmup=2, repeats=reps)
+    return {k: {"median_ms": v.median_ms, "p10_ms": v.p10_ms, "p90_ms": v.p90_ms} for k, v in res.items()}
 
 
 def main() -> None:

@@ -124,7 +124,7 @@ def train(args) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
     gen = torch.Generator().manual_seed(SEED)
     model.train()
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     for step in range(args.steps):
         starts = torch.randint(0, ids.numel() - args.seqlen - 1, (args.batch,), generator=gen)
         x = torch.stack([ids[s : s + args.seqlen] for s in starts.tolist()])
@@ -140,7 +140,9 @@ def train(args) -> None:
                   f"{time.time() - t0:6.0f}s", flush=True)
     ppl = quick_ppl(model, held, args.seqlen)
     print(f"held-out code ppl (16 windows): {ppl:.2f}  train time {time.time() - t0:.0f}s", flush=True)
-    save(model, tok, texts, args, {"train_seconds": time.time() - t0, "heldout_code_ppl_quick": ppl,
+    save(model, tok, texts, args, {"train_seconds": time.time() - t0,
+                                   "train_cpu_seconds": time.process_time() - c0,
+                                   "heldout_code_ppl_quick": ppl,
                                    "params": nparams, "train_tokens": ids.numel()})
 
 
@@ -163,8 +165,8 @@ def save(model, tok, texts: dict[str, str], args, info: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=450)
-    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--batch", type=int, default=12)
     ap.add_argument("--seqlen", type=int, default=128)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--warmup", type=int, default=30)

@@ -97,6 +97,8 @@ def test_llm_missing_samples_and_bad_config_errors():
         OneShotConfig(sparsity=1.0)
     with pytest.raises(ValueError, match="N:M"):
         OneShotConfig(pattern="4:2")
+    with pytest.raises(ValueError, match="blocksize 100 must be a multiple of M=8"):
+        OneShotConfig(method="sparsegpt", pattern="4:8", blocksize=100)
     with pytest.raises(ValueError, match="owl"):
         OneShotConfig(owl=True, pattern="2:4")
 

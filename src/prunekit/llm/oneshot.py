@@ -76,6 +76,8 @@ class OneShotConfig:
             raise ValueError(f"blocksize must be a positive integer, got {self.blocksize!r}")
         if not 0.0 <= float(self.percdamp) < 10.0:
             raise ValueError(f"percdamp must be in [0, 10), got {self.percdamp!r}")
+        if self.pattern is not None and self.blocksize % self.pattern[1]:
+            raise ValueError(f"blocksize {self.blocksize} must be a multiple of M={self.pattern[1]}")
         if self.owl and self.pattern is not None:
             raise ValueError("owl (non-uniform sparsity) applies to unstructured sparsity, not N:M")
         if not 0.0 <= float(self.owl_lambda) < 0.5:

@@ -119,3 +119,15 @@ def test_llm_failure_midway_restores_weights(monkeypatch):
     with pytest.raises(RuntimeError, match="boom"):
         prune_llm(model, samples(), method="wanda", sparsity=0.5, device="cpu")
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_llm_gpt2_conv1d_layers_grouped_along_input_dim():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=96, n_embd=32, n_layer=2, n_head=4, n_positions=64)).eval()
+    rep = prune_llm(model, samples(), method="sparsegpt", pattern="2:4", device="cpu")
+    assert rep.blocks_path == "transformer.h"
+    w = model.transformer.h[0].mlp.c_proj.weight  # Conv1D stores (in=128, out=32)
+    assert w.shape == (128, 32)
+    assert is_nm_valid(w.t() != 0, 2, 4)

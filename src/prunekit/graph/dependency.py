@@ -77,6 +77,7 @@ class DependencyGraph:
         self.groups: list[Group] = []
         self.fixed: list[Fixed] = []
         self.unit_of: dict[int, tuple[int, int]] = {}
+        self.excluded: set[str] = set()
 
     @classmethod
     def build(cls, model: nn.Module, example_inputs: Any,
@@ -91,11 +92,14 @@ class DependencyGraph:
             if not any(n == pat or fnmatch(n, pat) for n in names):
                 raise ValueError(f"exclude: no module matches {pat!r}")
         res = trace(model, example_inputs)
+        excluded = set()
         for name, rec in res.leaves.items():
             if any(name == p or fnmatch(name, p) or name.startswith(p + ".") for p in exclude):
                 res.uf.fix(rec.in_labels, f"{name} is excluded")
                 res.uf.fix(rec.out_ids, f"{name} is excluded")
+                excluded.add(name)
         g = cls(model, res)
+        g.excluded = excluded
         g._check_free()
         g._group()
         return g

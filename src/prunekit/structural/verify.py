@@ -31,6 +31,7 @@ class VerifyResult:
     max_abs_diff: float
     atol: float
     detail: str = ""
+    max_abs_ref: float = 0.0  # scale of the reference outputs (a tiny scale makes ok trivial)
 
     def __bool__(self) -> bool:
         return self.ok
@@ -62,16 +63,30 @@ def _install(masked: nn.Module, pruned: nn.Module, plan) -> list:
                 handles.append(m.register_forward_hook(post))
             continue
 
-        def replace(mod, args, out, e=e, sm=small[e.name]):
-            x = args[0]
-            if e.keep_in is not None:
-                x = x.index_select(e.in_dim, e.keep_in.to(x.device))
-            y = sm(x, *args[1:])
-            full = torch.zeros_like(out)
-            keep = e.keep_out if e.keep_out is not None else torch.arange(out.shape[e.out_dim])
-            return full.index_copy(e.out_dim, keep.to(out.device), y)
-        handles.append(m.register_forward_hook(replace))
+        handles.append(m.register_forward_hook(_replacer(e, small[e.name]), with_kwargs=True))
     return handles
+
+
+def _replacer(e, sm: nn.Module):
+    """Run the pruned module on the kept inputs; scatter its (first) output back to full size."""
+
+    def hook(mod, args, kwargs, out):
+        args, kwargs = list(args), dict(kwargs)
+        if e.keep_in is not None:
+            if args and isinstance(args[0], Tensor):
+                args[0] = args[0].index_select(e.in_dim, e.keep_in.to(args[0].device))
+            else:
+                k = next(k for k, v in kwargs.items() if isinstance(v, Tensor))
+                kwargs[k] = kwargs[k].index_select(e.in_dim, e.keep_in.to(kwargs[k].device))
+        y = sm(*args, **kwargs)
+        first, small_first = (out, y) if isinstance(out, Tensor) else (out[0], y[0])
+        keep = e.keep_out if e.keep_out is not None else torch.arange(first.shape[e.out_dim])
+        full = torch.zeros_like(first).index_copy(e.out_dim, keep.to(first.device), small_first)
+        if isinstance(out, Tensor):
+            return full
+        return type(out)((full, *y[1:])) if isinstance(out, tuple) else out
+
+    return hook
 
 
 def _outputs(out: Any) -> list[Tensor]:
@@ -116,4 +131,5 @@ def verify(model: nn.Module, plan, example_inputs: Any = None, atol: float = 1e-
                             f"{[tuple(b.shape) for b in got]}")
     diff = max((float((a.float() - b.float()).abs().max()) for a, b in zip(ref, got)
                 if a.numel()), default=0.0)
-    return VerifyResult(diff <= atol, diff, atol)
+    scale = max((float(a.float().abs().max()) for a in ref if a.numel()), default=0.0)
+    return VerifyResult(diff <= atol, diff, atol, max_abs_ref=scale)

@@ -11,6 +11,10 @@ from prunekit.weights import WeightPruneReport, prune_weights
 from prunekit.io import load_model, load_model_spec, load_weights, save_weights
 from prunekit.stats import ModelStats, stats
 from prunekit.bench.timer import LatencyStats, compare_latency, measure_latency
+from prunekit.graph import DependencyGraph
+from prunekit.handlers import Handler, HandlerBase, InternalGroup, PruneError, register_handler
+from prunekit.importance.structured import GROUP_CRITERIA
+from prunekit.structural import StructuredPlan, VerifyResult, plan_structured, verify
 
 __version__ = "0.1.0"
 
@@ -22,6 +26,8 @@ __all__ = [
     "load_model", "load_model_spec", "load_weights", "save_weights", "ModelStats", "stats",
     "LatencyStats", "compare_latency", "measure_latency",
     # --- structural (issue 3) ---
+    "DependencyGraph", "GROUP_CRITERIA", "Handler", "HandlerBase", "InternalGroup", "PruneError",
+    "StructuredPlan", "VerifyResult", "plan_structured", "register_handler", "verify",
     # --- bench / analysis (issue 5) ---
     # --- recovery (issue 4) ---
     # --- llm (issue 6) ---

@@ -9,6 +9,9 @@ from prunekit.masks import (
 )
 from prunekit.weights import WeightPruneReport, prune_weights
 
+# bench / analysis (issue 5)
+from prunekit.bench import BenchConfig, bench, compare, fold_batchnorm, measure_latency
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -18,6 +21,7 @@ __all__ = [
     # --- io / stats (foundation) ---
     # --- structural (issue 3) ---
     # --- bench / analysis (issue 5) ---
+    "BenchConfig", "bench", "compare", "fold_batchnorm", "measure_latency",
     # --- recovery (issue 4) ---
     # --- llm (issue 6) ---
 ]

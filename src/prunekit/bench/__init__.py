@@ -1,0 +1,13 @@
+"""Measuring what pruning buys: timing, runtimes, memory, energy, MACs, sparse backends."""
+
+from prunekit.bench.bn_fold import FoldReport, fold_batchnorm
+from prunekit.bench.config import BenchConfig
+from prunekit.bench.harness import BenchCell, BenchResult, bench, compare
+from prunekit.bench.runtimes import RUNTIMES, Runtime, RuntimeUnavailable, get_runtime
+from prunekit.bench.timer import LatencyStats, measure_latency
+
+__all__ = [
+    "FoldReport", "fold_batchnorm", "BenchConfig", "BenchCell", "BenchResult", "bench",
+    "compare", "RUNTIMES", "Runtime", "RuntimeUnavailable", "get_runtime", "LatencyStats",
+    "measure_latency",
+]

@@ -1,0 +1,246 @@
+"""Latency timing: clocks (wall clock on CPU, CUDA events on GPU) and robust statistics.
+
+The numbers a user sees are the median and the 10th/90th percentiles over repeated samples,
+never a single run or a mean that one hiccup can drag. Each sample times ``number`` calls
+and divides, so very short calls are still resolved by the clock.
+
+>>> stats = measure_latency(model, x, warmup=5, repeats=30)
+>>> print(stats.median, stats.p10, stats.p90)   # milliseconds
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+
+class Clock(Protocol):
+    """Times one call of ``fn`` in milliseconds (the injectable seam of every measurement)."""
+
+    def time_call(self, fn: Callable[[], Any]) -> float: ...
+
+
+class WallClock:
+    """``time.perf_counter_ns`` around the call (CPU runtimes: the call is synchronous)."""
+
+    def time_call(self, fn: Callable[[], Any]) -> float:
+        t0 = time.perf_counter_ns()
+        fn()
+        return (time.perf_counter_ns() - t0) / 1e6
+
+
+class CudaEventClock:
+    """CUDA events recorded on the current stream around the call, then synchronized.
+
+    The device is synchronized before the start event so queued work of a previous call is
+    not charged to this one.
+    """
+
+    def __init__(self, device: torch.device | str | None = None) -> None:
+        if not torch.cuda.is_available():
+            raise RuntimeError("CudaEventClock needs CUDA, but torch.cuda.is_available() is False")
+        self.device = torch.device(device or "cuda")
+
+    def time_call(self, fn: Callable[[], Any]) -> float:
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize(self.device)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return float(start.elapsed_time(end))
+
+
+class SyncWallClock:
+    """Wall clock between full device synchronizations (runtimes with their own CUDA streams)."""
+
+    def __init__(self, device: torch.device | str | None = None) -> None:
+        self.device = torch.device(device or "cuda")
+
+    def time_call(self, fn: Callable[[], Any]) -> float:
+        torch.cuda.synchronize(self.device)
+        t0 = time.perf_counter_ns()
+        fn()
+        torch.cuda.synchronize(self.device)
+        return (time.perf_counter_ns() - t0) / 1e6
+
+
+def clock_for(device: torch.device | str, device_timed: bool = True) -> Clock:
+    """CUDA events on a CUDA device (or a synchronized wall clock), the wall clock on CPU."""
+    if torch.device(device).type != "cuda":
+        return WallClock()
+    return CudaEventClock(device) if device_timed else SyncWallClock(device)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (numpy's default), ``q`` in [0, 100]."""
+    if not values:
+        raise ValueError("percentile of an empty sequence")
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q / 100.0
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Summary of latency samples, all in milliseconds per call.
+
+    Attributes:
+        samples: per-sample latency (ms per call), in measurement order.
+        number: calls averaged inside each sample.
+    """
+
+    samples: tuple[float, ...]
+    number: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.samples:
+            raise ValueError("samples must not be empty")
+
+    @property
+    def median(self) -> float:
+        return percentile(self.samples, 50)
+
+    @property
+    def p10(self) -> float:
+        return percentile(self.samples, 10)
+
+    @property
+    def p90(self) -> float:
+        return percentile(self.samples, 90)
+
+    @property
+    def mean(self) -> float:
+        return sum(self.samples) / len(self.samples)
+
+    @property
+    def spread(self) -> float:
+        """Relative spread ``(p90 - p10) / median`` (0.05 means the middle 80% lie within 5%)."""
+        return (self.p90 - self.p10) / self.median if self.median > 0 else float("inf")
+
+    @property
+    def repeats(self) -> int:
+        return len(self.samples)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "median_ms": self.median, "p10_ms": self.p10, "p90_ms": self.p90,
+            "mean_ms": self.mean, "spread": self.spread, "repeats": self.repeats,
+            "number": self.number, "samples_ms": list(self.samples),
+        }
+
+
+def _check_counts(warmup: int, repeats: int, number: int | None) -> None:
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup must be an int >= 0, got {warmup!r}")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
+    if number is not None and (isinstance(number, bool) or not isinstance(number, int)
+                               or number < 1):
+        raise ValueError(f"number must be None (auto) or an int >= 1, got {number!r}")
+
+
+def calibrate_number(clock: Clock, call: Callable[[], Any], min_sample_ms: float,
+                     cap: int = 1000) -> int:
+    """Calls per sample so one sample lasts at least ``min_sample_ms`` (at most ``cap``)."""
+    one = max(clock.time_call(call), 1e-6)
+    return max(1, min(cap, math.ceil(min_sample_ms / one)))
+
+
+@dataclass
+class _Rotating:
+    """Calls ``fn(inputs[i])`` cycling over distinct inputs (so caches do not serve stale data)."""
+
+    fn: Callable[[Any], Any]
+    inputs: Sequence[Any]
+    i: int = field(default=0)
+
+    def __call__(self) -> Any:
+        x = self.inputs[self.i % len(self.inputs)]
+        self.i += 1
+        return self.fn(x)
+
+    def many(self, number: int) -> Callable[[], None]:
+        def run() -> None:
+            for _ in range(number):
+                self()
+        return run
+
+
+def time_samples(
+    fn: Callable[[Any], Any],
+    inputs: Sequence[Any],
+    *,
+    warmup: int = 5,
+    repeats: int = 30,
+    number: int | None = 1,
+    clock: Clock | None = None,
+    min_sample_ms: float = 1.0,
+) -> LatencyStats:
+    """Time ``fn`` over rotating ``inputs``: ``warmup`` untimed calls, then ``repeats`` samples.
+
+    Args:
+        fn: one inference ``fn(inputs_i)``; must be synchronous with ``clock``.
+        inputs: distinct inputs, used in turn.
+        number: calls per sample; ``None`` picks it so a sample lasts ``min_sample_ms``.
+        clock: defaults to the wall clock.
+    """
+    _check_counts(warmup, repeats, number)
+    if not inputs:
+        raise ValueError("inputs must hold at least one input")
+    clock = clock or WallClock()
+    rot = _Rotating(fn, inputs)
+    for _ in range(warmup):
+        rot()
+    if number is None:
+        number = calibrate_number(clock, rot, min_sample_ms)
+    run = rot.many(number)
+    samples = tuple(clock.time_call(run) / number for _ in range(repeats))
+    return LatencyStats(samples, number)
+
+
+def measure_latency(
+    model: nn.Module | Callable[..., Any],
+    inputs: Any,
+    *,
+    warmup: int = 5,
+    repeats: int = 30,
+    number: int | None = 1,
+    clock: Clock | None = None,
+    device: torch.device | str | None = None,
+    pool: Sequence[Any] | None = None,
+) -> LatencyStats:
+    """Latency of ``model(inputs)`` under ``torch.inference_mode``.
+
+    Args:
+        model: a module or any callable taking the inputs (tuple -> positional args, dict ->
+            keyword args, else a single argument).
+        inputs: one example input; random distinct copies rotate unless ``pool`` is given.
+        pool: explicit inputs to rotate through (they are used as given).
+        clock: timing clock; default: CUDA events on a CUDA ``device`` else the wall clock.
+        device: where the model runs (only selects the clock; nothing is moved).
+
+    Returns:
+        :class:`LatencyStats` with ``median``, ``p10``, ``p90`` in milliseconds.
+    """
+    from prunekit.bench.inputs import input_pool
+    from prunekit.calibration import call_model
+
+    if pool is None:
+        pool = input_pool(inputs)
+    if clock is None:
+        clock = clock_for(device) if device is not None else WallClock()
+
+    def fn(x: Any) -> Any:
+        with torch.inference_mode():
+            return call_model(model, x)
+
+    return time_samples(fn, pool, warmup=warmup, repeats=repeats, number=number, clock=clock)

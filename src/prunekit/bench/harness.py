@@ -173,8 +173,9 @@ def prepare_models(models: Mapping[str, nn.Module], cfg: BenchConfig,
             finalize(m)
         if cfg.fold_bn:
             rep = fold_batchnorm(m)
-            notes.append(f"{name}: folded {len(rep.folded)} BatchNorm layers into the preceding "
-                         f"conv/linear ({rep.method}); {len(rep.skipped)} left")
+            if rep.folded or rep.skipped:
+                notes.append(f"{name}: folded {len(rep.folded)} BatchNorm layers into the preceding "
+                         f"conv/linear ({rep.method}); {len(rep.skipped)} left")  # noqa: E501
         out[name] = m.to(device=cfg.device, dtype=cfg.torch_dtype)
     return out
 

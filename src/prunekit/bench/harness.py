@@ -27,7 +27,9 @@ from prunekit.bench.env import environment
 from prunekit.bench.inputs import cast_inputs, input_pool, resize_batch
 from prunekit.bench.metrics import ModelCost, energy_per_inference, model_cost, peak_memory
 from prunekit.bench.runtimes import get_runtime, prepare_runtime, resolve_device
-from prunekit.bench.timer import Clock, LatencyStats, calibrate_number, clock_for, percentile
+from prunekit.bench.timer import (  # noqa: F401 - interleaved_samples re-exported
+    Clock, LatencyStats, calibrate_number, clock_for, interleaved_samples, percentile,
+)
 
 
 @dataclass
@@ -123,41 +125,6 @@ def fixed_threads(threads: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
-
-
-def interleaved_samples(
-    fns: Mapping[str, Callable[[Any], Any]],
-    pool: Sequence[Any],
-    *,
-    warmup: int,
-    repeats: int,
-    numbers: Mapping[str, int],
-    clock: Clock | Mapping[str, Clock],
-) -> dict[str, LatencyStats]:
-    """Round-robin samples of several callables over the same rotating inputs.
-
-    Round ``r`` times every callable once (``numbers[name]`` calls each), in forward order on
-    even rounds and reverse order on odd ones.
-    """
-    names = list(fns)
-    clocks = clock if isinstance(clock, Mapping) else {n: clock for n in names}
-    pos = dict.fromkeys(names, 0)
-
-    def call_many(name: str, number: int) -> Callable[[], None]:
-        def run() -> None:
-            for _ in range(number):
-                fns[name](pool[pos[name] % len(pool)])
-                pos[name] += 1
-        return run
-
-    for _ in range(warmup):
-        for n in names:
-            call_many(n, 1)()
-    samples: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(repeats):
-        for n in (names if r % 2 == 0 else names[::-1]):
-            samples[n].append(clocks[n].time_call(call_many(n, numbers[n])) / numbers[n])
-    return {n: LatencyStats(tuple(s), numbers[n]) for n, s in samples.items()}
 
 
 def prepare_models(models: Mapping[str, nn.Module], cfg: BenchConfig,

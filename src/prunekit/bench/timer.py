@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -130,6 +130,20 @@ class LatencyStats:
     def repeats(self) -> int:
         return len(self.samples)
 
+    # names of the foundation's first timer (kept: demo and users read them)
+    median_ms = median
+    p10_ms = p10
+    p90_ms = p90
+    mean_ms = mean
+    n = repeats
+
+    @classmethod
+    def from_samples(cls, samples_ms: Sequence[float], number: int = 1) -> LatencyStats:
+        """Statistics of per-call latencies (ms)."""
+        if not samples_ms:
+            raise ValueError("no timing samples")
+        return cls(tuple(float(v) for v in samples_ms), number)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "median_ms": self.median, "p10_ms": self.p10, "p90_ms": self.p90,
@@ -207,40 +221,107 @@ def time_samples(
     return LatencyStats(samples, number)
 
 
-def measure_latency(
-    model: nn.Module | Callable[..., Any],
-    inputs: Any,
+def interleaved_samples(
+    fns: Mapping[str, Callable[[Any], Any]],
+    pool: Sequence[Any],
+    *,
+    warmup: int,
+    repeats: int,
+    numbers: Mapping[str, int],
+    clock: Clock | Mapping[str, Clock],
+) -> dict[str, LatencyStats]:
+    """Round-robin samples of several callables over the same rotating inputs.
+
+    Round ``r`` times every callable once (``numbers[name]`` calls each), in forward order on
+    even rounds and reverse order on odd ones.
+    """
+    names = list(fns)
+    clocks = clock if isinstance(clock, Mapping) else {n: clock for n in names}
+    pos = dict.fromkeys(names, 0)
+
+    def call_many(name: str, number: int) -> Callable[[], None]:
+        def run() -> None:
+            for _ in range(number):
+                fns[name](pool[pos[name] % len(pool)])
+                pos[name] += 1
+        return run
+
+    for _ in range(warmup):
+        for n in names:
+            call_many(n, 1)()
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(repeats):
+        for n in (names if r % 2 == 0 else names[::-1]):
+            samples[n].append(clocks[n].time_call(call_many(n, numbers[n])) / numbers[n])
+    return {n: LatencyStats(tuple(s), numbers[n]) for n, s in samples.items()}
+
+
+def _pool_from(inputs: Any, rotate: int | None) -> list[Any]:
+    """Rotating inputs: ``inputs`` may be one example or a factory ``i -> inputs``."""
+    from prunekit.bench.inputs import input_pool
+
+    if callable(inputs) and not isinstance(inputs, (torch.Tensor, nn.Module)):
+        return [inputs(i) for i in range(max(rotate or 4, 1))]
+    if rotate is not None:
+        return input_pool(inputs, min_count=rotate, max_count=rotate)
+    return input_pool(inputs)
+
+
+def compare_latency(
+    models: Mapping[str, nn.Module | Callable[..., Any]],
+    make_inputs: Any,
     *,
     warmup: int = 5,
     repeats: int = 30,
+    rotate: int | None = 4,
     number: int | None = 1,
     clock: Clock | None = None,
     device: torch.device | str | None = None,
-    pool: Sequence[Any] | None = None,
-) -> LatencyStats:
-    """Latency of ``model(inputs)`` under ``torch.inference_mode``.
+) -> dict[str, LatencyStats]:
+    """Time several models on the same rotating inputs, interleaved round by round.
 
     Args:
-        model: a module or any callable taking the inputs (tuple -> positional args, dict ->
-            keyword args, else a single argument).
-        inputs: one example input; random distinct copies rotate unless ``pool`` is given.
-        pool: explicit inputs to rotate through (they are used as given).
-        clock: timing clock; default: CUDA events on a CUDA ``device`` else the wall clock.
-        device: where the model runs (only selects the clock; nothing is moved).
+        models: name -> model (all on one device, in eval mode and the dtype to time).
+        make_inputs: ``i -> inputs`` (called ``rotate`` times up front), or one example input
+            from which ``rotate`` random distinct copies are made (``rotate=None``: enough
+            copies to exceed the cache).
+        warmup: untimed calls per model; repeats: timed samples per model.
+        number: calls per sample (``None``: calibrated so a sample lasts about 1 ms).
+        clock: default: CUDA events when the first model's parameters are on CUDA, else wall.
+        device: selects the default clock instead of the first model's parameters.
 
     Returns:
-        :class:`LatencyStats` with ``median``, ``p10``, ``p90`` in milliseconds.
+        name -> :class:`LatencyStats` (``median_ms``, ``p10_ms``, ``p90_ms`` …).
     """
-    from prunekit.bench.inputs import input_pool
     from prunekit.calibration import call_model
 
-    if pool is None:
-        pool = input_pool(inputs)
+    _check_counts(warmup, repeats, number)
+    if not models:
+        raise ValueError("models must hold at least one model")
+    pool = _pool_from(make_inputs, rotate)
     if clock is None:
-        clock = clock_for(device) if device is not None else WallClock()
+        first = next(iter(models.values()))
+        params = first.parameters() if isinstance(first, nn.Module) else iter(())
+        dev = device or next((p.device for p in params), torch.device("cpu"))
+        clock = clock_for(dev)
 
-    def fn(x: Any) -> Any:
-        with torch.inference_mode():
-            return call_model(model, x)
+    def fn_for(m: Any) -> Callable[[Any], Any]:
+        def run(x: Any) -> Any:
+            with torch.inference_mode():
+                return call_model(m, x)
+        return run
 
-    return time_samples(fn, pool, warmup=warmup, repeats=repeats, number=number, clock=clock)
+    fns = {k: fn_for(m) for k, m in models.items()}
+    numbers = {k: number or calibrate_number(clock, lambda f=f: f(pool[0]), 1.0)
+               for k, f in fns.items()}
+    return interleaved_samples(fns, pool, warmup=warmup, repeats=repeats, numbers=numbers,
+                               clock=clock)
+
+
+def measure_latency(model: nn.Module | Callable[..., Any], inputs: Any, **kw: Any) -> LatencyStats:
+    """Latency of ``model`` under ``torch.inference_mode`` (see :func:`compare_latency`).
+
+    ``inputs`` is one example input (random distinct copies rotate) or a factory ``i -> inputs``.
+    Returns :class:`LatencyStats` with ``median``/``p10``/``p90`` (also ``*_ms``) in milliseconds.
+    """
+    return compare_latency({"model": model}, inputs, **kw)["model"]

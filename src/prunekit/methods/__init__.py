@@ -1,0 +1,1 @@
+"""Pruning algorithms composed from prunekit's parts (one method per file)."""

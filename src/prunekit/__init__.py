@@ -12,8 +12,10 @@ from prunekit.io import load_model, load_model_spec, load_weights, save_weights
 from prunekit.stats import ModelStats, stats
 from prunekit.bench.timer import LatencyStats, compare_latency, measure_latency
 
-# bench / analysis (issue 5)
-from prunekit.bench import BenchConfig, bench, compare, fold_batchnorm
+# bench / analysis (issue 5); `benchmark` because `prunekit.bench` is the subpackage
+from prunekit.bench import BenchConfig, analyze, compare, fold_batchnorm
+from prunekit.bench import bench as benchmark
+from prunekit.report import write_report
 
 __version__ = "0.1.0"
 
@@ -26,7 +28,7 @@ __all__ = [
     "LatencyStats", "compare_latency", "measure_latency",
     # --- structural (issue 3) ---
     # --- bench / analysis (issue 5) ---
-    "BenchConfig", "bench", "compare", "fold_batchnorm",
+    "BenchConfig", "benchmark", "compare", "analyze", "fold_batchnorm", "write_report",
     # --- recovery (issue 4) ---
     # --- llm (issue 6) ---
 ]

@@ -1,5 +1,6 @@
 """Measuring what pruning buys: timing, runtimes, memory, energy, MACs, sparse backends."""
 
+from prunekit.bench.analyze import AnalyzeResult, analyze
 from prunekit.bench.bn_fold import FoldReport, fold_batchnorm
 from prunekit.bench.config import BenchConfig
 from prunekit.bench.harness import BenchCell, BenchResult, bench, compare
@@ -7,6 +8,7 @@ from prunekit.bench.runtimes import RUNTIMES, Runtime, RuntimeUnavailable, get_r
 from prunekit.bench.timer import LatencyStats, measure_latency
 
 __all__ = [
+    "AnalyzeResult", "analyze",
     "FoldReport", "fold_batchnorm", "BenchConfig", "BenchCell", "BenchResult", "bench",
     "compare", "RUNTIMES", "Runtime", "RuntimeUnavailable", "get_runtime", "LatencyStats",
     "measure_latency",

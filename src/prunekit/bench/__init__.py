@@ -5,11 +5,12 @@ from prunekit.bench.bn_fold import FoldReport, fold_batchnorm
 from prunekit.bench.config import BenchConfig
 from prunekit.bench.harness import BenchCell, BenchResult, bench, compare
 from prunekit.bench.runtimes import RUNTIMES, Runtime, RuntimeUnavailable, get_runtime
+from prunekit.bench.sparse import LayerDecision, choose_sparse_backends
 from prunekit.bench.timer import LatencyStats, measure_latency
 
 __all__ = [
     "AnalyzeResult", "analyze",
     "FoldReport", "fold_batchnorm", "BenchConfig", "BenchCell", "BenchResult", "bench",
     "compare", "RUNTIMES", "Runtime", "RuntimeUnavailable", "get_runtime", "LatencyStats",
-    "measure_latency",
+    "measure_latency", "LayerDecision", "choose_sparse_backends",
 ]

@@ -77,9 +77,11 @@ class AnalyzeResult:
     baseline_accuracy: float | None = None
     title: str = "prunekit analyze"
     command: str | None = None
+    sparse_decisions: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = self.bench.to_dict()
+        d["sparse_decisions"] = list(self.sparse_decisions)
         rt, b = self.bench.config.runtimes[0], self.bench.config.batches[0]
         base = self.bench.cell(self.bench.baseline, rt, b)
         d.update(kind="analyze", title=self.title, command=self.command,
@@ -100,6 +102,20 @@ class AnalyzeResult:
             sweep.append(row)
         d["sweep"] = sweep
         return d
+
+
+def _with_sparse_backends(model: nn.Module, example: Any, cfg: BenchConfig, name: str,
+                          out: list[dict[str, Any]]) -> nn.Module | None:
+    from prunekit.bench.harness import fixed_threads
+    from prunekit.bench.inputs import cast_inputs, resize_batch
+    from prunekit.bench.sparse import choose_sparse_backends
+
+    m = copy.deepcopy(model).eval().to(device=cfg.device, dtype=cfg.torch_dtype)
+    x = cast_inputs(resize_batch(example, cfg.batches[0]), cfg.torch_dtype, cfg.device)
+    with fixed_threads(cfg.threads):
+        decisions = choose_sparse_backends(m, x, apply=True)
+    out += [dict(d.to_dict(), model=name) for d in decisions]
+    return m if any(d.backend != "dense" for d in decisions) else None
 
 
 def _sparsity(model: nn.Module) -> float:
@@ -151,6 +167,7 @@ def analyze(
     loss_fn: Callable[[Any, Any], Any] | None = None,
     structured_kwargs: dict[str, Any] | None = None,
     command: str | None = None,
+    sparse_backends: bool = True,
 ) -> AnalyzeResult:
     """Sweep ``methods`` × ``ratios`` on copies of ``model``; evaluate, benchmark and report.
 
@@ -165,6 +182,9 @@ def analyze(
         out_dir: when given, the JSON/Markdown/HTML report is written there.
         calib_data, loss_fn: for data-driven criteria (gradient, Taylor, activation).
         structured_kwargs: extra keyword arguments for ``plan_structured``.
+        sparse_backends: for weight-sparse cells, also time a ``<name>+sparse`` variant whose
+            Linear layers use a sparse kernel where it measured faster than dense (decided at
+            the first batch size and runtime-independent eager timing; listed in the report).
 
     Returns:
         An :class:`AnalyzeResult` (``to_dict()`` is the report's data).
@@ -188,8 +208,16 @@ def analyze(
         entries.append(entry)
         if pruned is not None:
             models[entry.name] = pruned
+    decisions: list[dict[str, Any]] = []
+    if sparse_backends:
+        for e in entries:
+            if e.status == "ok" and e.kind != "structured":
+                swapped = _with_sparse_backends(models[e.name], example_inputs, cfg, e.name,
+                                                decisions)
+                if swapped is not None:
+                    models[e.name + "+sparse"] = swapped
     res = AnalyzeResult(entries, compare(models, example_inputs, cfg, baseline="dense"),
-                        base_acc, command=command)
+                        base_acc, command=command, sparse_decisions=decisions)
     if out_dir is not None:
         from prunekit.report import write_report
 

@@ -35,7 +35,11 @@ class FoldReport:
 def _pairs_fx(model: nn.Module) -> list[tuple[str, str]]:
     import torch.fx as fx
 
-    gm = fx.symbolic_trace(model)
+    class _Tracer(fx.Tracer):  # childless custom modules (e.g. CSRLinear) are leaves too
+        def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+            return super().is_leaf_module(m, qualname) or not any(True for _ in m.children())
+
+    gm = fx.GraphModule(model, _Tracer().trace(model))
     calls: dict[str, int] = {}
     for node in gm.graph.nodes:
         if node.op == "call_module":

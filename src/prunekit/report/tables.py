@@ -98,7 +98,8 @@ def decisions_table(data: dict[str, Any]) -> Table:
     for d in data.get("sparse_decisions", []):
         cands = ", ".join(f"{k} {fmt(v)}" if v is not None else f"{k} failed"
                           for k, v in d.get("timings_ms", {}).items())
-        rows.append([d["layer"], str(d.get("shape")), fmt(d.get("sparsity")), d["backend"],
+        layer = f"{d['model']}: {d['layer']}" if d.get("model") else d["layer"]
+        rows.append([layer, str(d.get("shape")), fmt(d.get("sparsity")), d["backend"],
                      fmt(d.get("timings_ms", {}).get("dense")), cands])
     return "Sparse backend decisions (chosen only where measured faster)", header, rows
 

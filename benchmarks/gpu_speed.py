@@ -42,12 +42,10 @@ def sparse24_rows(repeats: int) -> list[dict]:
         with torch.no_grad():
             lin.weight.mul_(nm_mask(lin.weight.abs().float(), 2, 4).half())
         x = torch.randn(tokens, in_f, device="cuda", dtype=torch.half)
-        timings: dict[str, float] = {}
 
         def timer(mods, xx):
             stats = compare_latency(dict(mods), xx, warmup=5, repeats=repeats, rotate=None,
                                     number=None, device="cuda")
-            timings.update({k: s.median for k, s in stats.items()})
             return {k: s.median for k, s in stats.items()}
 
         model = nn.Sequential(lin)

@@ -113,8 +113,8 @@ def csr_crossover(shapes: list[tuple[int, int, int]], sparsities: list[float], d
                     x = torch.randn(tokens, in_f, device=device, dtype=dtype)
                     stats = compare_latency({"dense": lin, "csr": csr}, x, warmup=3,
                                             repeats=repeats, rotate=None, number=None)
-                    ratios = sorted(a / b for a, b in zip(stats["dense"].samples,
-                                                          stats["csr"].samples))
+                    ratios = sorted(a / b for a, b in zip(stats["dense"].samples, stats["csr"].samples,
+                                                          strict=True))
                     rows.append({"tokens": tokens, "out": out_f, "in": in_f, "sparsity": s,
                                  "dense_ms": stats["dense"].median, "csr_ms": stats["csr"].median,
                                  "speedup": ratios[len(ratios) // 2],

@@ -1,6 +1,5 @@
 """BatchNorm folding keeps outputs (inference) and reports what it did."""
 
-import pytest
 import torch
 import torchvision
 from torch import nn

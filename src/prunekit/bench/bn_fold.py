@@ -65,7 +65,7 @@ def _pairs_sequential(model: nn.Module) -> list[tuple[str, str]]:
         if not isinstance(mod, nn.Sequential):
             continue
         kids = list(mod.named_children())
-        for (a, ma), (b, mb) in zip(kids, kids[1:]):
+        for (a, ma), (b, mb) in zip(kids, kids[1:], strict=False):
             if isinstance(ma, _PRODUCERS) and isinstance(mb, _BN):
                 pre = f"{name}." if name else ""
                 pairs.append((pre + a, pre + b))

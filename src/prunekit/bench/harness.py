@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,7 +100,7 @@ class BenchResult:
             if b is None or not b.ok or not c.ok:
                 row.update(status="failed", error=c.error or (b.error if b else "no baseline"))
             else:
-                ratios = [x / y for x, y in zip(b.latency.samples, c.latency.samples)]
+                ratios = [x / y for x, y in zip(b.latency.samples, c.latency.samples, strict=True)]
                 row.update(status="ok", speedup=percentile(ratios, 50),
                            speedup_p10=percentile(ratios, 10), speedup_p90=percentile(ratios, 90),
                            baseline_ms=b.latency.median, model_ms=c.latency.median)

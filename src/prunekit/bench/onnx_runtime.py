@@ -94,13 +94,13 @@ def prepare_onnxruntime(model: nn.Module, example: Any, device: torch.device,
 
     if device.type != "cuda":
         def run(x: Any) -> Any:
-            feed = {n: t.detach().cpu().numpy() for n, t in zip(names, tensors(x))}
+            feed = {n: t.detach().cpu().numpy() for n, t in zip(names, tensors(x), strict=True)}
             return sess.run(out_names, feed)
         return run
 
     def run_cuda(x: Any) -> Any:
         binding = sess.io_binding()
-        for n, t in zip(names, tensors(x)):
+        for n, t in zip(names, tensors(x), strict=True):
             t = t.contiguous()
             binding.bind_input(n, "cuda", device.index or 0, _np_dtype(t), list(t.shape),
                                t.data_ptr())

@@ -151,7 +151,7 @@ def _cudagraph(model: nn.Module, example: Any, device: torch.device, threads: in
             ) from e
 
     def run(x: Any) -> Any:
-        for dst, src in zip(slots, _leaves(x)):
+        for dst, src in zip(slots, _leaves(x), strict=True):
             dst.copy_(src, non_blocking=True)
         graph.replay()
         return static_out

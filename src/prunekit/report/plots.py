@@ -99,7 +99,7 @@ def layer_bars(data: dict[str, Any], limit: int = 4) -> bytes | None:
             by_method[e["method"]] = e
     chosen = list(by_method.values())[:limit]
     fig, axes = plt.subplots(len(chosen), 1, figsize=(8, 2.2 * len(chosen)), squeeze=False)
-    for ax, e in zip(axes[:, 0], chosen):
+    for ax, e in zip(axes[:, 0], chosen, strict=True):
         layers = e["layers"]
         ax.bar(range(len(layers)), [lay["kept"] for lay in layers], color="tab:blue")
         ax.set_ylim(0, 1.05)
@@ -146,7 +146,7 @@ def per_runtime(data: dict[str, Any]) -> bytes | None:
     models = list(dict.fromkeys(c["model"] for c in cells))
     fig, axes = plt.subplots(1, len(batches), figsize=(4.2 * len(batches), 3.8), squeeze=False)
     width = 0.8 / max(len(models), 1)
-    for ax, b in zip(axes[0], batches):
+    for ax, b in zip(axes[0], batches, strict=True):
         for i, m in enumerate(models):
             for j, rt in enumerate(runtimes):
                 c = next((c for c in cells if (c["model"], c["runtime"], c["batch"]) == (m, rt, b)),

@@ -13,7 +13,9 @@ from prunekit.stats import ModelStats, stats
 from prunekit.bench.timer import LatencyStats, compare_latency, measure_latency
 
 # bench / analysis (issue 5); `benchmark` because `prunekit.bench` is the subpackage
-from prunekit.bench import BenchConfig, analyze, choose_sparse_backends, compare, fold_batchnorm
+from prunekit.bench import (
+    BenchConfig, analyze, choose_sparse_backends, compare, fold_batchnorm, prune_for_latency,
+)
 from prunekit.bench import bench as benchmark
 from prunekit.report import write_report
 
@@ -29,7 +31,7 @@ __all__ = [
     # --- structural (issue 3) ---
     # --- bench / analysis (issue 5) ---
     "BenchConfig", "benchmark", "compare", "analyze", "fold_batchnorm", "write_report",
-    "choose_sparse_backends",
+    "choose_sparse_backends", "prune_for_latency",
     # --- recovery (issue 4) ---
     # --- llm (issue 6) ---
 ]

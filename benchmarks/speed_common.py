@@ -46,7 +46,7 @@ def resnet50_pruned(target_gmacs: float = RESNET50_TARGET_GMACS, round_to: int =
     import torchvision
 
     try:
-        from prunekit import plan_structured
+        from prunekit.structural import plan_structured
         from prunekit.config import TargetSpec
     except ImportError as e:
         raise RuntimeError("prunekit.plan_structured is not available in this build") from e

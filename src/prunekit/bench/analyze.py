@@ -137,7 +137,7 @@ def _run_cell(entry: SweepEntry, spec: MethodSpec, model: nn.Module, example: An
 
     pruned = copy.deepcopy(model).eval()
     try:
-        apply_method(spec, pruned, example, entry.ratio, **kw)
+        pruned = apply_method(spec, pruned, example, entry.ratio, **kw).eval()
         finalize(pruned)
     except Exception as e:  # noqa: BLE001 - a failing method marks its cell, the sweep goes on
         entry.fail("pruning", e)

@@ -185,7 +185,7 @@ def prune_for_latency(
     notes = []
     if make is None:
         try:
-            from prunekit import plan_structured
+            from prunekit.structural import plan_structured
         except ImportError as e:
             raise RuntimeError("latency-targeted pruning needs prunekit.plan_structured "
                                "(structural planner) in this build") from e

@@ -61,9 +61,9 @@ def parse_method(name: str) -> MethodSpec:
 
 
 def _structured(model: nn.Module, example: Any, ratio: float, criterion: str,
-                **kwargs: Any) -> Any:
+                **kwargs: Any) -> nn.Module:
     try:
-        from prunekit import plan_structured  # written on branch `structural`
+        from prunekit.structural import plan_structured
     except ImportError as e:
         raise RuntimeError(
             "structured pruning (prunekit.plan_structured) is not available in this build; "
@@ -72,24 +72,26 @@ def _structured(model: nn.Module, example: Any, ratio: float, criterion: str,
     kw = {k: v for k, v in {"ratio": ratio, "criterion": criterion, **kwargs}.items()
           if k in params or any(p.kind is p.VAR_KEYWORD for p in params.values())}
     plan = plan_structured(model, example, **kw)
-    plan.apply()
-    return plan
+    return plan.apply()
 
 
 def apply_method(spec: MethodSpec, model: nn.Module, example: Any, ratio: float, *,
                  calib_data: Iterable[Any] | None = None,
                  loss_fn: Callable[[Any, Any], Any] | None = None,
-                 structured_kwargs: dict[str, Any] | None = None) -> Any:
-    """Prune ``model`` in place with ``spec`` at ``ratio``; returns the method's report/plan."""
+                 structured_kwargs: dict[str, Any] | None = None) -> nn.Module:
+    """Prune ``model`` with ``spec`` at ``ratio``; returns the pruned model (``model`` itself
+    for weight masks, in place)."""
     from prunekit.weights import prune_weights
 
     if spec.kind == "structured":
         return _structured(model, example, ratio, spec.criterion, **(structured_kwargs or {}))
     if spec.kind == "nm":
-        return prune_weights(model, criterion=spec.criterion, pattern=spec.pattern,
-                             skip_incompatible=True, calib_data=calib_data, loss_fn=loss_fn)
-    return prune_weights(model, sparsity=ratio, criterion=spec.criterion, scope="global",
-                         calib_data=calib_data, loss_fn=loss_fn)
+        prune_weights(model, criterion=spec.criterion, pattern=spec.pattern,
+                      skip_incompatible=True, calib_data=calib_data, loss_fn=loss_fn)
+    else:
+        prune_weights(model, sparsity=ratio, criterion=spec.criterion, scope="global",
+                      calib_data=calib_data, loss_fn=loss_fn)
+    return model
 
 
 def layer_profile(dense: nn.Module, pruned: nn.Module) -> tuple[list[dict[str, Any]], str]:

@@ -231,7 +231,7 @@ def register(app: typer.Typer) -> None:
                                     round_to=round_to, lut_path=str(lut) if lut else None)
         except RuntimeError as e:
             raise typer.BadParameter(str(e)) from None
-        _save_structured(res.model, output)
+        _save_structured(res.model, output, model)
         from prunekit.report.writer import _atomic_write
 
         info = dict(res.to_dict(), command=command_line(ctx))
@@ -244,10 +244,10 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"note: {n}")
 
 
-def _save_structured(model: Any, out: Path) -> None:
+def _save_structured(model: Any, out: Path, spec: str) -> None:
     """Save with the architecture round trip when available, else the weights only."""
     try:
-        from prunekit import save as pk_save  # serialize (structural2), when merged
+        from prunekit.serialize import save as pk_save  # structural2, when merged
     except ImportError:
         from prunekit.io import save_weights
 
@@ -255,5 +255,5 @@ def _save_structured(model: Any, out: Path) -> None:
         typer.echo("note: prunekit.save is not in this build; wrote weights only "
                    "(pruned shapes: rebuild the architecture to load them)")
         return
-    pk_save(model, out)
+    pk_save(model, out, spec=spec)
 

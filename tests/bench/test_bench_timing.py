@@ -100,3 +100,24 @@ def test_interleaved_order_alternates():
                                 clock=FakeClock([1.0]))
     assert order == ["a", "b", "b", "a", "a", "b", "b", "a"]
     assert stats["a"].repeats == 4 and stats["b"].repeats == 4
+
+
+def test_foundation_api_kept():
+    """compare_latency(models, make_inputs) and LatencyStats.*_ms as the demo uses them."""
+    from prunekit.bench.timer import compare_latency
+
+    made = []
+
+    def make(i):
+        made.append(i)
+        return torch.full((1, 4), float(i + 1))
+
+    res = compare_latency({"a": nn.Linear(4, 4), "b": nn.Linear(4, 2)}, make, warmup=1,
+                          repeats=3, rotate=3, clock=FakeClock([2.0, 4.0]))
+    assert made == [0, 1, 2]
+    assert res["a"].median_ms == res["a"].median and res["a"].n == 3
+    assert res["a"].p10_ms <= res["a"].median_ms <= res["a"].p90_ms
+    s = LatencyStats.from_samples([1.0, 2.0, 3.0])
+    assert s.median_ms == 2.0 and s.mean_ms == 2.0
+    with pytest.raises(ValueError):
+        LatencyStats.from_samples([])

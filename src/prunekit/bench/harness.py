@@ -175,7 +175,11 @@ def _time_runtime(rt: str, models: dict[str, nn.Module], pool: list[Any], batch:
 
 def _extras(cell: BenchCell, model: nn.Module, fn: Callable[[Any], Any], pool: list[Any],
             rt: str, cfg: BenchConfig, device: torch.device) -> None:
-    if cfg.memory and (device.type == "cuda" or rt == "eager"):
+    measurable = rt == "eager" or (device.type == "cuda" and rt == "compile")
+    if cfg.memory and not measurable:
+        cell.peak_method = (f"not measured for {rt} on {device.type}: its memory is outside "
+                            "PyTorch's allocator (graph pool / runtime arena) or the tracker")
+    if cfg.memory and measurable:
         try:
             cell.peak_bytes, cell.peak_method = peak_memory(model, fn, pool[0], device)
         except Exception as e:  # noqa: BLE001 - memory is secondary; say why it is missing

@@ -104,8 +104,9 @@ def _eager(model: nn.Module, example: Any, device: torch.device, threads: int) -
     return run
 
 
-def _compile(model: nn.Module, example: Any, device: torch.device, threads: int) -> RunFn:
-    compiled = torch.compile(model, dynamic=False)
+def _compile(model: nn.Module, example: Any, device: torch.device, threads: int,
+             mode: str | None = None) -> RunFn:
+    compiled = torch.compile(model, dynamic=False, **({"mode": mode} if mode else {}))
 
     def run(x: Any) -> Any:
         with torch.inference_mode():
@@ -117,7 +118,7 @@ def _compile(model: nn.Module, example: Any, device: torch.device, threads: int)
         hint = (" On CPU torch.compile (inductor) needs a working C++ compiler (gcc or clang on "
                 "PATH) and Python headers.") if device.type == "cpu" else ""
         raise RuntimeError(
-            f"runtime='compile' failed for {type(model).__name__} on {device}: "
+            f"runtime='compile{'-' + mode if mode else ''}' failed for {type(model).__name__} on {device}: "
             f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}.{hint}"
         ) from e
     return run
@@ -163,6 +164,10 @@ RUNTIMES.register("eager", Runtime("eager", _eager, ("cpu", "cuda"),
                                    "PyTorch eager mode"))
 RUNTIMES.register("compile", Runtime("compile", _compile, ("cpu", "cuda"),
                                      "torch.compile (inductor, default mode, static shapes)"))
+RUNTIMES.register("compile-reduce-overhead", Runtime(
+    "compile-reduce-overhead",
+    lambda m, x, d, t: _compile(m, x, d, t, mode="reduce-overhead"), ("cuda",),
+    "torch.compile(mode='reduce-overhead'): inductor kernels replayed through CUDA graphs"))
 RUNTIMES.register("cudagraph", Runtime("cudagraph", _cudagraph, ("cuda",),
                                        "eager forward captured once and replayed as a CUDA graph"))
 

@@ -104,6 +104,15 @@ def _eager(model: nn.Module, example: Any, device: torch.device, threads: int) -
     return run
 
 
+def _roomy_recompile_limit():
+    """Dense and pruned models share ``forward`` code objects; with several batch sizes the
+    default recompile limit (8) would silently fall back to eager. Raise it for the compile."""
+    import torch._dynamo.config as dcfg
+
+    names = [n for n in ("recompile_limit", "cache_size_limit") if hasattr(dcfg, n)]
+    return dcfg.patch(**{n: max(getattr(dcfg, n), 256) for n in names})
+
+
 def _compile(model: nn.Module, example: Any, device: torch.device, threads: int,
              mode: str | None = None) -> RunFn:
     compiled = torch.compile(model, dynamic=False, **({"mode": mode} if mode else {}))
@@ -113,7 +122,8 @@ def _compile(model: nn.Module, example: Any, device: torch.device, threads: int,
             return call_model(compiled, x)
 
     try:
-        run(example)  # compilation happens on the first call: fail here, clearly
+        with _roomy_recompile_limit():
+            run(example)  # compilation happens on the first call: fail here, clearly
     except Exception as e:  # noqa: BLE001 - inductor raises many types; we re-raise with context
         hint = (" On CPU torch.compile (inductor) needs a working C++ compiler (gcc or clang on "
                 "PATH) and Python headers.") if device.type == "cpu" else ""

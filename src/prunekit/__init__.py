@@ -16,6 +16,13 @@ from prunekit.handlers import Handler, HandlerBase, InternalGroup, PruneError, r
 from prunekit.importance.structured import GROUP_CRITERIA
 from prunekit.structural import StructuredPlan, VerifyResult, plan_structured, verify
 
+# bench / analysis (issue 5); `benchmark` because `prunekit.bench` is the subpackage
+from prunekit.bench import (
+    BenchConfig, analyze, choose_sparse_backends, compare, fold_batchnorm, prune_for_latency,
+)
+from prunekit.bench import bench as benchmark
+from prunekit.report import write_report
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -29,6 +36,8 @@ __all__ = [
     "DependencyGraph", "GROUP_CRITERIA", "Handler", "HandlerBase", "InternalGroup", "PruneError",
     "StructuredPlan", "VerifyResult", "plan_structured", "register_handler", "verify",
     # --- bench / analysis (issue 5) ---
+    "BenchConfig", "benchmark", "compare", "analyze", "fold_batchnorm", "write_report",
+    "choose_sparse_backends", "prune_for_latency",
     # --- recovery (issue 4) ---
     # --- llm (issue 6) ---
 ]

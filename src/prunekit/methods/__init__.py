@@ -1,0 +1,1 @@
+"""Pruning algorithms composed from the parts (slimming, progressive, ...)."""

@@ -1,0 +1,120 @@
+"""Structured (channel) pruning inside schedules, behind one small interface.
+
+The structural planner (``prunekit.structural.plan_structured``, issue 3) plans which channels
+of each coupled group to remove and slices the modules. Schedules speak in *amounts* relative
+to the dense model; the planner speaks relative to the model it is given. :func:`structured_pruner`
+converts: to reach a MACs amount ``a`` of the dense model when the current model already keeps
+``k`` of the dense MACs, it asks the planner to keep ``(1 - a) / k`` of the current MACs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import zlib
+
+import torch
+from torch import nn
+
+from prunekit.recover import ddp
+
+
+def _planner():
+    try:
+        from prunekit.structural import plan_structured  # type: ignore[attr-defined]
+    except ImportError as e:  # structural engine not merged / not installed
+        raise ValueError("structured pruning needs prunekit.structural (issue 3), which is not "
+                         f"available in this build: {e}") from e
+    return plan_structured
+
+
+def count_macs(model: nn.Module, example_inputs: Any) -> int:
+    """MACs of one forward pass (Linear/Conv; prunekit.stats when available)."""
+    try:
+        from prunekit.stats import stats  # type: ignore[attr-defined]
+
+        return int(stats(model, example_inputs).macs)
+    except (ImportError, AttributeError):
+        pass
+    from prunekit.calibration import call_model
+
+    total = 0
+
+    def hook(m: nn.Module, args: Any, out: torch.Tensor) -> None:
+        nonlocal total
+        w = m.weight
+        per_out = w[0].numel() if isinstance(m, nn.modules.conv._ConvNd) else w.shape[1]
+        total += out.numel() * per_out
+
+    hs = [m.register_forward_hook(hook) for m in model.modules()
+          if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            call_model(model, example_inputs)
+    finally:
+        for h in hs:
+            h.remove()
+        model.train(was)
+    return total
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def structured_pruner(ctx: Any, criterion: str) -> Callable[[nn.Module, float], bool]:
+    """``prune(model, amount) -> True``: channel pruning to ``amount`` of the dense model."""
+    plan_structured = _planner()
+    target = ctx.recipe.target
+    dense: dict[str, float] = {}
+
+    def measure(model: nn.Module) -> float:
+        if target.params is not None:
+            return float(count_params(model))
+        return float(count_macs(model, ctx.example_inputs))
+
+    def prune(model: nn.Module, amount: float) -> bool:
+        dense.setdefault("size", measure(model))
+        keep_now = measure(model) / dense["size"]
+        keep = (1.0 - amount) / keep_now
+        if keep >= 1.0 - 1e-9:
+            return False
+        kind = "ratio" if target.ratio is not None else ("params" if target.params is not None
+                                                         else "macs")
+        value = 1.0 - keep if kind == "ratio" else keep
+        kwargs = {kind: value}
+        plan = plan_structured(model, ctx.example_inputs, criterion=criterion,
+                               calib_data=ctx.calib(), loss_fn=ctx.loss_fn, **kwargs)
+        plan_dict = plan.to_dict() if hasattr(plan, "to_dict") else None
+        ddp.verify_same(zlib.crc32(repr(plan_dict).encode()), "structural plans")
+        plan.apply()
+        return True
+
+    return prune
+
+
+def resize_like(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Reshape ``model``'s modules to the tensor shapes of ``state`` (a pruned checkpoint).
+
+    No-op when the shapes already match; otherwise uses the structural handlers' ``resize``.
+    """
+    own = model.state_dict()
+    state = {k.replace("parametrizations.weight.original", "weight"): v for k, v in state.items()
+             if ".parametrizations.weight.0." not in k}
+    diff = {k: tuple(v.shape) for k, v in state.items() if k in own and own[k].shape != v.shape}
+    if not diff:
+        return
+    try:
+        from prunekit.serialize import resize_to  # type: ignore[attr-defined]
+    except ImportError as e:
+        first = next(iter(diff))
+        raise ValueError(f"checkpoint holds a structurally pruned model ({first}: "
+                         f"{diff[first]} vs {tuple(own[first].shape)}); resizing needs "
+                         f"prunekit.serialize (issue 3): {e}") from e
+    resize_to(model, diff)
+
+
+__all__ = ["count_macs", "count_params", "resize_like", "structured_pruner"]

@@ -59,7 +59,7 @@ def wrap(model: nn.Module) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     ids = [model_device(model).index] if model_device(model).type == "cuda" else None
-    return DDP(model, device_ids=ids, broadcast_buffers=True)
+    return DDP(model, device_ids=ids)  # buffers (masks, BN stats) follow rank 0
 
 
 def model_device(model: nn.Module) -> torch.device:

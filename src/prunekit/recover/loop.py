@@ -153,8 +153,8 @@ class TrainLoop:
         changed = phase.prune(self.model, amount)
         ddp.sync_masks(self.model)
         state.amount = amount
-        if not changed:
-            return net, opt, sched
+        if not changed:  # new masks re-register parameters: DDP must be rebuilt
+            return (ddp.wrap(self.model) if ddp.is_dist() else net), opt, sched
         new_opt, new_sched = build_optimizer(self._params(), phase.cfg, total)
         new_sched.load_state_dict(sched.state_dict())
         for group, lr in zip(new_opt.param_groups, new_sched.get_last_lr()):

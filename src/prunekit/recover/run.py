@@ -68,11 +68,13 @@ def weight_sparsity(model: nn.Module) -> float:
 
 def calib_provider(loader: Iterable, n: int, device: torch.device,
                    calib_loader: Iterable | None = None) -> Callable[[], list]:
-    """First ``n`` batches of an unshuffled view of the training data (same on every rank)."""
+    """First ``n`` batches of an unshuffled view of the training data (same on every rank; the
+    batch size is the global one, ``loader.batch_size * world_size``)."""
     source: Iterable = calib_loader if calib_loader is not None else loader
     if calib_loader is None and isinstance(loader, torch.utils.data.DataLoader):
-        source = torch.utils.data.DataLoader(loader.dataset, batch_size=loader.batch_size or 1,
-                                             shuffle=False, collate_fn=loader.collate_fn)
+        bs = (loader.batch_size or 1) * ddp.world_size()
+        source = torch.utils.data.DataLoader(loader.dataset, batch_size=bs, shuffle=False,
+                                             collate_fn=loader.collate_fn)
 
     def calib() -> list:
         out = []

@@ -8,6 +8,9 @@ from prunekit.masks import (
     register_layout,
 )
 from prunekit.weights import WeightPruneReport, prune_weights
+from prunekit.io import load_model, load_model_spec, load_weights, save_weights
+from prunekit.stats import ModelStats, stats
+from prunekit.bench.timer import LatencyStats, compare_latency, measure_latency
 
 __version__ = "0.1.0"
 
@@ -16,6 +19,8 @@ __all__ = [
     "export_torch_prune", "finalize", "import_torch_prune", "register_layout",
     "WeightPruneReport", "prune_weights",
     # --- io / stats (foundation) ---
+    "load_model", "load_model_spec", "load_weights", "save_weights", "ModelStats", "stats",
+    "LatencyStats", "compare_latency", "measure_latency",
     # --- structural (issue 3) ---
     # --- bench / analysis (issue 5) ---
     # --- recovery (issue 4) ---

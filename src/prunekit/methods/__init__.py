@@ -1,1 +1,1 @@
-"""Pruning algorithms composed from the parts (slimming, progressive, ...)."""
+"""Pruning algorithms composed from prunekit's parts (one method per file)."""

@@ -1,0 +1,1 @@
+"""One-shot pruning of Hugging Face transformers: calibration, Wanda/SparseGPT/magnitude, eval."""

@@ -146,7 +146,7 @@ class TrainLoop:
                                   "loss": sum(losses) / max(len(losses), 1), "metric": metric})
             if state.epoch < cfg.epochs:
                 self._save(state, opt, sched, scaler, None)
-        state.phase, state.epoch, state.batch = state.phase + 1, 0, 0
+        state.phase, state.epoch, state.batch, state.amount = state.phase + 1, 0, 0, 0.0
         self._save(state)  # phase boundary: the next phase starts a fresh optimizer
 
     def _prune(self, phase: Phase, amount: float, state: LoopState, net, opt, sched, total):

@@ -51,8 +51,11 @@ def mask_pruner(ctx: PruneContext, only: str | None = None) -> Callable[[nn.Modu
             from prunekit.weights import select_layers
 
             exclude += tuple(n for n in select_layers(model, r.exclude) if n != only)
+        scale = amount / r.amount if r.amount > 0 else 0.0
+        overrides = {k: v * scale for k, v in r.overrides} if only is None else None
         prune_weights(model, sparsity=amount, criterion=r.criterion, scope=r.scope,
-                      exclude=exclude, calib_data=ctx.calib(), loss_fn=ctx.loss_fn, seed=r.seed)
+                      exclude=exclude, calib_data=ctx.calib(), loss_fn=ctx.loss_fn, seed=r.seed,
+                      overrides=overrides)
         return False
 
     return prune

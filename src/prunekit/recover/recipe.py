@@ -258,6 +258,8 @@ class Recipe:
         l1: slimming's L1 penalty on BatchNorm gamma (Liu et al. 2017 use 1e-4 to 1e-5).
         calib_batches: training batches used for gradient/activation criteria at each event.
         exclude: module globs/types never pruned.
+        overrides: ``(glob, ratio)`` pairs: per-layer final ratios for weight masks (e.g. chosen
+            by :func:`prunekit.recover.sensitivity.sensitivity`); scheduled proportionally.
         seed: seeds torch, numpy and random at the start of the run.
         model, data, eval: what the CLI builds (``module:pkg.mod:factory``, ``digits``, ...).
     """
@@ -274,6 +276,7 @@ class Recipe:
     l1: float = 1e-4
     calib_batches: int = 4
     exclude: tuple[str, ...] = ()
+    overrides: tuple[tuple[str, float], ...] = ()
     seed: int = 0
     model: str | None = None
     data: DataSpec | None = None
@@ -300,6 +303,12 @@ class Recipe:
         _choice(self.eval, "eval", ("accuracy",))
         object.__setattr__(self, "exclude", tuple([self.exclude] if isinstance(self.exclude, str)
                                                   else self.exclude))
+        ov = self.overrides.items() if isinstance(self.overrides, dict) else self.overrides
+        object.__setattr__(self, "overrides", tuple((str(k), v) for k, v in ov))
+        for k, v in self.overrides:
+            _num(v, f"overrides[{k!r}]", 0.0, 1.0, hi_open=True)
+        if self.overrides and self.method not in ("unstructured", "progressive"):
+            _fail("overrides", f"per-layer ratios apply to weight masks, not method {self.method!r}")
         self._check_target()
 
     def _check_target(self) -> None:
@@ -323,6 +332,9 @@ class Recipe:
         if self.method in ("unstructured", "progressive") and self.target.ratio is None:
             _fail("target", f"unreachable with method {self.method!r}: weight masks leave the dense "
                   "MACs/params/latency unchanged; give ratio (fraction of weights to prune)")
+        if self.method == "slimming" and self.criterion != "bn_scale":
+            _fail("criterion", f"slimming ranks channels by |gamma|: use bn_scale, not "
+                  f"{self.criterion!r}")
         if self.method == "slimming" and self.pretrain is None:
             _fail("pretrain", "slimming needs a sparse-training phase (pretrain: {epochs: N}) "
                   "during which the L1 penalty on BN gamma is applied")

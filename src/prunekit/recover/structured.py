@@ -65,9 +65,16 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def structured_pruner(ctx: Any, criterion: str) -> Callable[[nn.Module, float], bool]:
-    """``prune(model, amount) -> True``: channel pruning to ``amount`` of the dense model."""
+def structured_pruner(ctx: Any, criterion: str, scope: str | None = None
+                      ) -> Callable[[nn.Module, float], bool]:
+    """``prune(model, amount) -> True``: channel pruning to ``amount`` of the dense model.
+
+    ``scope``: ``local`` (every group the same ratio) or ``global``; default from the recipe
+    (``layer`` -> ``local``)."""
+    from prunekit.config import TargetSpec
+
     plan_structured = _planner()
+    scope = scope or ("global" if ctx.recipe.scope == "global" else "local")
     target = ctx.recipe.target
     dense: dict[str, float] = {}
 
@@ -82,12 +89,20 @@ def structured_pruner(ctx: Any, criterion: str) -> Callable[[nn.Module, float], 
         keep = (1.0 - amount) / keep_now
         if keep >= 1.0 - 1e-9:
             return False
-        kind = "ratio" if target.ratio is not None else ("params" if target.params is not None
-                                                         else "macs")
-        value = 1.0 - keep if kind == "ratio" else keep
-        kwargs = {kind: value}
-        plan = plan_structured(model, ctx.example_inputs, criterion=criterion,
-                               calib_data=ctx.calib(), loss_fn=ctx.loss_fn, **kwargs)
+        if target.ratio is not None:
+            spec = TargetSpec(ratio=min(1.0 - keep, 0.999))
+        elif target.params is not None:
+            spec = TargetSpec(params=keep)
+        else:
+            spec = TargetSpec(macs=keep)
+        try:
+            plan = plan_structured(model, ctx.example_inputs, criterion=criterion, scope=scope,
+                                   target=spec, exclude=ctx.recipe.exclude,
+                                   calib_data=ctx.calib(), loss_fn=ctx.loss_fn,
+                                   seed=ctx.recipe.seed)
+        except ValueError as e:
+            raise ValueError(f"target: structured pruning to {amount:g} of the dense model "
+                             f"failed (unreachable?): {e}") from e
         plan_dict = plan.to_dict() if hasattr(plan, "to_dict") else None
         ddp.verify_same(zlib.crc32(repr(plan_dict).encode()), "structural plans")
         plan.apply()

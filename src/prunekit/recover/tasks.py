@@ -10,7 +10,6 @@ Models: :func:`small_cnn` (3 conv + BN, widths 64/128/128 by default, 1-D or 2-D
 
 from __future__ import annotations
 
-import importlib
 from functools import lru_cache
 
 import numpy as np
@@ -88,23 +87,20 @@ BUILTIN_MODELS = {
 
 
 def build_model(spec: str) -> nn.Module:
-    """``prunekit:cnn2d|cnn1d|mlp``, ``module:pkg.mod:factory`` (your code) or ``torchvision:name``
-    (random weights)."""
+    """``prunekit:cnn2d|cnn1d|mlp`` or any :func:`prunekit.io.load_model_spec` spec
+    (``module:pkg.mod:factory``, ``torchvision:name``, ``timm:name``, ``hf:dir``; random weights)."""
     kind, _, rest = spec.partition(":")
-    if kind == "prunekit" and rest in BUILTIN_MODELS:
+    if kind == "prunekit":
+        if rest not in BUILTIN_MODELS:
+            raise ValueError(f"model: unknown built-in {spec!r}; known: "
+                             + ", ".join(f"prunekit:{k}" for k in BUILTIN_MODELS))
         return BUILTIN_MODELS[rest]()
-    if kind == "module" and rest.count(":") == 1:
-        mod, fn = rest.split(":")
-        try:
-            return getattr(importlib.import_module(mod), fn)()
-        except (ImportError, AttributeError) as e:
-            raise ValueError(f"model: cannot import {rest!r}: {e}") from e
-    if kind == "torchvision" and rest:
-        import torchvision
+    from prunekit.io import load_model_spec
 
-        return torchvision.models.get_model(rest, weights=None)
-    raise ValueError(f"model: unknown spec {spec!r}; use prunekit:{'|'.join(BUILTIN_MODELS)}, "
-                     "module:pkg.mod:factory or torchvision:name")
+    try:
+        return load_model_spec(spec)
+    except (ValueError, ImportError) as e:
+        raise ValueError(f"model: {e}") from e
 
 
 __all__ = ["BUILTIN_MODELS", "TASKS", "build_model", "load_task", "mlp", "small_cnn"]

@@ -11,6 +11,15 @@ from prunekit.weights import WeightPruneReport, prune_weights
 from prunekit.io import load_model, load_model_spec, load_weights, save_weights
 from prunekit.stats import ModelStats, stats
 from prunekit.bench.timer import LatencyStats, compare_latency, measure_latency
+from prunekit.recover.recipe import (
+    Cubic, DataSpec, Distill, Finetune, Iterative, OneShot, Recipe, Target,
+)
+from prunekit.recover.run import RunResult, run
+from prunekit.recover.finetune import finetune
+from prunekit.recover.distill import distill_loss, kd_loss
+from prunekit.recover.sensitivity import SensitivityResult, sensitivity
+from prunekit.recover.yaml_recipe import load_recipe
+from prunekit.recover.callbacks import ScheduledPruner
 
 __version__ = "0.1.0"
 
@@ -24,5 +33,8 @@ __all__ = [
     # --- structural (issue 3) ---
     # --- bench / analysis (issue 5) ---
     # --- recovery (issue 4) ---
+    "Cubic", "DataSpec", "Distill", "Finetune", "Iterative", "OneShot", "Recipe", "Target",
+    "RunResult", "run", "finetune", "distill_loss", "kd_loss", "SensitivityResult", "sensitivity",
+    "load_recipe", "ScheduledPruner",
     # --- llm (issue 6) ---
 ]

@@ -105,3 +105,20 @@ def test_sensitivity_sweep_measures_each_layer(tmp_path):
     removed = sum(r * res.numel[n] for n, r in chosen.items())
     assert removed >= 0.3 * sum(res.numel.values())
     assert res.plot(tmp_path / "s.png", chosen).exists()
+
+
+def test_sensitivity_cli(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from prunekit.cli import app
+
+    out = tmp_path / "s"
+    r = CliRunner().invoke(app, ["sensitivity", "prunekit:mlp", "--data", "digits", "--limit", "64",
+                                 "--ratios", "0.5,0.9", "--target", "0.4", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    payload = json.loads((out / "sensitivity.json").read_text())
+    assert set(payload["chosen"]) == {"1", "3", "5"} and (out / "sensitivity.png").exists()
+    bad = CliRunner().invoke(app, ["sensitivity", "prunekit:mlp", "--data", "imagenet"])
+    assert bad.exit_code == 2 and "unknown data 'imagenet'" in bad.output

@@ -47,3 +47,60 @@ def register(app: typer.Typer) -> None:
                                    "final_metric": result.final_metric,
                                    "sparsity": result.sparsity, "run_dir": str(run_dir)}))
         ddp.barrier()
+
+    @app.command("sensitivity")
+    def sensitivity_cmd(
+        model: str = typer.Argument(..., help="model spec or weights file (with --arch)"),
+        data: str = typer.Option(..., help="digits | mnist1d | module:pkg.mod:factory"),
+        arch: Optional[str] = typer.Option(None, help="architecture when MODEL is weights "
+                                           "(prunekit:cnn2d, torchvision:NAME, module:...)"),
+        ratios: str = typer.Option("0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9", help="ratios to try"),
+        target: Optional[float] = typer.Option(None, help="global fraction of weights to "
+                                               "prune: choose per-layer ratios for it"),
+        criterion: str = typer.Option("l1", help="weight criterion"),
+        limit: Optional[int] = typer.Option(None, help="first N validation samples only"),
+        out: Path = typer.Option(Path("sensitivity"), help="output directory (JSON + PNG)"),
+        trust: bool = typer.Option(False, help="allow pickled model files"),
+    ) -> None:
+        """Per-layer accuracy-vs-ratio curves; with --target, the per-layer ratios to use."""
+        from torch.utils.data import DataLoader
+
+        from prunekit.recover.checkpoint import atomic_write_bytes
+        from prunekit.recover.cli_build import build_datasets
+        from prunekit.recover.recipe import DataSpec
+        from prunekit.recover.sensitivity import sensitivity
+
+        try:
+            net = _load(model, arch, trust)
+            _, val = build_datasets(DataSpec(data, limit, False))
+            rs = [float(v) for v in ratios.split(",") if v.strip()]
+            res = sensitivity(net, DataLoader(val, batch_size=256), ratios=rs,
+                              criterion=criterion)
+            chosen = res.choose(target) if target is not None else None
+        except ValueError as e:
+            _fail(str(e))
+        payload = dict(res.to_dict(), chosen=chosen,
+                       predicted_drop=None if chosen is None else res.predicted_drop(chosen))
+        atomic_write_bytes(out / "sensitivity.json", json.dumps(payload, indent=2).encode())
+        res.plot(out / "sensitivity.png", chosen)
+        typer.echo(json.dumps({"dense_metric": res.dense_metric, "chosen": chosen,
+                               "out": str(out)}))
+
+
+def _load(model: str, arch: Optional[str], trust: bool):
+    from prunekit.recover.tasks import build_model
+
+    if arch is None:
+        if model.startswith("prunekit:"):
+            return build_model(model)
+        from prunekit.io import load_model_spec
+
+        return load_model_spec(model, trust=trust)
+    from prunekit.io import load_weights
+
+    net = build_model(arch)
+    try:
+        net.load_state_dict(load_weights(model))
+    except RuntimeError as e:
+        raise ValueError(f"weights {model} do not match {arch}: {e}") from None
+    return net

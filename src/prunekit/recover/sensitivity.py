@@ -135,7 +135,7 @@ def choose_ratios(res: SensitivityResult, target: float, bins: int = 1000) -> di
         j, u = back[i, v]
         chosen[names[i]] = options[j]
         v = u
-    return chosen
+    return {n: chosen[n] for n in names}
 
 
 __all__ = ["DEFAULT_RATIOS", "SensitivityResult", "choose_ratios", "sensitivity"]

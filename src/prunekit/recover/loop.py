@@ -129,11 +129,12 @@ class TrainLoop:
             losses = []
             for b in range(skip, spe):
                 t = epoch * spe + b
-                if t in ev and ev[t] > state.amount + 1e-12:
-                    net, opt, sched = self._prune(phase, ev[t], state, net, opt, sched, total)
                 batch = next(it, None)
                 if batch is None:
                     raise ValueError(f"train_loader ended after {b} batches; len() said {spe}")
+                if t in ev and ev[t] > state.amount + 1e-12:
+                    net, opt, sched = self._prune(phase, ev[t], state, net, opt, sched, total,
+                                                  batch)
                 losses.append(self._step(net, phase, batch, opt, sched, scaler, f"batch {b} of "
                                          f"epoch {epoch} (phase {phase.name!r})"))
                 state.batch = b + 1
@@ -149,12 +150,18 @@ class TrainLoop:
         state.phase, state.epoch, state.batch, state.amount = state.phase + 1, 0, 0, 0.0
         self._save(state)  # phase boundary: the next phase starts a fresh optimizer
 
-    def _prune(self, phase: Phase, amount: float, state: LoopState, net, opt, sched, total):
+    def _prune(self, phase: Phase, amount: float, state: LoopState, net, opt, sched, total,
+               batch: Any):
         changed = phase.prune(self.model, amount)
         ddp.sync_masks(self.model)
         state.amount = amount
         if not changed:  # new masks re-register parameters: DDP must be rebuilt
             return (ddp.wrap(self.model) if ddp.is_dist() else net), opt, sched
+        if self.distiller is not None:  # hidden projections follow the new widths
+            x, _ = split_batch(to_device(batch, self.device), "train_loader")
+            with torch.random.fork_rng(devices=[]):
+                self.distiller.prepare(x, self.model)
+            self.distiller.to(self.device)
         new_opt, new_sched = build_optimizer(self._params(), phase.cfg, total)
         new_sched.load_state_dict(sched.state_dict())
         for group, lr in zip(new_opt.param_groups, new_sched.get_last_lr()):

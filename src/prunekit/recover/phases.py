@@ -29,12 +29,14 @@ class PruneContext:
         loss_fn: task loss (gradient/Taylor criteria).
         calib: ``calib() -> list of (inputs, target)`` batches, identical on every rank.
         example_inputs: one input batch (structural tracing).
+        model: the dense model the phases are built on.
     """
 
     recipe: Recipe
     loss_fn: Callable
     calib: Callable[[], list]
     example_inputs: Any
+    model: nn.Module | None = None
 
 
 PhaseBuilder = Callable[[nn.Module, PruneContext], list[Phase]]
@@ -121,6 +123,7 @@ def _progressive(model: nn.Module, ctx: PruneContext) -> list[Phase]:
 
 
 def build_phases(model: nn.Module, ctx: PruneContext) -> list[Phase]:
+    ctx.model = model
     return METHOD_BUILDERS.get(ctx.recipe.method)(model, ctx)
 
 

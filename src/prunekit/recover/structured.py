@@ -76,16 +76,16 @@ def structured_pruner(ctx: Any, criterion: str, scope: str | None = None
     plan_structured = _planner()
     scope = scope or ("global" if ctx.recipe.scope == "global" else "local")
     target = ctx.recipe.target
-    dense: dict[str, float] = {}
 
     def measure(model: nn.Module) -> float:
         if target.params is not None:
             return float(count_params(model))
         return float(count_macs(model, ctx.example_inputs))
 
+    dense = measure(ctx.model)  # phases are built on the dense model (also when resuming)
+
     def prune(model: nn.Module, amount: float) -> bool:
-        dense.setdefault("size", measure(model))
-        keep_now = measure(model) / dense["size"]
+        keep_now = measure(model) / dense
         keep = (1.0 - amount) / keep_now
         if keep >= 1.0 - 1e-9:
             return False
@@ -114,22 +114,40 @@ def structured_pruner(ctx: Any, criterion: str, scope: str | None = None
 def resize_like(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     """Reshape ``model``'s modules to the tensor shapes of ``state`` (a pruned checkpoint).
 
-    No-op when the shapes already match; otherwise uses the structural handlers' ``resize``.
+    No-op when the shapes already match; otherwise every module with a differing tensor is
+    resized by its structural handler's ``resize`` (issue 3's handler protocol), so the
+    checkpoint's state_dict can then be loaded strictly.
+
+    Raises:
+        ValueError: a differing module has no handler (or handlers are unavailable).
     """
     own = model.state_dict()
-    state = {k.replace("parametrizations.weight.original", "weight"): v for k, v in state.items()
-             if ".parametrizations.weight.0." not in k}
-    diff = {k: tuple(v.shape) for k, v in state.items() if k in own and own[k].shape != v.shape}
-    if not diff:
+    norm = {k.replace("parametrizations.weight.original", "weight"): v for k, v in state.items()
+            if ".parametrizations.weight.0." not in k}
+    by_module: dict[str, dict[str, tuple[int, ...]]] = {}
+    for key, v in norm.items():
+        if key in own and own[key].shape != v.shape:
+            mod, _, attr = key.rpartition(".")
+            by_module.setdefault(mod, {})[attr] = tuple(v.shape)
+    if not by_module:
         return
     try:
-        from prunekit.serialize import resize_to  # type: ignore[attr-defined]
+        from prunekit.handlers import get_handler  # type: ignore[attr-defined]
     except ImportError as e:
-        first = next(iter(diff))
-        raise ValueError(f"checkpoint holds a structurally pruned model ({first}: "
-                         f"{diff[first]} vs {tuple(own[first].shape)}); resizing needs "
-                         f"prunekit.serialize (issue 3): {e}") from e
-    resize_to(model, diff)
+        raise ValueError("checkpoint holds a structurally pruned model; resizing needs the "
+                         f"structural handlers (issue 3): {e}") from e
+    modules = dict(model.named_modules())
+    plans = []
+    for name, shapes in by_module.items():
+        handler = get_handler(modules[name]) if name in modules else None
+        if handler is None:
+            raise ValueError(f"checkpoint: module {name!r} has other shapes than the model "
+                             f"({shapes}) and no structural handler to resize it")
+        full = {a: tuple(norm[f"{name}.{a}"].shape) for a in
+                [k.rpartition(".")[2] for k in norm if k.rpartition(".")[0] == name]}
+        plans.append((handler, modules[name], full))
+    for handler, module, full in plans:  # all validated: mutate last
+        handler.resize(module, full)
 
 
 __all__ = ["count_macs", "count_params", "resize_like", "structured_pruner"]

@@ -30,13 +30,8 @@ def _planner():
 
 
 def count_macs(model: nn.Module, example_inputs: Any) -> int:
-    """MACs of one forward pass (Linear/Conv; prunekit.stats when available)."""
-    try:
-        from prunekit.stats import stats  # type: ignore[attr-defined]
-
-        return int(stats(model, example_inputs).macs)
-    except (ImportError, AttributeError):
-        pass
+    """MACs of one forward pass of Linear/Conv layers (forward hooks; cheap enough to call at
+    every pruning event — ``prunekit.stats`` also measures memory and is slower)."""
     from prunekit.calibration import call_model
 
     total = 0

@@ -22,6 +22,15 @@ from prunekit.bench import (
 )
 from prunekit.bench import bench as benchmark
 from prunekit.report import write_report
+from prunekit.recover.recipe import (
+    Cubic, DataSpec, Distill, Finetune, Iterative, OneShot, Recipe, Target,
+)
+from prunekit.recover.run import RunResult, run
+from prunekit.recover.finetune import finetune
+from prunekit.recover.distill import distill_loss, kd_loss
+from prunekit.recover.sensitivity import SensitivityResult, sensitivity
+from prunekit.recover.yaml_recipe import load_recipe
+from prunekit.recover.callbacks import ScheduledPruner
 
 __version__ = "0.1.0"
 
@@ -39,5 +48,8 @@ __all__ = [
     "BenchConfig", "benchmark", "compare", "analyze", "fold_batchnorm", "write_report",
     "choose_sparse_backends", "prune_for_latency",
     # --- recovery (issue 4) ---
+    "Cubic", "DataSpec", "Distill", "Finetune", "Iterative", "OneShot", "Recipe", "Target",
+    "RunResult", "run", "finetune", "distill_loss", "kd_loss", "SensitivityResult", "sensitivity",
+    "load_recipe", "ScheduledPruner",
     # --- llm (issue 6) ---
 ]

@@ -22,7 +22,7 @@ _COMMAND_MODULES = (
     "prunekit.commands.core",
     # "prunekit.commands.structural",
     "prunekit.commands.bench",
-    # "prunekit.commands.recovery",
+    "prunekit.commands.recovery",
     # "prunekit.commands.llm",
 )
 

@@ -31,6 +31,13 @@ from prunekit.recover.distill import distill_loss, kd_loss
 from prunekit.recover.sensitivity import SensitivityResult, sensitivity
 from prunekit.recover.yaml_recipe import load_recipe
 from prunekit.recover.callbacks import ScheduledPruner
+# llm (issue 6)
+from prunekit.llm.calib import calibration_samples
+from prunekit.llm.eval import embedding_fidelity, perplexity, sentence_embeddings
+from prunekit.llm.oneshot import OneShotConfig, OneShotReport, prune_llm
+from prunekit.methods.magnitude_llm import magnitude_prune
+from prunekit.methods.sparsegpt import sparsegpt_prune, sparsegpt_weights
+from prunekit.methods.wanda import wanda_prune
 
 __version__ = "0.1.0"
 
@@ -52,4 +59,7 @@ __all__ = [
     "RunResult", "run", "finetune", "distill_loss", "kd_loss", "SensitivityResult", "sensitivity",
     "load_recipe", "ScheduledPruner",
     # --- llm (issue 6) ---
+    "calibration_samples", "embedding_fidelity", "perplexity", "sentence_embeddings",
+    "OneShotConfig", "OneShotReport", "prune_llm",
+    "magnitude_prune", "sparsegpt_prune", "sparsegpt_weights", "wanda_prune",
 ]

@@ -33,10 +33,11 @@ def _structured_or_drop(model, tok, opts: dict) -> str:
 
     samples = _calibration(tok, opts["calib"], opts["nsamples"], opts["seqlen"], opts["seed"])
     if opts["drop_layers"]:
-        dropped = structured.drop_blocks(model, samples, opts["drop_layers"], opts["criterion"])
-        return f"dropped blocks {dropped} by {opts['criterion']}"
+        crit = opts["criterion"] or "block_influence"
+        dropped = structured.drop_blocks(model, samples, opts["drop_layers"], crit)
+        return f"dropped blocks {dropped} by {crit}"
     rep = structured.prune_heads_mlp(model, samples, heads=opts["heads"], mlp=opts["mlp"],
-                                     criterion=opts["criterion"])
+                                     criterion=opts["criterion"] or "l2")
     return str(rep)
 
 
@@ -59,7 +60,9 @@ def register(app: typer.Typer) -> None:
         structured_: bool = typer.Option(False, "--structured", help="remove heads / MLP channels"),
         heads: float = typer.Option(0.0, help="--structured: fraction of attention heads removed"),
         mlp: float = typer.Option(0.0, help="--structured: fraction of MLP channels removed"),
-        criterion: str = typer.Option("block_influence", help="ranking for --drop-layers/--structured"),
+        criterion: Optional[str] = typer.Option(
+            None, help="--drop-layers: block_influence (default); --structured: l2 (default), l1, "
+            "taylor, activation"),
         device: Optional[str] = typer.Option(None, help="cpu | cuda (default: cuda if available)"),
         dtype: Optional[str] = typer.Option(None, help="load dtype: float32 | float16 | bfloat16"),
         force: bool = typer.Option(False, help="replace an existing output directory"),

@@ -155,15 +155,19 @@ def _minilm_structured(dense, tok, paras, base, calib_text, args) -> dict:
     return rows
 
 
+def _ms(v: list[float], p: int) -> str:
+    if len(v) == 1:
+        return f"{v[0]:.{p}f}"
+    return f"{statistics.mean(v):.{p}f} ± {statistics.stdev(v):.{p}f}"
+
+
 def minilm_table(res: dict) -> str:
     lines = ["| variant | mean cosine to dense | top-1 NN agreement |", "|---|---|---|",
              "| dense | 1.0000 | 1.000 |"]
     for name, runs in res["rows"].items():
         cos = [r["cos"] for r in runs]
         top = [r["top1"] for r in runs]
-        f = (lambda v, p: f"{v[0]:.{p}f}" if len(v) == 1 else
-             f"{statistics.mean(v):.{p}f} ± {statistics.stdev(v):.{p}f}")
-        lines.append(f"| {name} | {f(cos, 4)} | {f(top, 3)} |")
+        lines.append(f"| {name} | {_ms(cos, 4)} | {_ms(top, 3)} |")
     return "\n".join(lines)
 
 

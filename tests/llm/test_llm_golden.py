@@ -156,7 +156,7 @@ def test_llm_prune_llm_matches_reference_pipeline(method, kw):
     if method == "wanda":
         ref_kw.pop("blocksize", None)
     ref_pipeline(ref, ids, method, **ref_kw)
-    for (n, p), (_, q) in zip(model.named_parameters(), ref.named_parameters()):
+    for (n, p), (_, q) in zip(model.named_parameters(), ref.named_parameters(), strict=True):
         assert torch.equal(p == 0, q == 0), n
         torch.testing.assert_close(p, q, atol=1e-4, rtol=1e-4, msg=n)
 

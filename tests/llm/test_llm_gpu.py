@@ -16,7 +16,7 @@ def test_llm_cuda_block_offload_matches_cpu(method):
     ids = samples()
     prune_llm(cpu, ids, method=method, pattern="2:4", device="cpu")
     prune_llm(gpu, ids, method=method, pattern="2:4", device="cuda")
-    for (n, p), (_, q) in zip(cpu.named_parameters(), gpu.named_parameters()):
+    for (n, p), (_, q) in zip(cpu.named_parameters(), gpu.named_parameters(), strict=True):
         assert q.device.type == "cpu", n  # every block went back home
         assert (p == 0).eq(q == 0).float().mean() > 0.99, n
         torch.testing.assert_close(p, q, atol=1e-3, rtol=1e-3)

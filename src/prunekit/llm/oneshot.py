@@ -143,7 +143,7 @@ def _owl_block_sparsities(model, blocks, plan, samples, cfg, device) -> list[flo
     """One dense pass over the blocks measuring each block's outlier ratio (OWL)."""
     inputs = capture_block_inputs(model, blocks, samples, device)
     ratios = []
-    for block, layers in zip(blocks, plan):
+    for block, layers in zip(blocks, plan, strict=True):
         home = next(block.parameters()).device
         block.to(device)
         stats = _collect(block, layers, inputs, "act_norm")
@@ -159,7 +159,7 @@ def _backup(plan: list[dict[str, nn.Module]]) -> list[dict[str, Tensor]]:
 
 
 def _restore(plan, saved) -> None:
-    for layers, weights in zip(plan, saved):
+    for layers, weights in zip(plan, saved, strict=True):
         for n, m in layers.items():
             m.weight.data.copy_(weights[n].to(m.weight.device))
 
@@ -212,7 +212,7 @@ def _run(model, blocks, path, plan, samples, cfg, method, device) -> OneShotRepo
         sparsities = _owl_block_sparsities(model, blocks, plan, samples, cfg, device)
     report = OneShotReport(cfg.method, path, block_sparsity=sparsities)
     inputs = capture_block_inputs(model, blocks, samples, device) if method.needs != "none" else None
-    for i, (block, layers) in enumerate(zip(blocks, plan)):
+    for i, (block, layers) in enumerate(zip(blocks, plan, strict=True)):
         t0 = time.perf_counter()
         home = next(block.parameters()).device
         block.to(device)

@@ -87,3 +87,18 @@ def test_llm_cli_errors_write_nothing(hf_dir, tmp_path):
     assert res.exit_code == 2 and "exists" in res.output
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".o.")]
+
+
+def test_llm_cli_eval_embed(tmp_path):
+    from conftest import byte_tokenizer, tiny_bert
+
+    model = tiny_bert()
+    model.resize_token_embeddings(256)
+    tok = byte_tokenizer()
+    tok.pad_token = "!"
+    model.save_pretrained(tmp_path / "enc")
+    tok.save_pretrained(tmp_path / "enc")
+    (tmp_path / "t.txt").write_text("\n\n".join(f"paragraph {i} about foxes" for i in range(6)))
+    res = _run("eval-embed", tmp_path / "enc", tmp_path / "enc", "--text", tmp_path / "t.txt")
+    assert res.exit_code == 0, res.output
+    assert "mean cosine 1.0000" in res.output and "top-1 agreement 1.000" in res.output

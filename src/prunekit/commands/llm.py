@@ -123,3 +123,34 @@ def register(app: typer.Typer) -> None:
         except ValueError as e:
             _fail(str(e))
         typer.echo(f"perplexity {ppl:.4f} ({ids.numel()} tokens, seqlen {seqlen})")
+
+    @app.command("eval-embed")
+    def eval_embed_cmd(
+        dense: str = typer.Argument(..., help="hf:./dir of the dense encoder"),
+        pruned: str = typer.Argument(..., help="hf:./dir of the pruned encoder"),
+        text: Path = typer.Option(..., help="text file; paragraphs (blank-line separated) are the sentences"),
+        max_sentences: int = typer.Option(500, help="use at most this many paragraphs"),
+        max_length: int = typer.Option(128, help="tokens per sentence"),
+    ) -> None:
+        """Embedding fidelity: mean cosine dense vs pruned, top-1 nearest-neighbour agreement."""
+        from prunekit.llm.eval import embedding_fidelity, sentence_embeddings
+        from prunekit.llm.hfio import load_hf
+
+        try:
+            if not text.is_file():
+                raise ValueError(f"--text {text} is not a file")
+            paras = [p.strip() for p in text.read_text(errors="replace").split("\n\n") if p.strip()]
+            paras = paras[:max_sentences]
+            if len(paras) < 2:
+                raise ValueError("--text needs at least 2 paragraphs (separated by blank lines)")
+            embs = []
+            for spec in (dense, pruned):
+                net, tok = load_hf(spec)
+                if tok is None:
+                    raise ValueError(f"{spec} has no tokenizer")
+                embs.append(sentence_embeddings(net, tok, paras, max_length=max_length))
+            fid = embedding_fidelity(*embs)
+        except ValueError as e:
+            _fail(str(e))
+        typer.echo(f"sentences {len(paras)}  mean cosine {fid.mean_cosine:.4f}  "
+                   f"top-1 agreement {fid.top1_agreement:.3f}")

@@ -16,8 +16,8 @@ import sys
 
 import torch
 
-from speed_common import (
-    BenchConfig, crossovers, csr_crossover, fmt_csr_table, fmt_resnet_table, header,
+from speed_common import (  # first: puts this checkout's src/ on sys.path
+    BenchConfig, ProcessCpuClock, crossovers, csr_crossover, fmt_csr_table, fmt_resnet_table, header,
     resnet50_pruned, resnet_rows, save_json,
 )
 
@@ -36,9 +36,16 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--part", default="resnet,csr")
     ap.add_argument("--json", default="benchmarks/results/cpu_speed.json")
+    ap.add_argument("--clock", default="wall", choices=("wall", "cpu"),
+                    help="cpu: process CPU time (shared machines; needs --threads 1)")
     a = ap.parse_args(argv)
+    clock = None
+    if a.clock == "cpu":
+        if a.threads != 1 or a.device != "cpu":
+            raise SystemExit("--clock cpu needs --threads 1 and --device cpu")
+        clock = ProcessCpuClock()
     parts = a.part.split(",")
-    out: dict = {"device": a.device, "dtype": a.dtype, "threads": a.threads}
+    out: dict = {"device": a.device, "dtype": a.dtype, "threads": a.threads, "clock": a.clock}
     print(header(a.device, a.threads, ["benchmarks/cpu_speed.py", *argv]))
     if "resnet" in parts:
         try:
@@ -49,7 +56,8 @@ def main(argv: list[str]) -> None:
             cfg = BenchConfig(device=a.device, dtype=a.dtype,
                               batches=tuple(int(b) for b in a.batch.split(",")),
                               runtimes=tuple(a.runtime.split(",")), threads=a.threads,
-                              repeats=a.repeats, warmup=3, energy=a.device != "cpu")
+                              repeats=a.repeats, warmup=3, energy=a.device != "cpu",
+                              clock=clock)
             rows, res = resnet_rows(dense, pruned, cfg)
             cost = res.costs
             print(f"\nResNet-50 {cost['dense'].macs / 1e9:.2f} → {cost['pruned'].macs / 1e9:.2f} "
@@ -59,8 +67,8 @@ def main(argv: list[str]) -> None:
             out["resnet50"] = res.to_dict()
     if "csr" in parts:
         rows = csr_crossover(CSR_SHAPES, SPARSITIES, a.device, DTYPES[a.dtype], a.repeats,
-                             a.threads)
-        print(f"\nCSR vs dense nn.Linear ({a.dtype}, {a.device}):\n")
+                             a.threads, clock)
+        print(f"\nCSR vs dense nn.Linear ({a.dtype}, {a.device}, {a.clock} clock):\n")
         print(fmt_csr_table(rows))
         cross = crossovers(rows)
         print("\nCrossover (lowest sparsity from which CSR stays faster): " + ", ".join(

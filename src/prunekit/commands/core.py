@@ -163,8 +163,10 @@ def register(app: typer.Typer) -> None:
         finetune_epochs: int = typer.Option(5, min=0),
         seed: int = typer.Option(0),
         threads: Optional[int] = typer.Option(None, help="torch threads (default: torch's)"),
+        repeats: int = typer.Option(200, min=3, help="timed calls per model at batch 1"),
     ) -> None:
         """Train a CNN on real digits, prune it several ways, fine-tune, measure, report."""
         from prunekit.demo import run_demo
 
-        run_demo(out_dir, epochs=epochs, finetune_epochs=finetune_epochs, seed=seed, threads=threads)
+        run_demo(out_dir, epochs=epochs, finetune_epochs=finetune_epochs, seed=seed, threads=threads,
+                 repeats=repeats)

@@ -120,13 +120,16 @@ def _hf_config(model: nn.Module):
     return cfg
 
 
-def _delete_from_list(model: nn.Module, cont: nn.ModuleList, keys: list[str]) -> None:
+def _delete_from_list(model: nn.Module, cont: nn.ModuleList, keys: list[str]) -> bool:
+    """Delete children ``keys``; update HF config and ``layer_idx``. True if config changed."""
+    updated = False
     drop = {int(k) for k in keys}
     kept_idx = [i for i in range(len(cont)) if i not in drop]
     kept = [cont[i] for i in kept_idx]
     cfg = _hf_config(model)
     if cfg is not None and getattr(cfg, "num_hidden_layers", None) == len(cont):
         cfg.num_hidden_layers = len(kept)
+        updated = True
         types = getattr(cfg, "layer_types", None)
         if isinstance(types, list) and len(types) == len(cont):
             cfg.layer_types = [types[i] for i in kept_idx]
@@ -138,6 +141,7 @@ def _delete_from_list(model: nn.Module, cont: nn.ModuleList, keys: list[str]) ->
         del cont[len(cont) - 1]
     for layer in kept:
         cont.append(layer)
+    return updated
 
 
 def _apply_removal(model: nn.Module, chosen: list[str],
@@ -146,14 +150,32 @@ def _apply_removal(model: nn.Module, chosen: list[str],
     for name in chosen:
         cont, key = cands[name]
         by_cont.setdefault(id(cont), (cont, []))[1].append(key)
+    records = []
     for cont, keys in by_cont.values():
+        names = [n for n in chosen if cands[n][0] is cont]
         if isinstance(cont, nn.ModuleList):
-            _delete_from_list(model, cont, keys)
+            cfg_updated = _delete_from_list(model, cont, keys)
+            how = "delete+config" if cfg_updated else "delete"
         else:
             for key in keys:
                 setattr(cont, key, nn.Identity())
+            how = "identity"
+        records += [{"name": n, "how": how} for n in names]
     history = model.__dict__.setdefault("_prunekit_history", [])
-    history.append({"op": "drop_layers", "names": list(chosen)})
+    history.append({"op": "drop_layers", "layers": records})
+
+
+def replay_drop(model: nn.Module, op: dict, skip_config_deletions: bool = False) -> None:
+    """Re-apply a recorded ``drop_layers`` step to a freshly built base model (used by load)."""
+    deletions: dict[str, list[str]] = {}
+    for rec in op["layers"]:
+        owner, _, key = rec["name"].rpartition(".")
+        if rec["how"] == "identity":
+            setattr(model.get_submodule(owner), key, nn.Identity())
+        elif rec["how"] == "delete" or not skip_config_deletions:
+            deletions.setdefault(owner, []).append(key)
+    for owner, keys in deletions.items():
+        _delete_from_list(model, model.get_submodule(owner), keys)
 
 
 def _as_batches(inputs: Any, calib_data: Iterable[Any] | None) -> list[Any]:

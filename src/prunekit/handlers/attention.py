@@ -13,6 +13,7 @@ Heads: Michel et al., "Are Sixteen Heads Really Better than One?", NeurIPS 2019.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +26,7 @@ from prunekit.handlers._slicing import (
     slice_param,
     strided_rows,
 )
-from prunekit.handlers.rnn import InternalGroup
+from prunekit.handlers.base import HandlerBase, InternalGroup, register_handler
 
 
 class PrunedMultiheadAttention(nn.MultiheadAttention):
@@ -164,7 +165,7 @@ def prune_mha_out(m: nn.MultiheadAttention, keep: Tensor) -> None:
     _to_pruned(m)
 
 
-class MultiheadAttentionHandler:
+class MultiheadAttentionHandler(HandlerBase):
     """Handler for ``nn.MultiheadAttention`` used as self-attention ``mha(x, x, x)``.
 
     in: query (and shared key/value) features; out: ``out_proj`` features; internal group
@@ -202,16 +203,27 @@ class MultiheadAttentionHandler:
             out.append((m.out_proj.bias, 0))
         return out
 
+    def in_tensors(self, m: nn.MultiheadAttention, args: tuple, kwargs: dict
+                   ) -> list[tuple[Tensor, int]]:
+        """query, and key/value too when they share ``in_proj_weight`` (self-attention)."""
+        names = ("query", "key", "value")
+        vals = [args[i] if i < len(args) else kwargs.get(n) for i, n in enumerate(names)]
+        if m.in_proj_weight is None:
+            vals = vals[:1]
+        return [(t, t.dim() - 1) for t in vals if isinstance(t, Tensor)]
+
+    def out_tensors(self, m: nn.MultiheadAttention, output: Any) -> list[tuple[Tensor, int]]:
+        y = output[0] if isinstance(output, tuple) else output
+        return [(y, y.dim() - 1)] if isinstance(y, Tensor) else []
+
     def internal_groups(self, m: nn.MultiheadAttention) -> list[InternalGroup]:
         heads, hd, inner = m.num_heads, m.head_dim, _inner(m)
-        w = m.in_proj_weight
-        if w is None:
-            w = torch.cat([m.q_proj_weight, m.k_proj_weight, m.v_proj_weight], dim=1)
-        # (3*inner, in) -> (heads, 3*hd*in): q, k, v rows of each head
-        per_head = w.detach().reshape(3, heads, hd, -1).transpose(0, 1).reshape(heads, -1)
-        o = m.out_proj.weight.detach().reshape(-1, heads, hd).transpose(0, 1).reshape(heads, -1)
-        return [InternalGroup("heads", heads, hd, [(per_head, 0), (o, 0)],
-                              lambda keep: prune_mha_heads(m, keep))]
+        if m.in_proj_weight is not None:
+            qkv = list(m.in_proj_weight.detach().split(inner))
+        else:
+            qkv = [m.q_proj_weight.detach(), m.k_proj_weight.detach(), m.v_proj_weight.detach()]
+        slices = [(w, 0) for w in qkv] + [(m.out_proj.weight.detach(), 1)]
+        return [InternalGroup("heads", heads, hd, slices, lambda keep: prune_mha_heads(m, keep))]
 
     def resize(self, m: nn.MultiheadAttention, shapes: dict[str, tuple[int, ...]]) -> None:
         """Match saved shapes; ``head_dim`` is kept, ``num_heads`` inferred from ``out_proj``."""
@@ -225,3 +237,8 @@ class MultiheadAttentionHandler:
         if "in_proj_weight" in shapes:
             m.kdim = m.vdim = shapes["in_proj_weight"][1]
         _to_pruned(m)
+
+
+MHA_HANDLER = MultiheadAttentionHandler()
+register_handler(nn.MultiheadAttention, MHA_HANDLER)
+register_handler(PrunedMultiheadAttention, MHA_HANDLER)

@@ -18,6 +18,8 @@ The shared ``config`` object is not edited here (layers may differ); see
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -30,7 +32,7 @@ from prunekit.handlers._proj import (
     slice_proj_out,
 )
 from prunekit.handlers._slicing import as_index, block_rows, strided_rows
-from prunekit.handlers.rnn import InternalGroup
+from prunekit.handlers.base import HANDLERS, HandlerBase, InternalGroup
 
 _HEAD_ATTRS = ("num_heads", "num_attention_heads", "n_heads", "n_head")
 _KV_ATTRS = ("num_key_value_heads", "num_kv_heads")
@@ -58,11 +60,6 @@ def _set_heads(m: nn.Module, heads: int, kv: int | None = None) -> None:
             setattr(m, a, kv)
 
 
-def _blocks(t: Tensor, n: int) -> Tensor:
-    """``(n*b, ...)`` -> ``(n, b*...)``: one row per prunable block."""
-    return t.detach().reshape(n, -1)
-
-
 # ----------------------------------------------------------------------------- qkvo (LLaMA-like)
 def qkvo_heads(m: nn.Module) -> tuple[int, int, int]:
     """``(num_heads, num_kv_heads, head_dim)`` read from the weights."""
@@ -86,12 +83,16 @@ def prune_qkvo_kv_groups(m: nn.Module, keep: Tensor) -> None:
 
 def _qkvo_group(m: nn.Module) -> InternalGroup:
     heads, kv, hd = qkvo_heads(m)
-    slices = [(_blocks(out_rows(p), kv), 0) for p in (m.q_proj, m.k_proj, m.v_proj)]
-    o = out_rows(m.o_proj).t()  # (inner, out)
-    slices.append((_blocks(o, kv), 0))
-    name = "kv_groups" if heads != kv else "heads"
-    return InternalGroup(name, kv, hd * heads // kv, slices,
-                         lambda keep: prune_qkvo_kv_groups(m, keep))
+    rep = heads // kv
+
+    def per_query(t: Tensor) -> Tensor:  # (kv*hd, in) -> (kv*rep*hd, in): one copy per query head
+        return t.reshape(kv, 1, hd, -1).expand(kv, rep, hd, t.shape[-1]).reshape(kv * rep * hd, -1)
+
+    slices = [(out_rows(m.q_proj), 0), (per_query(out_rows(m.k_proj)), 0),
+              (per_query(out_rows(m.v_proj)), 0), (out_rows(m.o_proj), 1)]
+    name = "kv_groups" if rep > 1 else "heads"
+    return InternalGroup(name, kv, hd * rep, slices, lambda keep: prune_qkvo_kv_groups(m, keep),
+                         extra={"heads_per_group": rep, "head_dim": hd})
 
 
 # ----------------------------------------------------------------------------- BERT
@@ -135,14 +136,11 @@ def prune_gpt2_heads(m: nn.Module, keep: Tensor) -> None:
 
 def _gpt2_group(m: nn.Module) -> InternalGroup:
     hd, inner = m.head_dim, m.split_size
-    heads = inner // hd
-    qkv = out_rows(m.c_attn).reshape(3, heads, hd, -1).transpose(0, 1).reshape(heads, -1)
-    o = _blocks(out_rows(m.c_proj).t(), heads)
-    return InternalGroup("heads", heads, hd, [(qkv, 0), (o, 0)],
-                         lambda keep: prune_gpt2_heads(m, keep))
+    slices = [(t, 0) for t in out_rows(m.c_attn).split(inner)] + [(out_rows(m.c_proj), 1)]
+    return InternalGroup("heads", inner // hd, hd, slices, lambda keep: prune_gpt2_heads(m, keep))
 
 
-class HFAttentionHandler:
+class HFAttentionHandler(HandlerBase):
     """Handler for HF attention modules of the ``qkvo``, ``bert`` and ``gpt2`` families."""
 
     def _io(self, m: nn.Module) -> tuple[list[nn.Module], list[nn.Module]]:
@@ -185,6 +183,14 @@ class HFAttentionHandler:
         if attention_family(m) == "gpt2":
             m.embed_dim = proj_out(o)
 
+    def in_tensors(self, m: nn.Module, args: tuple, kwargs: dict) -> list[tuple[Tensor, int]]:
+        x = args[0] if args else kwargs.get("hidden_states")
+        return [(x, x.dim() - 1)] if isinstance(x, Tensor) else []
+
+    def out_tensors(self, m: nn.Module, output: Any) -> list[tuple[Tensor, int]]:
+        y = output[0] if isinstance(output, (tuple, list)) else output
+        return [(y, y.dim() - 1)] if isinstance(y, Tensor) else []
+
     def weight_slices(self, m: nn.Module, dim: str) -> list[tuple[Tensor, int]]:
         ins, outs = self._io(m)
         if dim == "in":
@@ -217,3 +223,14 @@ class HFAttentionHandler:
             m.split_size = proj_out(m.c_attn) // 3
             m.embed_dim = proj_out(m.c_proj)
             _set_heads(m, m.split_size // m.head_dim)
+
+
+HF_ATTENTION_HANDLER = HFAttentionHandler()
+
+
+def resolve_hf_attention(m: nn.Module) -> HFAttentionHandler | None:
+    """Resolver for :class:`~prunekit.handlers.base.HandlerTable`: HF attention by structure."""
+    return HF_ATTENTION_HANDLER if attention_family(m) is not None else None
+
+
+HANDLERS.add_resolver(resolve_hf_attention)

@@ -15,9 +15,10 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from prunekit.handlers._slicing import as_index, resize_param, slice_param
+from prunekit.handlers.base import HandlerBase, register_handler
 
 
-class EmbeddingHandler:
+class EmbeddingHandler(HandlerBase):
     """Handler for ``nn.Embedding`` and ``nn.EmbeddingBag`` (prunes ``embedding_dim``)."""
 
     def in_channels(self, m: nn.Module) -> None:
@@ -104,3 +105,6 @@ class ParameterHandler:
 
 
 PARAMETERS = ParameterHandler()
+EMBEDDING_HANDLER = EmbeddingHandler()
+register_handler(nn.Embedding, EMBEDDING_HANDLER)
+register_handler(nn.EmbeddingBag, EMBEDDING_HANDLER)

@@ -20,12 +20,12 @@ After any change ``_init_flat_weights`` + ``flatten_parameters`` are called so t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from prunekit.handlers.base import HandlerBase, InternalGroup, register_handler
 from prunekit.handlers._slicing import (
     as_index,
     resize_param,
@@ -152,23 +152,7 @@ def _unit_slices(m: nn.RNNBase, proj_space: bool) -> list[tuple[Tensor, int]]:
     return out
 
 
-@dataclass
-class InternalGroup:
-    """A channel dim that is invisible outside one module (heads, LSTM cell units, ...).
-
-    ``prune(keep)`` keeps the *blocks* (units/heads) ``keep``; ``weight_slices`` are
-    ``(tensor, axis)`` pairs whose ``axis`` has size ``size * granularity``.
-    """
-
-    name: str
-    size: int
-    granularity: int
-    weight_slices: list[tuple[Tensor, int]] = field(default_factory=list)
-    prune: Callable[[Tensor], None] | None = None
-    min_keep: int = 1
-
-
-class RNNHandler:
+class RNNHandler(HandlerBase):
     """Handler for ``nn.RNN``/``nn.GRU``/``nn.LSTM`` (multi-layer, bidirectional, projections).
 
     in: ``input_size`` features; out: ``dirs * R`` features = ``dirs`` copies of the unit space
@@ -204,6 +188,17 @@ class RNNHandler:
         else:
             prune_rnn_hidden(m, units)
 
+    def out_tensors(self, m: nn.RNNBase, output: Any) -> list[tuple[Tensor, int]]:
+        """``output`` and, for one direction, ``h_n`` (and ``c_n`` without projections)."""
+        y, state = output
+        if not isinstance(y, Tensor):  # PackedSequence: not traced through
+            return []
+        out = [(y, y.dim() - 1)]
+        if directions(m) == 1:
+            states = state if isinstance(state, tuple) else (state,)
+            out += [(t, t.dim() - 1) for t in states if t.shape[-1] == unit_size(m)]
+        return out
+
     def weight_slices(self, m: nn.RNNBase, dim: str) -> list[tuple[Tensor, int]]:
         if dim == "in":
             return [(getattr(m, f"weight_ih_l0{s}"), 1) for s in _sfx(m)]
@@ -231,3 +226,8 @@ class RNNHandler:
         for name, shape in shapes.items():
             resize_param(m, name, tuple(shape))
         _refresh(m)
+
+
+RNN_HANDLER = RNNHandler()
+for _cls in (nn.RNN, nn.GRU, nn.LSTM):
+    register_handler(_cls, RNN_HANDLER)

@@ -16,33 +16,17 @@ from torch import Tensor, nn
 from prunekit.handlers._slicing import resize_param
 
 
-def handler_for(m: nn.Module) -> Any | None:
-    """The structural handler for ``m``: the shared registry first, then the S2 handlers."""
-    try:
-        from prunekit.handlers.base import get_handler  # S1's registry (type, then MRO)
-    except ImportError:
-        get_handler = None
-    if get_handler is not None:
-        try:
-            h = get_handler(m)
-        except (KeyError, ValueError, TypeError):
-            h = None
-        if h is not None:
-            return h
-    from prunekit.handlers.attention import MultiheadAttentionHandler
-    from prunekit.handlers.attention_hf import HFAttentionHandler, attention_family
-    from prunekit.handlers.embedding import EmbeddingHandler
-    from prunekit.handlers.rnn import RNNHandler
+_GENERIC = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._NormBase, nn.GroupNorm,
+            nn.LayerNorm, nn.PReLU)
 
-    if isinstance(m, nn.MultiheadAttention):
-        return MultiheadAttentionHandler()
-    if isinstance(m, nn.RNNBase):
-        return RNNHandler()
-    if isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
-        return EmbeddingHandler()
-    if attention_family(m) is not None:
-        return HFAttentionHandler()
-    return None
+
+def handler_for(m: nn.Module) -> Any | None:
+    """The handler whose ``resize`` owns ``m``; ``None`` for layers resized generically here."""
+    from prunekit.handlers import get_handler  # registers the built-in handlers
+
+    if isinstance(m, _GENERIC) or (type(m).__name__ == "Conv1D" and hasattr(m, "nf")):
+        return None
+    return get_handler(m)
 
 
 def _conv_attrs(m: nn.modules.conv._ConvNd) -> None:

@@ -8,6 +8,10 @@ from prunekit.masks import (
     register_layout,
 )
 from prunekit.weights import WeightPruneReport, prune_weights
+from prunekit.graph import DependencyGraph
+from prunekit.handlers import Handler, HandlerBase, InternalGroup, PruneError, register_handler
+from prunekit.importance.structured import GROUP_CRITERIA
+from prunekit.structural import StructuredPlan, VerifyResult, plan_structured, verify
 
 __version__ = "0.1.0"
 
@@ -17,6 +21,8 @@ __all__ = [
     "WeightPruneReport", "prune_weights",
     # --- io / stats (foundation) ---
     # --- structural (issue 3) ---
+    "DependencyGraph", "GROUP_CRITERIA", "Handler", "HandlerBase", "InternalGroup", "PruneError",
+    "StructuredPlan", "VerifyResult", "plan_structured", "register_handler", "verify",
     # --- bench / analysis (issue 5) ---
     # --- recovery (issue 4) ---
     # --- llm (issue 6) ---

@@ -1,5 +1,7 @@
 """Layer handlers keyed by module type (registered on import)."""
 
+from prunekit.handlers import conv, linear, norm  # noqa: F401  (registration)
+
 from prunekit.handlers.base import (
     HANDLERS,
     Handler,

@@ -132,6 +132,10 @@ class HandlerBase:
         resize_params(m, shapes)
 
     # ---- optional hooks used by the tracer -------------------------------------------------
+    def is_leaf(self, m: nn.Module) -> bool:
+        """False: trace through this instance's forward instead (e.g. PReLU with one slope)."""
+        return True
+
     def in_dim(self, m: nn.Module, x: Tensor) -> int:
         """Axis of the input tensor ``x`` holding the consumed channels (default: last)."""
         return x.dim() - 1

@@ -199,6 +199,24 @@ class RNNHandler(HandlerBase):
             out += [(t, t.dim() - 1) for t in states if t.shape[-1] == unit_size(m)]
         return out
 
+    def masking_is_exact(self, m: nn.RNNBase) -> bool:
+        """Zeroing an output feature does not remove the unit: it still feeds the recurrence."""
+        return False
+
+    def cost(self, m: nn.RNNBase, n_in: int | None, n_out: int | None) -> tuple[int, int]:
+        """``(params, MACs per time step)`` with ``n_in`` inputs and ``n_out`` output features."""
+        d, g = directions(m), gates(m)
+        n_in = m.input_size if n_in is None else n_in
+        r = unit_size(m) if n_out is None else n_out // d
+        proj = getattr(m, "proj_size", 0) > 0
+        h = m.hidden_size if proj else r
+        weights = 0
+        for layer in range(m.num_layers):
+            width = n_in if layer == 0 else d * r
+            weights += d * (g * h * (width + r) + (r * h if proj else 0))
+        biases = m.num_layers * d * 2 * g * h if m.bias else 0
+        return weights + biases, weights
+
     def weight_slices(self, m: nn.RNNBase, dim: str) -> list[tuple[Tensor, int]]:
         if dim == "in":
             return [(getattr(m, f"weight_ih_l0{s}"), 1) for s in _sfx(m)]

@@ -62,16 +62,39 @@ def _install(masked: nn.Module, pruned: nn.Module, plan) -> list:
                 handles.append(m.register_forward_hook(post))
             continue
 
-        def replace(mod, args, out, e=e, sm=small[e.name]):
-            x = args[0]
-            if e.keep_in is not None:
-                x = x.index_select(e.in_dim, e.keep_in.to(x.device))
-            y = sm(x, *args[1:])
-            full = torch.zeros_like(out)
-            keep = e.keep_out if e.keep_out is not None else torch.arange(out.shape[e.out_dim])
-            return full.index_copy(e.out_dim, keep.to(out.device), y)
-        handles.append(m.register_forward_hook(replace))
+        def replace(mod, args, kwargs, out, e=e, sm=small[e.name]):
+            args, kwargs = _select_inputs(args, kwargs, e)
+            return _scatter(out, sm(*args, **kwargs), e)
+        handles.append(m.register_forward_hook(replace, with_kwargs=True))
     return handles
+
+
+def _select_inputs(args: tuple, kwargs: dict, e) -> tuple[tuple, dict]:
+    """Keep only ``e.keep_in`` of the channel-carrying input (first arg or ``hidden_states``)."""
+    if e.keep_in is None:
+        return args, kwargs
+    if args and isinstance(args[0], Tensor):
+        x = args[0]
+        return (x.index_select(e.in_dim, e.keep_in.to(x.device)),) + tuple(args[1:]), kwargs
+    key = "hidden_states" if "hidden_states" in kwargs else next(
+        k for k, v in kwargs.items() if isinstance(v, Tensor))
+    kwargs = dict(kwargs)
+    kwargs[key] = kwargs[key].index_select(e.in_dim, e.keep_in.to(kwargs[key].device))
+    return args, kwargs
+
+
+def _scatter(out: Any, y: Any, e) -> Any:
+    """Put the pruned module's outputs back at the kept positions of the dense ones."""
+    if isinstance(out, (tuple, list)) and isinstance(y, (tuple, list)) and len(out) == len(y):
+        return type(out)(_scatter(o, v, e) for o, v in zip(out, y))
+    if not isinstance(out, Tensor) or not isinstance(y, Tensor) or out.shape == y.shape:
+        return y
+    d = e.out_dim if out.dim() == y.dim() and out.shape[e.out_dim] != y.shape[e.out_dim] else -1
+    keep = e.keep_out if e.keep_out is not None else torch.arange(out.shape[d])
+    keep = keep[keep < out.shape[d]]  # e.g. an RNN's h_n holds one direction's units
+    if keep.numel() != y.shape[d]:
+        return y
+    return torch.zeros_like(out).index_copy(d, keep.to(out.device), y)
 
 
 def _outputs(out: Any) -> list[Tensor]:

@@ -14,7 +14,7 @@ from prunekit.handlers.base import (
 )
 
 # S2 handlers (import registers them)
-from prunekit.handlers import attention, attention_hf, embedding, rnn  # noqa: E402,F401
+from prunekit.handlers import attention, attention_hf, embedding, hf_conv1d, rnn  # noqa: E402,F401
 
 __all__ = [
     "HANDLERS", "Handler", "HandlerBase", "InternalGroup", "PruneError", "get_handler",

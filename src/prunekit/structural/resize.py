@@ -93,5 +93,8 @@ def resize_to_state_dict(model: nn.Module, sd: dict[str, Tensor]) -> list[str]:
     diff = {k: tuple(v.shape) for k, v in sd.items()
             if k in own and tuple(own[k].shape) != tuple(v.shape)}
     if diff:
+        from prunekit.structural.attrs import sync_model_attributes
+
         _walk(model, "", diff)
+        sync_model_attributes(model)
     return sorted(diff)

@@ -156,7 +156,9 @@ class DependencyGraph:
             if not units:
                 continue
             first = self.out_roots[names[0]]
-            widths = torch.tensor([int((first == u).sum()) for u in units])
+            vals, counts = torch.unique(first, return_counts=True)
+            cnt = dict(zip(vals.tolist(), counts.tolist()))
+            widths = torch.tensor([cnt.get(u, 0) for u in units])
             grp = Group(len(self.groups), torch.tensor(units), names, widths=widths)
             for i, u in enumerate(units):
                 self.unit_of[u] = (grp.index, i)

@@ -278,7 +278,7 @@ def _hooks(tracer: Tracer) -> list:
 
     for name, m in tracer.model.named_modules():
         handles.append(m.register_forward_pre_hook(push(name)))
-        handles.append(m.register_forward_hook(pop, always_call=True))
+        handles.append(m.register_forward_hook(pop))
         rec = leaf_ids.get(id(m))
         if rec is None:
             continue

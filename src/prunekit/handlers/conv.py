@@ -65,9 +65,7 @@ class ConvHandler(HandlerBase):
 
     def prune_in(self, m: nn.Module, keep: Tensor) -> None:
         t = m.transposed
-        if self.in_out_coupled(m):
-            return self.prune_out(m, keep)
-        if m.groups > 1:
+        if m.groups > 1:  # (a coupled depthwise conv is handled entirely by prune_out)
             ipg = m.in_channels // m.groups
             m.groups = self._check_groups(m, keep, ipg, "input")
             if t:

@@ -23,14 +23,15 @@ class _ChannelNorm(HandlerBase):
         return True
 
     def weight_slices(self, m: nn.Module, dim: str) -> list[tuple[Tensor, int]]:
-        return [(p, 0) for p in (m.weight, m.bias) if isinstance(p, nn.Parameter)]
+        return [(p, 0) for p in (getattr(m, "weight", None), getattr(m, "bias", None))
+                if isinstance(p, nn.Parameter)]
 
     def prune_in(self, m: nn.Module, keep: Tensor) -> None:
         self.prune_out(m, keep)
 
     def cost(self, m: nn.Module, n_in: int | None, n_out: int | None) -> tuple[int, int]:
         n = self.out_channels(m) if n_out is None else n_out
-        return n * sum(isinstance(p, nn.Parameter) for p in (m.weight, m.bias)), 0
+        return n * len(self.weight_slices(m, "out")), 0
 
 
 class BatchNormHandler(_ChannelNorm):

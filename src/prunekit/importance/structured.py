@@ -60,7 +60,11 @@ NEEDS: dict[str, frozenset[str]] = {}
 
 
 def _per_position(p: Tensor, axis: int, fn: Callable[[Tensor], Tensor]) -> Tensor:
-    x = p.detach().float().movedim(axis, 0)
+    x = p.detach().float()
+    if x.dim() == 1:
+        return fn(x.reshape(-1, 1))
+    if axis != 0:
+        x = x.movedim(axis, 0).contiguous()
     return fn(x.reshape(x.shape[0], -1))
 
 

@@ -107,7 +107,7 @@ def _check_forward(plan, model: nn.Module) -> None:
     handles = []
     for name, m in model.named_modules():
         handles.append(m.register_forward_pre_hook(lambda mod, a, n=name: stack.append(n)))
-        handles.append(m.register_forward_hook(lambda mod, a, o: _pop(stack), always_call=True))
+        handles.append(m.register_forward_hook(lambda mod, a, o: _pop(stack)))
     was = model.training
     model.eval()
     try:

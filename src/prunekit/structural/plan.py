@@ -235,8 +235,12 @@ def plan_structured(
     _ensure_nonempty(graph, masks, scores)
     from prunekit.structural.result import StructuredPlan
 
-    return StructuredPlan.build(model, example_inputs, cfg, graph, scores, masks, dense,
+    plan = StructuredPlan.build(model, example_inputs, cfg, graph, scores, masks, dense,
                                 cost.evaluate(flat(masks)))
+    from prunekit.structural.internal import add_internal_edits  # heads, LSTM cells (S2)
+
+    add_internal_edits(plan, graph)
+    return plan
 
 
 def keep_from_roots(roots: Tensor, removed: set[int]) -> Tensor:

@@ -69,17 +69,25 @@ def _install(masked: nn.Module, pruned: nn.Module, plan) -> list:
     return handles
 
 
+_CACHE_KWARGS = ("past_key_values", "past_key_value", "layer_past")
+
+
 def _select_inputs(args: tuple, kwargs: dict, e) -> tuple[tuple, dict]:
-    """Keep only ``e.keep_in`` of the channel-carrying input (first arg or ``hidden_states``)."""
+    """Keep only ``e.keep_in`` of the channel-carrying input (first arg or ``hidden_states``,
+    and every other argument that is the same tensor, as in ``mha(x, x, x)``). A KV cache is
+    not passed on: the dense module has already written this step into it."""
+    kwargs = {k: (None if k in _CACHE_KWARGS else v) for k, v in kwargs.items()}
     if e.keep_in is None:
         return args, kwargs
     if args and isinstance(args[0], Tensor):
         x = args[0]
-        return (x.index_select(e.in_dim, e.keep_in.to(x.device)),) + tuple(args[1:]), kwargs
-    key = "hidden_states" if "hidden_states" in kwargs else next(
-        k for k, v in kwargs.items() if isinstance(v, Tensor))
-    kwargs = dict(kwargs)
-    kwargs[key] = kwargs[key].index_select(e.in_dim, e.keep_in.to(kwargs[key].device))
+    else:
+        key = "hidden_states" if "hidden_states" in kwargs else next(
+            k for k, v in kwargs.items() if isinstance(v, Tensor))
+        x = kwargs[key]
+    small = x.index_select(e.in_dim, e.keep_in.to(x.device))
+    args = tuple(small if a is x else a for a in args)
+    kwargs = {k: (small if v is x else v) for k, v in kwargs.items()}
     return args, kwargs
 
 

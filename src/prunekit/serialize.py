@@ -82,6 +82,10 @@ def _infer_spec(model: nn.Module) -> str | dict[str, Any]:
     name = _torchvision_name(model)
     if name is not None:
         return name
+    cfg = getattr(model, "pretrained_cfg", None)  # timm models carry their architecture name
+    if isinstance(cfg, dict) and cfg.get("architecture") and type(model).__module__.startswith(
+            "timm."):
+        return f"timm:{cfg['architecture']}"
     raise ValueError(
         f"save: cannot tell how to rebuild {type(model).__name__}; pass spec="
         "'torchvision:NAME' | 'timm:NAME' | 'module:pkg.mod:factory'")
@@ -92,12 +96,15 @@ def _write_json(path: Path, obj: dict[str, Any]) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
 
 
-def save(model: nn.Module, path: str | Path, spec: str | None = None) -> Path:
+def save(model: nn.Module, path: str | Path, spec: str | None = None,
+         spec_kwargs: dict[str, Any] | None = None) -> Path:
     """Save ``model`` (pruned or not) to directory ``path``; see the module docstring.
 
     Args:
-        spec: how to build the unpruned base; inferred for HF and torchvision models and for
-            models returned by :func:`load`.
+        spec: how to build the unpruned base; inferred for HF, torchvision and timm models and
+            for models returned by :func:`load`.
+        spec_kwargs: JSON-serialisable keyword arguments of the builder (e.g.
+            ``{"img_size": 64}`` for a timm ViT, ``{"num_classes": 10}``).
 
     Returns:
         The directory.
@@ -117,7 +124,10 @@ def save(model: nn.Module, path: str | Path, spec: str | None = None) -> Path:
         meta.update(base={"kind": "hf_config", "class": type(model).__name__,
                           "config": model.config.to_dict()})
     else:
-        meta.update(base={"kind": "spec", "spec": spec or _infer_spec(model)})
+        kwargs = spec_kwargs if spec_kwargs is not None else \
+            model.__dict__.get("_prunekit_spec_kwargs", {})
+        meta.update(base={"kind": "spec", "spec": spec or _infer_spec(model),
+                          "kwargs": dict(kwargs)})
     save_weights(model, path / _WEIGHTS)
     _write_json(path / _META, meta)
     return path
@@ -136,14 +146,35 @@ def _build_hf(base: dict[str, Any]) -> nn.Module:
     return cls._from_config(config)
 
 
+def _build_spec(spec: str, kwargs: dict[str, Any]) -> nn.Module:
+    """``torchvision:``/``timm:``/``module:`` builders called with ``kwargs``."""
+    import importlib
+
+    scheme, _, rest = spec.partition(":")
+    if scheme == "torchvision":
+        import torchvision
+
+        return torchvision.models.get_model(rest, **{"weights": None, **kwargs})
+    if scheme == "timm":
+        import timm
+
+        return timm.create_model(rest, **{"pretrained": False, **kwargs})
+    if scheme == "module":
+        mod_name, _, fn_name = rest.rpartition(":")
+        return getattr(importlib.import_module(mod_name), fn_name)(**kwargs)
+    raise ValueError(f"load: builder kwargs are not supported for spec {spec!r}")
+
+
 def _build_base(meta: dict[str, Any]) -> nn.Module:
     base = meta.get("base", {})
     kind = base.get("kind")
     if kind == "hf_config":
         return _build_hf(base)
     if kind == "spec":
-        model = load_model_spec(base["spec"])
+        kwargs = base.get("kwargs") or {}
+        model = _build_spec(base["spec"], kwargs) if kwargs else load_model_spec(base["spec"])
         model.__dict__["_prunekit_spec"] = base["spec"]
+        model.__dict__["_prunekit_spec_kwargs"] = dict(kwargs)
         return model
     raise ValueError(f"load: unknown base kind {kind!r} in {_META}")
 

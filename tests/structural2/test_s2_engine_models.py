@@ -27,6 +27,7 @@ def test_mha_self_attention_model():
     torch.manual_seed(0)
     pruned = _plan_verify(self_attention(), torch.randn(2, 5, 16))
     assert pruned.head.out_features == 3  # outputs keep their meaning
+    assert pruned.mha.num_heads == 2  # internal group planned at the same ratio
 
 
 @pytest.mark.parametrize("kind", ["lstm_bi", "gru"])
@@ -56,6 +57,8 @@ def test_hf_llama_plan_save_load(tmp_path):
                                    num_key_value_heads=2)
     ids = torch.randint(0, 64, (2, 6))
     pruned = _plan_verify(transformers.LlamaForCausalLM(cfg), {"input_ids": ids})
+    attn = pruned.model.layers[0].self_attn
+    assert attn.k_proj.out_features == 8 and attn.q_proj.out_features == 16  # one KV group left
     ref = pruned(input_ids=ids).logits
     pk.save(pruned, tmp_path / "llama")
     assert torch.allclose(pk.load(tmp_path / "llama")(input_ids=ids).logits, ref, atol=1e-6)

@@ -168,3 +168,18 @@ def test_mha_and_lstm_round_trip_module_spec(tmp_path):
     t2 = load(tmp_path / "lstm")
     assert t2.rnn.hidden_size == 5
     assert torch.equal(t2(ids), ref)
+
+
+def test_timm_spec_inferred_with_builder_kwargs(tmp_path):
+    timm = pytest.importorskip("timm")
+    import prunekit as pk
+
+    torch.manual_seed(0)
+    kw = {"img_size": 32, "depth": 2}
+    m = timm.create_model("vit_tiny_patch16_224", pretrained=False, **kw).eval()
+    x = torch.randn(1, 3, 32, 32)
+    pruned = pk.plan_structured(m, x, ratio=0.5).apply()
+    save(pruned, tmp_path / "t", spec_kwargs=kw)
+    meta = json.loads((tmp_path / "t" / "prunekit.json").read_text())
+    assert meta["base"] == {"kind": "spec", "spec": "timm:vit_tiny_patch16_224", "kwargs": kw}
+    assert torch.equal(load(tmp_path / "t")(x), pruned(x))

@@ -12,6 +12,10 @@ from prunekit.graph import DependencyGraph
 from prunekit.handlers import Handler, HandlerBase, InternalGroup, PruneError, register_handler
 from prunekit.importance.structured import GROUP_CRITERIA
 from prunekit.structural import StructuredPlan, VerifyResult, plan_structured, verify
+from prunekit.serialize import load, save
+from prunekit.structural.attrs import register_attribute_sync
+from prunekit.structural.hybrid import HybridReport, prune_hybrid
+from prunekit.structural.layers import LayerDropReport, drop_layers
 
 __version__ = "0.1.0"
 
@@ -23,6 +27,8 @@ __all__ = [
     # --- structural (issue 3) ---
     "DependencyGraph", "GROUP_CRITERIA", "Handler", "HandlerBase", "InternalGroup", "PruneError",
     "StructuredPlan", "VerifyResult", "plan_structured", "register_handler", "verify",
+    "HybridReport", "LayerDropReport", "drop_layers", "load", "prune_hybrid",
+    "register_attribute_sync", "save",
     # --- bench / analysis (issue 5) ---
     # --- recovery (issue 4) ---
     # --- llm (issue 6) ---

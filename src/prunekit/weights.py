@@ -19,6 +19,7 @@ from prunekit.importance import get_criterion
 from prunekit.masks.apply import get_mask, set_mask
 from prunekit.masks.layout import layout_for
 from prunekit.masks.select import global_masks, nm_mask, unstructured_mask
+from prunekit.stats import module_type_name
 
 
 @dataclass
@@ -237,5 +238,5 @@ def prune_weights(
     report = WeightPruneReport(config=cfg, skipped=skipped)
     for name, mod in layers.items():
         w = mod.weight
-        report.layers.append(LayerResult(name, type(mod).__name__, w.numel(), int((w == 0).sum())))
+        report.layers.append(LayerResult(name, module_type_name(mod), w.numel(), int((w == 0).sum())))
     return report

@@ -158,14 +158,9 @@ def _internal(graph: DependencyGraph) -> list[tuple[str, InternalGroup]]:
 
 
 def _internal_scores(ig: InternalGroup, criterion: str, gen: torch.Generator) -> Tensor:
-    if criterion == "random":
-        return torch.rand(ig.size, generator=gen)
-    score = torch.zeros(ig.size)
-    for p, ax in ig.weight_slices:
-        x = p.detach().float().movedim(ax, 0)
-        x = x.reshape(ig.size, -1)
-        score += x.pow(2).sum(1) if criterion == "l2" else x.abs().sum(1)
-    return score.sqrt() if criterion == "l2" else score
+    from prunekit.structural.internal import unit_scores  # L1/L2 of the unit's slices
+
+    return unit_scores(ig, criterion, gen).float()
 
 
 def _internal_params(ig: InternalGroup) -> int:

@@ -274,8 +274,13 @@ def plan_structured(
                                 masks[:n_graph], dense, evaluate(masks), keep_internal)
 
 
-def keep_from_roots(roots: Tensor, removed: set[int]) -> Tensor:
-    """Sorted kept positions: those whose unit is not removed (fixed positions are kept)."""
+def keep_from_roots(roots: Tensor, removed: set[int] | Tensor) -> Tensor:
+    """Sorted kept positions: those whose unit is not removed (fixed positions are kept).
+
+    ``removed`` is a set of root ids or a bool tensor indexed by root id.
+    """
+    if isinstance(removed, Tensor):
+        return torch.nonzero(~removed[roots]).flatten()
     keep = [i for i, u in enumerate(roots.tolist()) if u == FIXED or u not in removed]
     return torch.tensor(keep, dtype=torch.long)
 

@@ -53,8 +53,9 @@ class StructuredPlan:
               graph: DependencyGraph, scores: list[Tensor], masks: list[Tensor],
               dense: tuple[int, int], planned: tuple[int, int],
               internal: dict[str, dict[str, Tensor]] | None = None) -> StructuredPlan:
-        removed = {int(g.units[i]) for g, m in zip(graph.groups, masks)
-                   for i in torch.nonzero(m).flatten().tolist()}
+        removed = torch.zeros(len(graph.uf), dtype=torch.bool)
+        for g, m in zip(graph.groups, masks):
+            removed[g.units[m]] = True
         internal = internal or {}
         edits = [_edit(graph, name, removed, internal.get(name, {})) for name in graph.leaves]
         edits = [e for e in edits if e is not None]
@@ -151,7 +152,7 @@ class StructuredPlan:
         return apply_plan(self, copy=copy, validate=validate)
 
 
-def _edit(graph: DependencyGraph, name: str, removed: set[int],
+def _edit(graph: DependencyGraph, name: str, removed: Tensor,
           internal: dict[str, Tensor]) -> LayerEdit | None:
     rec = graph.leaves[name]
     h, m = rec.handler, rec.module

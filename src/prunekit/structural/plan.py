@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -20,6 +20,9 @@ from prunekit.importance.structured import (
     SliceRef,
     collect_group_stats,
 )
+
+if TYPE_CHECKING:
+    from prunekit.structural.result import StructuredPlan
 from prunekit.structural.select import (
     CostModel,
     bisect,

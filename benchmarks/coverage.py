@@ -12,6 +12,7 @@ Usage:
     python benchmarks/coverage.py --family classification --timeout 600
     python benchmarks/coverage.py resnet18 hf_llama_gqa   # named models
     python benchmarks/coverage.py --markdown-only      # just rebuild the table
+    python benchmarks/coverage.py --size 224 --out benchmarks/results/coverage224.jsonl maxvit_t
 Outputs: benchmarks/results/coverage.jsonl and benchmarks/results/coverage.md
 """
 
@@ -151,7 +152,7 @@ def build(family: str, name: str):
         kw["init_weights"] = False
     model = torchvision.models.get_model(name, **kw)
     if family == "classification":
-        s = _CLS_SIZE.get(name, 64)
+        s = int(os.environ.get("PK_COVERAGE_SIZE", 0)) or _CLS_SIZE.get(name, 64)
         return model, torch.randn(1, 3, s, s)
     if family == "segmentation":
         return model, torch.randn(1, 3, 64, 64)
@@ -281,6 +282,8 @@ def main() -> None:
                                          "video", "other"])
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--force", action="store_true")
+    ap.add_argument("--size", type=int, default=0,
+                    help="classification input size (default: 64, or what the model needs)")
     ap.add_argument("--markdown-only", action="store_true")
     ap.add_argument("--out", type=Path, default=RESULTS / "coverage.jsonl")
     ap.add_argument("--child", nargs=2, metavar=("FAMILY", "NAME"), help=argparse.SUPPRESS)
@@ -288,6 +291,8 @@ def main() -> None:
     if a.child:
         _child(*a.child)
         return
+    if a.size:
+        os.environ["PK_COVERAGE_SIZE"] = str(a.size)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     done = _load(a.out)
     todo = [(f, n) for f, n in all_models()

@@ -118,7 +118,8 @@ def _hf(name: str):
     import transformers as T
 
     ids = torch.randint(0, 128, (2, 16))
-    small = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
+    small = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+             "intermediate_size": 128}
     if name == "hf_bert":
         return T.BertModel(T.BertConfig(vocab_size=128, **small)), {"input_ids": ids}
     if name == "hf_gpt2":
@@ -152,7 +153,7 @@ def build(family: str, name: str):
         kw["init_weights"] = False
     model = torchvision.models.get_model(name, **kw)
     if family == "classification":
-        s = int(os.environ.get("PK_COVERAGE_SIZE", 0)) or _CLS_SIZE.get(name, 64)
+        s = int(os.environ.get("PK_COVERAGE_SIZE", "0")) or _CLS_SIZE.get(name, 64)
         return model, torch.randn(1, 3, s, s)
     if family == "segmentation":
         return model, torch.randn(1, 3, 64, 64)
@@ -237,7 +238,8 @@ def _spawn(family: str, name: str, timeout: int) -> dict:
     env = dict(os.environ, PYTHONPATH=str(HERE.parent / "src"), OMP_NUM_THREADS="1")
     t = time.perf_counter()
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
+                           check=False)
     except subprocess.TimeoutExpired:
         return {"family": family, "model": name, "ok": False, "reason": f"timeout {timeout}s"}
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -252,8 +254,9 @@ def _spawn(family: str, name: str, timeout: int) -> dict:
 
 
 def markdown(results: dict[str, dict]) -> str:
-    rows = ["| family | model | result | params kept | verify max\\|Δ\\| | engine s | peak RSS MB "
-            "(engine / all) | reason |", "|---|---|---|---|---|---|---|---|"]
+    header = ("| family | model | result | params kept | verify max\\|Δ\\| | engine s | "
+              "peak RSS MB (engine / all) | reason |")
+    rows = [header, "|---|---|---|---|---|---|---|---|"]
     order = {f: i for i, f in enumerate(["classification", "segmentation", "detection", "video",
                                          "other"])}
     for r in sorted(results.values(), key=lambda r: (order.get(r["family"], 9), r["model"])):

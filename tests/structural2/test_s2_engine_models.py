@@ -3,10 +3,10 @@
 import pytest
 import torch
 import torchvision
+from s2_factories import self_attention, tagger
 from torch import nn
 
 import prunekit as pk
-from s2_factories import self_attention, tagger
 
 transformers = pytest.importorskip("transformers")
 

@@ -20,8 +20,8 @@ from torch import nn
 
 from prunekit.calibration import call_model
 from prunekit.graph.rules import flat_tensors
-from prunekit.structural.attrs import sync_model_attributes, undo_attributes
 from prunekit.handlers.base import PruneError, call_opt, get_handler, slice_param
+from prunekit.structural.attrs import sync_model_attributes, undo_attributes
 
 
 def _snapshot(mods: list[nn.Module]) -> list[tuple[nn.Module, dict]]:

@@ -170,3 +170,26 @@ def test_vit_heads():
 
     _check(model, {"pixel_values": torch.randn(2, 3, 16, 16)}, zero,
            lambda m: get_handler(m).internal_groups(m)[0].prune(torch.tensor([1, 2, 3])))
+
+
+def test_torchvision_maxvit_attention_heads_and_width():
+    from torchvision.models.maxvit import RelativePositionalMultiHeadAttention
+
+    torch.manual_seed(0)
+    m = RelativePositionalMultiHeadAttention(32, 8, 16).eval()  # 4 heads, 4x4 window
+    x = torch.randn(2, 3, 16, 32)  # (B, G, P, D)
+    z = copy.deepcopy(m)
+    with torch.no_grad():
+        z.merge.weight[:, 8:16] = 0  # head 1
+        z.to_qkv.weight[:, 5] = 0
+    x0 = x.clone()
+    x0[..., 5] = 0
+    ref = z(x0)[..., :20]
+    h = get_handler(m)
+    (g,) = h.internal_groups(m)
+    g.prune(torch.tensor([0, 2, 3]))
+    keep = torch.tensor([i for i in range(32) if i != 5])
+    h.prune_in(m, keep)
+    h.prune_out(m, torch.arange(20))
+    assert isinstance(m, RelativePositionalMultiHeadAttention) and m.n_heads == 3
+    assert (m(x[..., keep]) - ref).abs().max() <= 1e-5

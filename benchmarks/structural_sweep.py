@@ -33,7 +33,7 @@ def one(name: str, ratio: float = 0.5, scope: str = "local") -> str:
     n0 = sum(p.numel() for p in m.parameters())
     n1 = sum(p.numel() for p in pruned.parameters())
     fixed = {w.split(":")[-1].strip() for _, _, w in plan.fixed if "model output" not in w}
-    return (f"{name}: groups={len(plan.groups)} params {n1 / n0:.3f} verify={r.max_abs_diff:.2e} "
+    return (f"{name}: groups={len(plan.groups)} params {n1 / n0:.3f} verify={r.max_abs_diff:.2e} (|ref|max {r.max_abs_ref:.2e}) "
             f"{'OK' if r.ok else 'FAIL'} t={dt:.1f}s fixed_reasons={sorted(fixed)[:4]}")
 
 

@@ -288,6 +288,15 @@ def matmul(ctx: Ctx, func, args, kwargs, out) -> None:
     ctx.set(o, lab)
 
 
+def as_strided(ctx: Ctx, func, args, kwargs, out) -> None:
+    """Memory-format fix-ups (same shape, e.g. in adaptive pooling) keep the label."""
+    o = flat_tensors(out)[0]
+    if tuple(o.shape) == tuple(args[0].shape):
+        lab = ctx.get(args[0])
+        return ctx.set(o, lab)
+    unknown(ctx, func, args, kwargs, out)
+
+
 def unknown(ctx: Ctx, func, args, kwargs, out) -> None:
     fix_all(ctx, func, args, kwargs, out, "operation not understood on a channel dim")
 
@@ -324,6 +333,13 @@ _SPATIAL_FIXED = {"upsample_bilinear2d": 2, "_upsample_bilinear2d_aa": 2, "upsam
                   "im2col": 2, "col2im": 2}
 _AFFINE = ["_native_batch_norm_legit_no_training", "native_batch_norm", "_native_batch_norm_legit",
            "_prelu_kernel", "prelu", "batch_norm"]
+_POINTWISE_EXTRA = ["hardswish", "hardswish_", "mish_", "gelu_", "threshold", "threshold_",
+                    "rrelu_with_noise", "rrelu_with_noise_", "log_sigmoid_forward", "glu_backward",
+                    "softshrink", "hardshrink", "_conj_physical", "nan_to_num", "nan_to_num_",
+                    "clamp", "clamp_", "clamp_min", "clamp_min_", "clamp_max", "clamp_max_",
+                    "hardtanh", "hardtanh_", "silu", "silu_", "elu", "elu_", "relu", "relu_",
+                    "leaky_relu", "leaky_relu_", "sigmoid", "sigmoid_", "tanh", "tanh_",
+                    "masked_fill", "masked_fill_", "lerp", "lerp_", "addcmul", "addcdiv"]
 _MATMUL = ["mm", "bmm", "addmm", "baddbmm"]
 _NOOP = ["fill_", "zero_", "normal_", "uniform_", "bernoulli_", "set_", "random_"]
 
@@ -352,6 +368,8 @@ def build_table() -> dict[Any, Rule]:
     put(["native_layer_norm", "layer_norm"], spatial(None))
     put(_AFFINE, affine)
     put(_MATMUL, matmul)
+    put(_POINTWISE_EXTRA, pointwise)
+    put(["as_strided", "as_strided_"], as_strided)
     put(_NOOP, noop)
     return table
 

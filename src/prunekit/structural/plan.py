@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +12,7 @@ from torch import Tensor, nn
 from prunekit.config import TargetSpec, check_ratio
 from prunekit.graph.dependency import DependencyGraph, Group
 from prunekit.graph.labels import FIXED
+from prunekit.handlers.base import InternalGroup, call_opt
 from prunekit.importance.structured import (
     GROUP_CRITERIA,
     NEEDS,
@@ -145,6 +145,28 @@ def _stats(model, graph, groups_refs, cfg, calib_data, loss_fn, max_batches) -> 
                                loss_fn, max_batches)
 
 
+def _internal(graph: DependencyGraph) -> list[tuple[str, InternalGroup]]:
+    """Dims living inside one module (attention heads, ...) from the handlers."""
+    out = []
+    for name, rec in graph.leaves.items():
+        if name in graph.excluded or rec.external or rec.calls == 0:
+            continue
+        for ig in call_opt(rec.handler, "internal_groups", rec.module, default=[]) or []:
+            if ig.size > 1:
+                out.append((name, ig))
+    return out
+
+
+def _internal_scores(ig: InternalGroup, criterion: str, gen: torch.Generator) -> Tensor:
+    from prunekit.structural.internal import unit_scores  # L1/L2 of the unit's slices
+
+    return unit_scores(ig, criterion, gen).float()
+
+
+def _internal_params(ig: InternalGroup) -> int:
+    return sum(p.numel() for p, _ in ig.weight_slices)
+
+
 def _ensure_nonempty(graph: DependencyGraph, masks: list[Tensor], scores: list[Tensor]) -> None:
     """No module may lose all its channels on one side: give back its best unit."""
     for name, rec in graph.leaves.items():
@@ -209,7 +231,11 @@ def plan_structured(
         offsets.append(total)
         total += g.size
     cost = CostModel(graph, offsets, total)
+    internal = _internal(graph)
+    scores += [_internal_scores(ig, cfg.criterion, gen) for _, ig in internal]
     widths = [int(g.widths[0]) if g.widths is not None and g.size else 1 for g in graph.groups]
+    widths += [cfg.round_to] * len(internal)  # no channel rounding of heads
+    n_graph = len(graph.groups)
 
     def choose(x: float) -> list[Tensor]:
         if cfg.scope == "local":
@@ -217,41 +243,45 @@ def plan_structured(
         return select_global(scores, int(round(x)), cfg.per_layer_min, cfg.per_layer_max,
                              cfg.round_to, widths)
 
-    def flat(masks: list[Tensor]) -> Tensor:
-        return torch.cat(masks) if masks else torch.zeros(0, dtype=torch.bool)
+    def evaluate(masks: list[Tensor]) -> tuple[int, int]:
+        flat = torch.cat(masks[:n_graph]) if n_graph else torch.zeros(0, dtype=torch.bool)
+        params, macs = cost.evaluate(flat)
+        for (_, ig), m in zip(internal, masks[n_graph:]):
+            params -= int(_internal_params(ig) * float(m.float().mean()))
+        return params, macs
 
-    dense = cost.evaluate(torch.zeros(total, dtype=torch.bool))
+    all_units = total + sum(ig.size for _, ig in internal)
+    dense = evaluate([torch.zeros(s.numel(), dtype=torch.bool) for s in scores])
     goal = cfg.target
-    hi = cfg.per_layer_max if cfg.scope == "local" else float(total)
+    hi = cfg.per_layer_max if cfg.scope == "local" else float(all_units)
     if goal is not None and goal.ratio is None:
         which = 0 if goal.params is not None else 1
         frac = goal.params if goal.params is not None else goal.macs
-        x = bisect(lambda v: cost.evaluate(flat(choose(v)))[which], 0.0, hi, frac * dense[which],
+        x = bisect(lambda v: evaluate(choose(v))[which], 0.0, hi, frac * dense[which],
                    integer=cfg.scope == "global")
     else:
         r = goal.ratio if goal is not None else cfg.ratio
-        x = r if cfg.scope == "local" else r * total
+        x = r if cfg.scope == "local" else r * all_units
     masks = choose(x)
     _ensure_nonempty(graph, masks, scores)
+    keep_internal = {}
+    for (name, ig), m in zip(internal, masks[n_graph:]):
+        if bool(m.any()):
+            keep_internal.setdefault(name, {})[ig.name] = torch.nonzero(~m).flatten()
     from prunekit.structural.result import StructuredPlan
 
-    plan = StructuredPlan.build(model, example_inputs, cfg, graph, scores, masks, dense,
-                                cost.evaluate(flat(masks)))
-    from prunekit.structural.internal import add_internal_edits  # heads, LSTM cells (S2)
-
-    add_internal_edits(plan, graph)
-    return plan
+    return StructuredPlan.build(model, example_inputs, cfg, graph, scores[:n_graph],
+                                masks[:n_graph], dense, evaluate(masks), keep_internal)
 
 
-def keep_from_roots(roots: Tensor, removed: set[int]) -> Tensor:
-    """Sorted kept positions: those whose unit is not removed (fixed positions are kept)."""
+def keep_from_roots(roots: Tensor, removed: set[int] | Tensor) -> Tensor:
+    """Sorted kept positions: those whose unit is not removed (fixed positions are kept).
+
+    ``removed`` is a set of root ids or a bool tensor indexed by root id.
+    """
+    if isinstance(removed, Tensor):
+        return torch.nonzero(~removed[roots]).flatten()
     keep = [i for i, u in enumerate(roots.tolist()) if u == FIXED or u not in removed]
     return torch.tensor(keep, dtype=torch.long)
 
 
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b) if b else a
-
-
-__all__ = ["LayerEdit", "ParamEdit", "StructuredConfig", "plan_structured", "keep_from_roots",
-           "math"]

@@ -51,10 +51,13 @@ class StructuredPlan:
     @classmethod
     def build(cls, model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
               graph: DependencyGraph, scores: list[Tensor], masks: list[Tensor],
-              dense: tuple[int, int], planned: tuple[int, int]) -> StructuredPlan:
-        removed = {int(g.units[i]) for g, m in zip(graph.groups, masks)
-                   for i in torch.nonzero(m).flatten().tolist()}
-        edits = [_edit(graph, name, removed) for name in graph.leaves]
+              dense: tuple[int, int], planned: tuple[int, int],
+              internal: dict[str, dict[str, Tensor]] | None = None) -> StructuredPlan:
+        removed = torch.zeros(len(graph.uf), dtype=torch.bool)
+        for g, m in zip(graph.groups, masks):
+            removed[g.units[m]] = True
+        internal = internal or {}
+        edits = [_edit(graph, name, removed, internal.get(name, {})) for name in graph.leaves]
         edits = [e for e in edits if e is not None]
         pedits = []
         for fp, roots in zip(graph.free, graph.free_roots):
@@ -96,8 +99,9 @@ class StructuredPlan:
                          f"(scores {g.score_min:.3g}..{g.score_max:.3g})")
         lines.append("  modules (in / out channels before -> after):")
         for e in self.edits[:max_rows]:
+            extra = "".join(f", {k} kept {len(v)}" for k, v in e.internal.items())
             lines.append(f"    {e.name} ({e.kind}): in {_fmt(e.in_full, e.keep_in)}, "
-                         f"out {_fmt(e.out_full, e.keep_out)}")
+                         f"out {_fmt(e.out_full, e.keep_out)}{extra}")
         for p in self.param_edits:
             lines.append(f"    {p.owner}.{p.attr}: axis {p.axis} {p.full} -> {len(p.keep)}")
         if self.fixed:
@@ -120,7 +124,8 @@ class StructuredPlan:
             "edits": [{"name": e.name, "kind": e.kind, "in": [e.in_full, _n(e.keep_in, e.in_full)],
                        "out": [e.out_full, _n(e.keep_out, e.out_full)],
                        "keep_in": None if e.keep_in is None else e.keep_in.tolist(),
-                       "keep_out": None if e.keep_out is None else e.keep_out.tolist()}
+                       "keep_out": None if e.keep_out is None else e.keep_out.tolist(),
+                       "internal": {k: v.tolist() for k, v in e.internal.items()}}
                       for e in self.edits],
             "param_edits": [{"param": f"{p.owner}.{p.attr}", "axis": p.axis, "full": p.full,
                              "keep": p.keep.tolist()} for p in self.param_edits],
@@ -147,7 +152,8 @@ class StructuredPlan:
         return apply_plan(self, copy=copy, validate=validate)
 
 
-def _edit(graph: DependencyGraph, name: str, removed: set[int]) -> LayerEdit | None:
+def _edit(graph: DependencyGraph, name: str, removed: Tensor,
+          internal: dict[str, Tensor]) -> LayerEdit | None:
     rec = graph.leaves[name]
     h, m = rec.handler, rec.module
     out_r, in_r = graph.out_roots[name], graph.in_roots[name]
@@ -159,10 +165,11 @@ def _edit(graph: DependencyGraph, name: str, removed: set[int]) -> LayerEdit | N
         keep_in = None
     if keep_out is not None and len(keep_out) == cout:
         keep_out = None
-    if keep_in is None and keep_out is None:
+    if keep_in is None and keep_out is None and not internal:
         return None
     return LayerEdit(name, type(m).__name__, rec.coupled, cin, cout, keep_in, keep_out,
-                     rec.in_dim, rec.out_dim, bool(call_opt(h, "masking_is_exact", m, default=True)))
+                     rec.in_dim, rec.out_dim, bool(call_opt(h, "masking_is_exact", m, default=True)),
+                     dict(internal))
 
 
 def _tuple(out: Any) -> Any:

@@ -31,6 +31,7 @@ class VerifyResult:
     max_abs_diff: float
     atol: float
     detail: str = ""
+    max_abs_ref: float = 0.0  # scale of the reference outputs (a tiny scale makes ok trivial)
 
     def __bool__(self) -> bool:
         return self.ok
@@ -147,4 +148,5 @@ def verify(model: nn.Module, plan, example_inputs: Any = None, atol: float = 1e-
                             f"{[tuple(b.shape) for b in got]}")
     diff = max((float((a.float() - b.float()).abs().max()) for a, b in zip(ref, got)
                 if a.numel()), default=0.0)
-    return VerifyResult(diff <= atol, diff, atol)
+    scale = max((float(a.float().abs().max()) for a in ref if a.numel()), default=0.0)
+    return VerifyResult(diff <= atol, diff, atol, max_abs_ref=scale)

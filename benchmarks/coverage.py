@@ -192,6 +192,7 @@ def run_one(family: str, name: str) -> dict:
     n0 = sum(p.numel() for p in model.parameters())
     t = time.perf_counter()
     plan = pk.plan_structured(model, x, ratio=RATIO)
+    rec["rss_plan_mb"] = round(_rss_mb())  # trace + plan (apply below copies the model)
     pruned = plan.apply(copy=True)
     rec["engine_s"] = round(time.perf_counter() - t, 2)
     rec["rss_engine_mb"] = round(_rss_mb())

@@ -256,17 +256,17 @@ def _spawn(family: str, name: str, timeout: int) -> dict:
 
 def markdown(results: dict[str, dict]) -> str:
     header = ("| family | model | result | params kept | verify max\\|Δ\\| | engine s | "
-              "peak RSS MB (engine / all) | reason |")
+              "peak RSS MB (plan / +apply / all) | reason |")
     rows = [header, "|---|---|---|---|---|---|---|---|"]
     order = {f: i for i, f in enumerate(["classification", "segmentation", "detection", "video",
                                          "other"])}
     for r in sorted(results.values(), key=lambda r: (order.get(r["family"], 9), r["model"])):
         diff = r.get("max_abs_diff")
-        rows.append("| {} | {} | {} | {} | {} | {} | {} / {} | {} |".format(
+        rows.append("| {} | {} | {} | {} | {} | {} | {} / {} / {} | {} |".format(
             r["family"], r["model"], "pass" if r.get("ok") else "FAIL",
             r.get("params_kept", "-"), "-" if diff is None else f"{diff:.1e}",
-            r.get("engine_s", "-"), r.get("rss_engine_mb", "-"), r.get("rss_peak_mb", "-"),
-            r.get("reason", "").replace("|", "/")))
+            r.get("engine_s", "-"), r.get("rss_plan_mb", "-"), r.get("rss_engine_mb", "-"),
+            r.get("rss_peak_mb", "-"), r.get("reason", "").replace("|", "/")))
     by_fam: dict[str, list[bool]] = {}
     for r in results.values():
         by_fam.setdefault(r["family"], []).append(bool(r.get("ok")))

@@ -12,6 +12,7 @@ Usage:
     python benchmarks/coverage.py --family classification --timeout 600
     python benchmarks/coverage.py resnet18 hf_llama_gqa   # named models
     python benchmarks/coverage.py --markdown-only      # just rebuild the table
+    python benchmarks/coverage.py --size 224 --out benchmarks/results/coverage224.jsonl maxvit_t
 Outputs: benchmarks/results/coverage.jsonl and benchmarks/results/coverage.md
 """
 
@@ -117,7 +118,8 @@ def _hf(name: str):
     import transformers as T
 
     ids = torch.randint(0, 128, (2, 16))
-    small = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
+    small = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+             "intermediate_size": 128}
     if name == "hf_bert":
         return T.BertModel(T.BertConfig(vocab_size=128, **small)), {"input_ids": ids}
     if name == "hf_gpt2":
@@ -151,7 +153,7 @@ def build(family: str, name: str):
         kw["init_weights"] = False
     model = torchvision.models.get_model(name, **kw)
     if family == "classification":
-        s = _CLS_SIZE.get(name, 64)
+        s = int(os.environ.get("PK_COVERAGE_SIZE", "0")) or _CLS_SIZE.get(name, 64)
         return model, torch.randn(1, 3, s, s)
     if family == "segmentation":
         return model, torch.randn(1, 3, 64, 64)
@@ -190,6 +192,7 @@ def run_one(family: str, name: str) -> dict:
     n0 = sum(p.numel() for p in model.parameters())
     t = time.perf_counter()
     plan = pk.plan_structured(model, x, ratio=RATIO)
+    rec["rss_plan_mb"] = round(_rss_mb())  # trace + plan (apply below copies the model)
     pruned = plan.apply(copy=True)
     rec["engine_s"] = round(time.perf_counter() - t, 2)
     rec["rss_engine_mb"] = round(_rss_mb())
@@ -236,7 +239,8 @@ def _spawn(family: str, name: str, timeout: int) -> dict:
     env = dict(os.environ, PYTHONPATH=str(HERE.parent / "src"), OMP_NUM_THREADS="1")
     t = time.perf_counter()
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
+                           check=False)
     except subprocess.TimeoutExpired:
         return {"family": family, "model": name, "ok": False, "reason": f"timeout {timeout}s"}
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -251,17 +255,18 @@ def _spawn(family: str, name: str, timeout: int) -> dict:
 
 
 def markdown(results: dict[str, dict]) -> str:
-    rows = ["| family | model | result | params kept | verify max\\|Δ\\| | engine s | peak RSS MB "
-            "(engine / all) | reason |", "|---|---|---|---|---|---|---|---|"]
+    header = ("| family | model | result | params kept | verify max\\|Δ\\| | engine s | "
+              "peak RSS MB (plan / +apply / all) | reason |")
+    rows = [header, "|---|---|---|---|---|---|---|---|"]
     order = {f: i for i, f in enumerate(["classification", "segmentation", "detection", "video",
                                          "other"])}
     for r in sorted(results.values(), key=lambda r: (order.get(r["family"], 9), r["model"])):
         diff = r.get("max_abs_diff")
-        rows.append("| {} | {} | {} | {} | {} | {} | {} / {} | {} |".format(
+        rows.append("| {} | {} | {} | {} | {} | {} | {} / {} / {} | {} |".format(
             r["family"], r["model"], "pass" if r.get("ok") else "FAIL",
             r.get("params_kept", "-"), "-" if diff is None else f"{diff:.1e}",
-            r.get("engine_s", "-"), r.get("rss_engine_mb", "-"), r.get("rss_peak_mb", "-"),
-            r.get("reason", "").replace("|", "/")))
+            r.get("engine_s", "-"), r.get("rss_plan_mb", "-"), r.get("rss_engine_mb", "-"),
+            r.get("rss_peak_mb", "-"), r.get("reason", "").replace("|", "/")))
     by_fam: dict[str, list[bool]] = {}
     for r in results.values():
         by_fam.setdefault(r["family"], []).append(bool(r.get("ok")))
@@ -281,6 +286,8 @@ def main() -> None:
                                          "video", "other"])
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--force", action="store_true")
+    ap.add_argument("--size", type=int, default=0,
+                    help="classification input size (default: 64, or what the model needs)")
     ap.add_argument("--markdown-only", action="store_true")
     ap.add_argument("--out", type=Path, default=RESULTS / "coverage.jsonl")
     ap.add_argument("--child", nargs=2, metavar=("FAMILY", "NAME"), help=argparse.SUPPRESS)
@@ -288,6 +295,8 @@ def main() -> None:
     if a.child:
         _child(*a.child)
         return
+    if a.size:
+        os.environ["PK_COVERAGE_SIZE"] = str(a.size)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     done = _load(a.out)
     todo = [(f, n) for f, n in all_models()

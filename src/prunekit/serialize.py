@@ -64,7 +64,7 @@ def _torchvision_name(model: nn.Module) -> str | None:
         try:
             with torch.device("meta"):
                 cand = torchvision.models.get_model(name, **kwargs)
-        except Exception:  # noqa: BLE001 - builders needing other arguments are skipped
+        except Exception:  # noqa: BLE001, S112 - builders needing other arguments are skipped
             continue
         csd = cand.state_dict()
         if type(cand) is not type(model) or not keys <= set(csd):

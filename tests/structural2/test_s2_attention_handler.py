@@ -90,6 +90,34 @@ def test_llama_gqa_kv_groups():
     assert model.generate(ids, max_new_tokens=2, do_sample=False, pad_token_id=0).shape == (2, 8)
 
 
+def test_llama_gqa_query_heads_within_groups():
+    from prunekit.handlers.attention_hf import HFAttentionHandler
+
+    cfg = transformers.LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=48,
+                                   num_hidden_layers=1, num_attention_heads=4,
+                                   num_key_value_heads=2)
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(cfg)
+    h = HFAttentionHandler(gqa="query_heads")
+
+    def zero(m):  # query position 0 in each group = heads 0 and 2 = o_proj cols 0:8, 16:24
+        with torch.no_grad():
+            m.o_proj.weight[:, 0:8] = 0
+            m.o_proj.weight[:, 16:24] = 0
+
+    def prune(m):
+        (g,) = h.internal_groups(m)
+        assert g.name == "query_heads" and g.size == 2
+        assert all(t.shape[a] == 16 for t, a in g.weight_slices)
+        g.prune(torch.tensor([1]))
+
+    _check(model, {"input_ids": torch.randint(0, 64, (2, 6))}, zero, prune)
+    attn = model.model.layers[0].self_attn
+    assert attn.num_key_value_groups == 1 and attn.k_proj.out_features == 16
+    with pytest.raises(ValueError, match="gqa"):
+        HFAttentionHandler(gqa="heads")
+
+
 def test_bert_heads_are_output_channels():
     cfg = transformers.BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2,
                                   num_attention_heads=4, intermediate_size=48)
@@ -142,3 +170,26 @@ def test_vit_heads():
 
     _check(model, {"pixel_values": torch.randn(2, 3, 16, 16)}, zero,
            lambda m: get_handler(m).internal_groups(m)[0].prune(torch.tensor([1, 2, 3])))
+
+
+def test_torchvision_maxvit_attention_heads_and_width():
+    from torchvision.models.maxvit import RelativePositionalMultiHeadAttention
+
+    torch.manual_seed(0)
+    m = RelativePositionalMultiHeadAttention(32, 8, 16).eval()  # 4 heads, 4x4 window
+    x = torch.randn(2, 3, 16, 32)  # (B, G, P, D)
+    z = copy.deepcopy(m)
+    with torch.no_grad():
+        z.merge.weight[:, 8:16] = 0  # head 1
+        z.to_qkv.weight[:, 5] = 0
+    x0 = x.clone()
+    x0[..., 5] = 0
+    ref = z(x0)[..., :20]
+    h = get_handler(m)
+    (g,) = h.internal_groups(m)
+    g.prune(torch.tensor([0, 2, 3]))
+    keep = torch.tensor([i for i in range(32) if i != 5])
+    h.prune_in(m, keep)
+    h.prune_out(m, torch.arange(20))
+    assert isinstance(m, RelativePositionalMultiHeadAttention) and m.n_heads == 3
+    assert (m(x[..., keep]) - ref).abs().max() <= 1e-5

@@ -53,7 +53,9 @@ def test_bert_and_gpt2_candidates():
     assert list(structural_candidates(bert)) == [f"encoder.layer.{i}" for i in range(3)]
     assert list(structural_candidates(gpt2)) == [f"h.{i}" for i in range(3)]
     ids = torch.randint(0, 64, (1, 5))
-    drop_layers(gpt2.eval(), {"input_ids": ids}, n=1)
+    batches = [{"input_ids": ids}, {"input_ids": torch.randint(0, 64, (2, 4))}]
+    rep = drop_layers(gpt2.eval(), n=1, calib_data=batches)
+    assert set(rep.scores) == {"h.0", "h.1", "h.2"}
     assert len(gpt2.h) == 2 and gpt2.config.n_layer == 2
     assert gpt2(ids).last_hidden_state.shape == (1, 5, 32)
 

@@ -3,10 +3,10 @@
 import pytest
 import torch
 import torchvision
+from s2_factories import self_attention, tagger
 from torch import nn
 
 import prunekit as pk
-from s2_factories import self_attention, tagger
 
 transformers = pytest.importorskip("transformers")
 
@@ -59,6 +59,7 @@ def test_hf_llama_plan_save_load(tmp_path):
     pruned = _plan_verify(transformers.LlamaForCausalLM(cfg), {"input_ids": ids})
     attn = pruned.model.layers[0].self_attn
     assert attn.k_proj.out_features == 8 and attn.q_proj.out_features == 16  # one KV group left
+    assert pruned.config.num_key_value_heads == 1 and pruned.config.num_attention_heads == 2
     ref = pruned(input_ids=ids).logits
     pk.save(pruned, tmp_path / "llama")
     assert torch.allclose(pk.load(tmp_path / "llama")(input_ids=ids).logits, ref, atol=1e-6)

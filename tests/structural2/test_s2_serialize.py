@@ -183,3 +183,20 @@ def test_timm_spec_inferred_with_builder_kwargs(tmp_path):
     meta = json.loads((tmp_path / "t" / "prunekit.json").read_text())
     assert meta["base"] == {"kind": "spec", "spec": "timm:vit_tiny_patch16_224", "kwargs": kw}
     assert torch.equal(load(tmp_path / "t")(x), pruned(x))
+
+
+def test_pruned_mha_and_lstm_export_to_onnx(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    import prunekit as pk
+    from s2_factories import self_attention, tagger
+
+    torch.manual_seed(0)
+    for build, x in ((self_attention, torch.randn(2, 5, 16)),
+                     (tagger, torch.randint(0, 20, (2, 7)))):
+        model = build().eval()
+        pruned = pk.plan_structured(model, x, ratio=0.5).apply()
+        path = tmp_path / f"{build.__name__}.onnx"
+        torch.onnx.export(pruned, (x,), str(path), dynamo=False, input_names=["x"])
+        sess = ort.InferenceSession(str(path))
+        y = sess.run(None, {"x": x.numpy()})[0]
+        assert abs(y - pruned(x).detach().numpy()).max() < 1e-4

@@ -14,7 +14,14 @@ from prunekit.handlers.base import (
 )
 
 # S2 handlers (import registers them)
-from prunekit.handlers import attention, attention_hf, embedding, hf_conv1d, rnn  # noqa: E402,F401
+from prunekit.handlers import (  # noqa: E402,F401
+    attention,
+    attention_hf,
+    embedding,
+    hf_conv1d,
+    rnn,
+    tv_attention,
+)
 
 __all__ = [
     "HANDLERS", "Handler", "HandlerBase", "InternalGroup", "PruneError", "get_handler",

@@ -95,6 +95,28 @@ def _qkvo_group(m: nn.Module) -> InternalGroup:
                          extra={"heads_per_group": rep, "head_dim": hd})
 
 
+def prune_qkvo_query_heads(m: nn.Module, keep: Tensor) -> None:
+    """Keep query-head positions ``keep`` inside every KV group (same count in each group)."""
+    heads, kv, hd = qkvo_heads(m)
+    rep = heads // kv
+    pos = as_index(keep, rep, f"{type(m).__name__} query heads per key/value group")
+    q_heads = (torch.arange(kv).view(-1, 1) * rep + pos.view(1, -1)).flatten()
+    q_idx = block_rows(q_heads, hd)
+    slice_proj_out(m.q_proj, q_idx)
+    slice_proj_in(m.o_proj, q_idx)
+    m.num_key_value_groups = pos.numel()
+    _set_heads(m, kv * pos.numel(), kv)
+
+
+def _qkvo_query_group(m: nn.Module) -> InternalGroup:
+    heads, kv, hd = qkvo_heads(m)
+    rep = heads // kv
+    q = out_rows(m.q_proj).reshape(kv, rep * hd, -1).transpose(0, 1)  # (rep*hd, kv, in)
+    o = out_rows(m.o_proj).reshape(-1, kv, rep * hd).permute(2, 0, 1)  # (rep*hd, out, kv)
+    return InternalGroup("query_heads", rep, hd, [(q, 0), (o, 0)],
+                         lambda keep: prune_qkvo_query_heads(m, keep))
+
+
 # ----------------------------------------------------------------------------- BERT
 def prune_bert_heads(m: nn.Module, keep: Tensor) -> None:
     """Keep heads ``keep`` of a BERT-style self-attention (q/k/v rows)."""
@@ -141,7 +163,19 @@ def _gpt2_group(m: nn.Module) -> InternalGroup:
 
 
 class HFAttentionHandler(HandlerBase):
-    """Handler for HF attention modules of the ``qkvo``, ``bert`` and ``gpt2`` families."""
+    """Handler for HF attention modules of the ``qkvo``, ``bert`` and ``gpt2`` families.
+
+    Args:
+        gqa: with grouped-query attention, prune ``"kv_groups"`` (whole key/value heads with
+            their query heads; default) or ``"query_heads"`` (the same query-head positions
+            inside every group; key/value heads kept). Register an instance for a class to
+            choose, e.g. ``register_handler(LlamaAttention, HFAttentionHandler("query_heads"))``.
+    """
+
+    def __init__(self, gqa: str = "kv_groups") -> None:
+        if gqa not in ("kv_groups", "query_heads"):
+            raise ValueError(f"gqa must be 'kv_groups' or 'query_heads', got {gqa!r}")
+        self.gqa = gqa
 
     def _io(self, m: nn.Module) -> tuple[list[nn.Module], list[nn.Module]]:
         fam = attention_family(m)
@@ -200,6 +234,9 @@ class HFAttentionHandler(HandlerBase):
     def internal_groups(self, m: nn.Module) -> list[InternalGroup]:
         fam = attention_family(m)
         if fam == "qkvo":
+            heads, kv, _ = qkvo_heads(m)
+            if self.gqa == "query_heads" and heads > kv:
+                return [_qkvo_query_group(m)]
             return [_qkvo_group(m)]
         if fam == "gpt2":
             return [_gpt2_group(m)]

@@ -77,7 +77,7 @@ def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
     except AttributeError as err:
         raise ValueError(f"parameter {name!r} not found in {type(model).__name__}") from err
     if not isinstance(getattr(owner, leaf, None), nn.Parameter):
-        raise ValueError(f"{name!r} is not an nn.Parameter of {type(owner).__name__}")
+        raise ValueError(f"{name!r} is not an nn.Parameter of {type(owner).__name__}")  # noqa: TRY004
     return owner, leaf
 
 

@@ -25,13 +25,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from prunekit.handlers.base import HandlerBase, InternalGroup, register_handler
 from prunekit.handlers._slicing import (
     as_index,
     resize_param,
     slice_param,
     strided_rows,
 )
+from prunekit.handlers.base import HandlerBase, InternalGroup, register_handler
 
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 

@@ -29,8 +29,9 @@ def register_attribute_sync(cls: type, fn: AttrFn) -> None:
     ATTRIBUTE_SYNC.register(_key(cls), fn)
 
 
-def sync_model_attributes(model: nn.Module) -> list[tuple[nn.Module, str, Any]]:
-    """Apply every registered sync to ``model``'s modules; returns an undo list."""
+def sync_model_attributes(model: nn.Module) -> list[tuple[Any, str, Any]]:
+    """Apply every registered sync to ``model``'s modules (and a Hugging Face model's config
+    when one config reproduces every layer); returns an undo list."""
     undo: list[tuple[nn.Module, str, Any]] = []
     for m in model.modules():
         key = _key(type(m))
@@ -40,6 +41,10 @@ def sync_model_attributes(model: nn.Module) -> list[tuple[nn.Module, str, Any]]:
             if getattr(m, attr, None) != value:
                 undo.append((m, attr, getattr(m, attr, None)))
                 setattr(m, attr, value)
+    if hasattr(model, "config") and hasattr(type(model), "_from_config"):
+        from prunekit.structural.hf_config import sync_hf_config
+
+        sync_hf_config(model, undo)  # HF config follows when one config fits every layer
     return undo
 
 

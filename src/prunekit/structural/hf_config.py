@@ -84,8 +84,11 @@ def config_reproduces(model: nn.Module, config: Any) -> bool:
     return _shapes(rebuilt) == _shapes(model)
 
 
-def sync_hf_config(model: nn.Module) -> bool:
+def sync_hf_config(model: nn.Module, undo: list | None = None) -> bool:
     """Update ``model.config`` from the pruned modules if one config reproduces all shapes.
+
+    Args:
+        undo: if given, ``(config, field, old value)`` entries are appended for rollback.
 
     Returns:
         ``True`` when ``model.config`` now rebuilds the pruned architecture (``save_pretrained``
@@ -103,5 +106,7 @@ def sync_hf_config(model: nn.Module) -> bool:
     if not config_reproduces(model, cand):
         return False
     for k, v in fields.items():
+        if undo is not None:
+            undo.append((cfg, k, getattr(cfg, k, None)))
         setattr(cfg, k, v)
     return True

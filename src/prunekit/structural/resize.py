@@ -15,7 +15,6 @@ from torch import Tensor, nn
 
 from prunekit.handlers._slicing import resize_param
 
-
 _GENERIC = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._NormBase, nn.GroupNorm,
             nn.LayerNorm, nn.PReLU)
 

@@ -15,6 +15,10 @@ from prunekit.graph import DependencyGraph
 from prunekit.handlers import Handler, HandlerBase, InternalGroup, PruneError, register_handler
 from prunekit.importance.structured import GROUP_CRITERIA
 from prunekit.structural import StructuredPlan, VerifyResult, plan_structured, verify
+from prunekit.serialize import load, save
+from prunekit.structural.attrs import register_attribute_sync
+from prunekit.structural.hybrid import HybridReport, prune_hybrid
+from prunekit.structural.layers import LayerDropReport, drop_layers
 
 # bench / analysis (issue 5); `benchmark` because `prunekit.bench` is the subpackage
 from prunekit.bench import (
@@ -51,6 +55,8 @@ __all__ = [
     # --- structural (issue 3) ---
     "DependencyGraph", "GROUP_CRITERIA", "Handler", "HandlerBase", "InternalGroup", "PruneError",
     "StructuredPlan", "VerifyResult", "plan_structured", "register_handler", "verify",
+    "HybridReport", "LayerDropReport", "drop_layers", "load", "prune_hybrid",
+    "register_attribute_sync", "save",
     # --- bench / analysis (issue 5) ---
     "BenchConfig", "benchmark", "compare", "analyze", "fold_batchnorm", "write_report",
     "choose_sparse_backends", "prune_for_latency",

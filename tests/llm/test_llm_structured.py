@@ -78,3 +78,22 @@ def test_llm_drop_blocks_updates_config():
     removed = drop_blocks(model, samples(), 1)
     assert len(removed) == 1 and len(model.model.layers) == 2
     assert model.config.num_hidden_layers == 2
+
+
+@needs_s2
+def test_llm_cli_drop_layers_and_heads_roundtrip(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    save_tiny_hf_llama(tmp_path / "d")
+    (tmp_path / "c.txt").write_text(CORPUS)
+    common = ["--calib", str(tmp_path / "c.txt"), "--nsamples", "4", "--seqlen", "32"]
+    res = CliRunner().invoke(app, ["prune-llm", str(tmp_path / "d"), "--drop-layers", "1",
+                                   *common, "-o", str(tmp_path / "o1")])
+    assert res.exit_code == 0, res.output
+    m1 = AutoModelForCausalLM.from_pretrained(tmp_path / "o1")
+    assert m1.config.num_hidden_layers == 1 and len(m1.model.layers) == 1
+    res = CliRunner().invoke(app, ["prune-llm", str(tmp_path / "d"), "--structured", "--heads", "0.5",
+                                   *common, "-o", str(tmp_path / "o2")])
+    assert res.exit_code == 0, res.output
+    m2 = AutoModelForCausalLM.from_pretrained(tmp_path / "o2")
+    assert m2.config.num_key_value_heads == 1 and m2.model.layers[0].self_attn.k_proj.weight.shape[0] == 8

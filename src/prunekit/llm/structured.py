@@ -93,6 +93,7 @@ def prune_heads_mlp(model: nn.Module, samples: Tensor, heads: float = 0.0, mlp: 
         raise ValueError("nothing to prune: give heads and/or mlp > 0")
     find_blocks(model)  # clear error for non-transformers
     before = sum(p.numel() for p in model.parameters())
+    cfg_before = config_fields(model)
     rep = StructuredReport(before, before)
     plans = []
     for ratio, exclude, family in ((mlp, ATTENTION_GLOBS, "MLP channels"), (heads, MLP_GLOBS, "attention heads")):
@@ -106,7 +107,8 @@ def prune_heads_mlp(model: nn.Module, samples: Tensor, heads: float = 0.0, mlp: 
     for plan in plans:  # plans computed on the unchanged model; apply one after the other
         rep.summaries.append(plan.summary(max_rows=20))
     _apply_all(model, samples, heads, mlp, criterion, max_batches, plans)
-    rep.config_updates = sync_config(model)
+    after = config_fields(model)
+    rep.config_updates = {k: v for k, v in after.items() if cfg_before.get(k) != v}
     rep.params_after = sum(p.numel() for p in model.parameters())
     return rep
 
@@ -120,36 +122,15 @@ def _apply_all(model, samples, heads, mlp, criterion, max_batches, plans) -> Non
         plan.apply()
 
 
-def sync_config(model: nn.Module) -> dict[str, Any]:
-    """Write uniform pruned sizes into ``model.config`` (structural engine's sync when present)."""
-    try:
-        from prunekit.structural.hf_config import sync_hf_config  # structural part 2
-    except ImportError:
-        return _sync_config_minimal(model)
-    out = sync_hf_config(model)
-    return dict(out) if isinstance(out, dict) else {}
-
-
-def _sync_config_minimal(model: nn.Module) -> dict[str, Any]:
-    """``intermediate_size`` / head counts from LLaMA- and BERT-style modules when uniform."""
+def config_fields(model: nn.Module) -> dict[str, Any]:
+    """Size fields of the HF config (the structural engine rewrites them when it applies a plan
+    and one config reproduces every layer's shapes)."""
     cfg = getattr(model, "config", None)
     if cfg is None:
         return {}
-    _, blocks = find_blocks(model)
-    found: dict[str, set[int]] = {}
-    for b in blocks:
-        for name, m in b.named_modules():
-            if name.endswith(("mlp.gate_proj", "mlp.up_proj", "intermediate.dense")):
-                found.setdefault("intermediate_size", set()).add(m.weight.shape[0])
-            if hasattr(m, "q_proj") and hasattr(m, "head_dim"):
-                found.setdefault("num_attention_heads", set()).add(m.q_proj.weight.shape[0] // m.head_dim)
-                found.setdefault("num_key_value_heads", set()).add(m.k_proj.weight.shape[0] // m.head_dim)
-    upd = {k: v.pop() for k, v in found.items() if len(v) == 1 and getattr(cfg, k, None) != next(iter(v))}
-    if "num_attention_heads" in upd and getattr(cfg, "head_dim", None) is None:
-        cfg.head_dim = cfg.hidden_size // cfg.num_attention_heads  # keep head_dim when heads change
-    for k, v in upd.items():
-        setattr(cfg, k, v)
-    return upd
+    fields = ("num_attention_heads", "num_key_value_heads", "intermediate_size", "head_dim",
+              "num_hidden_layers")
+    return {k: getattr(cfg, k) for k in fields if hasattr(cfg, k)}
 
 
 def drop_blocks(model: nn.Module, samples: Tensor, n: int, criterion: str = "block_influence",

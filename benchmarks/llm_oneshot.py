@@ -37,6 +37,7 @@ from prunekit.llm.eval import embedding_fidelity, perplexity, sentence_embedding
 from prunekit.llm.oneshot import prune_llm  # noqa: E402
 
 SHAPES = (("50%", {"sparsity": 0.5}), ("4:8", {"pattern": "4:8"}), ("2:4", {"pattern": "2:4"}))
+EXTRA_SHAPES = (("70%", {"sparsity": 0.7}),)
 SEEDS = (0, 1, 2)
 
 
@@ -69,7 +70,8 @@ def run_lm(args) -> dict:
         return {k: perplexity(m, ids, seqlen=seqlen) for k, ids in evals.items()}
 
     rows = {"dense": {"": [ppl(dense)]}}
-    for shape, kw in SHAPES:
+    print(f"dense: {rows['dense']['']}", flush=True)
+    for shape, kw in (EXTRA_SHAPES if args.extra else SHAPES):
         for method in ("magnitude", "wanda", "sparsegpt"):
             seeds = SEEDS[:1] if method == "magnitude" else SEEDS[: args.seeds]
             for seed in seeds:
@@ -94,7 +96,7 @@ def lm_table(res: dict) -> str:
     lines = ["| method | shape | held-out code PPL | held-out docs PPL | prune time (s) |",
              "|---|---|---|---|---|",
              f"| dense | – | {dense['code']:.2f} | {dense['docs']:.2f} | – |"]
-    for shape, _ in SHAPES:
+    for shape in res["rows"]["magnitude"]:
         for method in ("magnitude", "wanda", "sparsegpt"):
             runs = res["rows"][method][shape]
             lines.append(f"| {method} | {shape} | {_fmt([r['code'] for r in runs])} | "
@@ -124,6 +126,8 @@ def run_minilm(args) -> dict:
     base = sentence_embeddings(dense, tok, paras, max_length=args.max_length)
     out = {"sentences": len(paras), "rows": {}}
     variants = [(f"{m} {s}", m, kw) for s, kw in SHAPES[::2] for m in ("magnitude", "wanda", "sparsegpt")]
+    if args.extra:  # structured rows only
+        variants = []
     for name, method, kw in variants:
         vals = []
         for seed in ([0] if method == "magnitude" else SEEDS[: args.seeds]):
@@ -180,6 +184,8 @@ def main() -> None:
     ap.add_argument("--sentences", type=int, default=200)
     ap.add_argument("--max-length", dest="max_length", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--extra", action="store_true",
+                    help="lm: the 70%% rows only; minilm: the structured rows only")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -97,3 +97,20 @@ def test_llm_cli_drop_layers_and_heads_roundtrip(tmp_path):
     assert res.exit_code == 0, res.output
     m2 = AutoModelForCausalLM.from_pretrained(tmp_path / "o2")
     assert m2.config.num_key_value_heads == 1 and m2.model.layers[0].self_attn.k_proj.weight.shape[0] == 8
+
+
+@needs_s2
+def test_llm_structured_heads_bert(tmp_path_factory):
+    import prunekit as pk
+    from prunekit.llm.hfio import save_hf_atomic
+
+    model = tiny_bert()
+    prune_heads_mlp(model, samples(), heads=0.5)
+    assert model.encoder.layer[0].attention.self.query.weight.shape == (16, 32)
+    assert model.encoder.layer[0].attention.output.dense.weight.shape == (32, 16)
+    # BertConfig derives head size from hidden/heads: not expressible -> prunekit's loader
+    out = save_hf_atomic(model, None, tmp_path_factory.mktemp("b") / "o", structured=True)
+    again = pk.load(out)
+    x = samples()[:1]
+    with torch.no_grad():
+        torch.testing.assert_close(again(input_ids=x).last_hidden_state, model(input_ids=x).last_hidden_state)

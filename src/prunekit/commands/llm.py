@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, help="replace an existing output directory"),
     ) -> None:
         """One-shot prune a Hugging Face transformer and save it (loads with from_pretrained)."""
-        from prunekit.llm.hfio import check_output_dir, load_hf, save_hf_atomic
+        from prunekit.llm.hfio import check_output_dir, load_hf, needs_prunekit_loader, save_hf_atomic
         from prunekit.llm.oneshot import OneShotConfig, prune_llm
 
         try:
@@ -90,7 +90,9 @@ def register(app: typer.Typer) -> None:
                 rep = prune_llm(net, samples, cfg)
                 summary = f"{method}: mean layer sparsity {rep.overall_sparsity:.4f}, " \
                           f"{sum(rep.block_seconds):.1f}s over {len(rep.block_seconds)} blocks"
-            save_hf_atomic(net, tok, output, overwrite=force)
+            save_hf_atomic(net, tok, output, overwrite=force, structured=structural)
+            if structural and needs_prunekit_loader(output):
+                summary += "\n(per-layer sizes not expressible in the HF config: load with prunekit.load)"
         except ValueError as e:
             _fail(str(e))
         typer.echo(f"{summary}\nsaved {output}")

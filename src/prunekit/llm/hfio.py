@@ -8,6 +8,7 @@ an error never leaves a half-written output.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -24,9 +25,17 @@ _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch
 def parse_hf_spec(spec: str) -> Path:
     """``hf:./dir`` or ``./dir`` -> Path of an existing model directory with a config.json."""
     path = Path(spec[3:] if spec.startswith("hf:") else spec).expanduser()
-    if not (path / "config.json").is_file():
+    if not (path / "config.json").is_file() and not (path / "prunekit.json").is_file():
         raise ValueError(f"{spec!r} is not a Hugging Face model directory (no config.json in {path})")
     return path
+
+
+def needs_prunekit_loader(path: Path) -> bool:
+    """True for a directory written by prunekit.save whose sizes the HF config cannot express."""
+    meta = Path(path) / "prunekit.json"
+    if not meta.is_file():
+        return False
+    return json.loads(meta.read_text()).get("base", {}).get("kind") != "hf_pretrained"
 
 
 def load_hf(spec: str, dtype: str | None = None) -> tuple[nn.Module, Any]:
@@ -36,6 +45,13 @@ def load_hf(spec: str, dtype: str | None = None) -> tuple[nn.Module, Any]:
     path = parse_hf_spec(spec)
     if dtype is not None and dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+    if needs_prunekit_loader(path):
+        from prunekit.serialize import load
+
+        model = load(path).eval()
+        if dtype:
+            model = model.to(_DTYPES[dtype])
+        return model, AutoTokenizer.from_pretrained(path, local_files_only=True)
     cfg = AutoConfig.from_pretrained(path, local_files_only=True)
     archs = getattr(cfg, "architectures", None) or []
     cls = AutoModelForCausalLM if any(a.endswith("ForCausalLM") for a in archs) else AutoModel
@@ -56,13 +72,25 @@ def check_output_dir(out: str | Path, overwrite: bool) -> Path:
     return out
 
 
-def save_hf_atomic(model: nn.Module, tokenizer: Any, out: str | Path, overwrite: bool = False) -> Path:
-    """``save_pretrained`` model (+ tokenizer) into ``out`` via a temp dir and a rename."""
+def save_hf_atomic(model: nn.Module, tokenizer: Any, out: str | Path, overwrite: bool = False,
+                   structured: bool = False) -> Path:
+    """``save_pretrained`` model (+ tokenizer) into ``out`` via a temp dir and a rename.
+
+    With ``structured`` the model goes through :func:`prunekit.serialize.save`: plain
+    ``save_pretrained`` when the HF config can express the pruned sizes, otherwise prunekit's
+    format (reload with :func:`prunekit.load`; e.g. BERT with fewer heads, whose config derives
+    the head size from ``hidden_size / num_attention_heads``).
+    """
     out = check_output_dir(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        model.save_pretrained(tmp)
+        if structured:
+            from prunekit.serialize import save
+
+            save(model, tmp)
+        else:
+            model.save_pretrained(tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         old = None

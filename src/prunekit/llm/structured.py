@@ -23,9 +23,21 @@ from torch import Tensor, nn
 from prunekit.config import check_ratio
 from prunekit.llm.blocks import find_blocks
 
-#: Module-name globs of the two families pruned with separate ratios.
+#: Module-name globs of the two families pruned with separate ratios (a name matching both,
+#: e.g. BERT's ``attention.output.dense``, belongs to attention).
 ATTENTION_GLOBS = ("*self_attn*", "*attention*", "*attn*")
 MLP_GLOBS = ("*mlp*", "*intermediate*", "*.output.dense", "*feed_forward*")
+
+
+def _family_names(model: nn.Module, family: str) -> tuple[str, ...]:
+    """Module names of one family (``attention`` or ``mlp``) to exclude from the other's plan."""
+    out = []
+    for name, _ in model.named_modules():
+        att = any(fnmatch.fnmatchcase(name, g) for g in ATTENTION_GLOBS)
+        mlp = not att and any(fnmatch.fnmatchcase(name, g) for g in MLP_GLOBS)
+        if (family == "attention" and att) or (family == "mlp" and mlp):
+            out.append(name)
+    return tuple(out)
 
 
 @dataclass
@@ -68,8 +80,6 @@ def _plan(model: nn.Module, samples: Tensor, ratio: float, exclude: tuple[str, .
         kw = {"calib_data": _batches(samples, True, max_batches), "loss_fn": lm_loss}
     elif "act" in needs:
         kw = {"calib_data": _batches(samples, False, max_batches)}
-    names = [n for n, _ in model.named_modules()]
-    exclude = tuple(g for g in exclude if any(fnmatch.fnmatchcase(n, g) for n in names))
     return plan_structured(model, {"input_ids": samples[:1]}, criterion=criterion, ratio=ratio,
                            exclude=exclude, **kw)
 
@@ -96,10 +106,10 @@ def prune_heads_mlp(model: nn.Module, samples: Tensor, heads: float = 0.0, mlp: 
     cfg_before = config_fields(model)
     rep = StructuredReport(before, before)
     plans = []
-    for ratio, exclude, family in ((mlp, ATTENTION_GLOBS, "MLP channels"), (heads, MLP_GLOBS, "attention heads")):
+    for ratio, other, family in ((mlp, "attention", "MLP channels"), (heads, "mlp", "attention heads")):
         if not ratio:
             continue
-        plan = _plan(model, samples, ratio, exclude, criterion, max_batches)
+        plan = _plan(model, samples, ratio, _family_names(model, other), criterion, max_batches)
         if not _prunes_something(plan):
             raise ValueError(f"the structural engine found no prunable {family} in "
                              f"{type(model).__name__} (needs its handlers for this architecture)")
@@ -118,7 +128,8 @@ def _apply_all(model, samples, heads, mlp, criterion, max_batches, plans) -> Non
     if mlp:
         plans[0].apply()
     if heads:
-        plan = plans[-1] if not mlp else _plan(model, samples, heads, MLP_GLOBS, criterion, max_batches)
+        plan = plans[-1] if not mlp else _plan(model, samples, heads, _family_names(model, "mlp"),
+                                               criterion, max_batches)
         plan.apply()
 
 

@@ -11,6 +11,17 @@ from prunekit.weights import WeightPruneReport, prune_weights
 from prunekit.io import load_model, load_model_spec, load_weights, save_weights
 from prunekit.stats import ModelStats, stats
 from prunekit.bench.timer import LatencyStats, compare_latency, measure_latency
+from prunekit.graph import DependencyGraph
+from prunekit.handlers import Handler, HandlerBase, InternalGroup, PruneError, register_handler
+from prunekit.importance.structured import GROUP_CRITERIA
+from prunekit.structural import StructuredPlan, VerifyResult, plan_structured, verify
+
+# bench / analysis (issue 5); `benchmark` because `prunekit.bench` is the subpackage
+from prunekit.bench import (
+    BenchConfig, analyze, choose_sparse_backends, compare, fold_batchnorm, prune_for_latency,
+)
+from prunekit.bench import bench as benchmark
+from prunekit.report import write_report
 from prunekit.recover.recipe import (
     Cubic, DataSpec, Distill, Finetune, Iterative, OneShot, Recipe, Target,
 )
@@ -31,7 +42,11 @@ __all__ = [
     "load_model", "load_model_spec", "load_weights", "save_weights", "ModelStats", "stats",
     "LatencyStats", "compare_latency", "measure_latency",
     # --- structural (issue 3) ---
+    "DependencyGraph", "GROUP_CRITERIA", "Handler", "HandlerBase", "InternalGroup", "PruneError",
+    "StructuredPlan", "VerifyResult", "plan_structured", "register_handler", "verify",
     # --- bench / analysis (issue 5) ---
+    "BenchConfig", "benchmark", "compare", "analyze", "fold_batchnorm", "write_report",
+    "choose_sparse_backends", "prune_for_latency",
     # --- recovery (issue 4) ---
     "Cubic", "DataSpec", "Distill", "Finetune", "Iterative", "OneShot", "Recipe", "Target",
     "RunResult", "run", "finetune", "distill_loss", "kd_loss", "SensitivityResult", "sensitivity",

@@ -161,8 +161,11 @@ def run_demo(out_dir: str | Path = "demo-report", epochs: int = 30, finetune_epo
     with Progress(*cols, console=console) as progress:
         train(dense, train_ds, epochs, 3e-3, seed, progress, "train dense")
         models["dense"], kinds["dense"] = dense, "dense"
-        for name, kind, fn in _variants(train_ds):
+        variants = _variants(train_ds)
+        prune_task = progress.add_task("prune variants", total=len(variants))
+        for name, kind, fn in variants:
             m = fn(copy.deepcopy(dense))
+            progress.advance(prune_task)
             train(m, train_ds, finetune_epochs, 1e-3, seed + 1, progress, f"fine-tune {name}")
             models[name], kinds[name] = finalize(m), kind
     rows = _measure(models, kinds, test_ds)

@@ -102,14 +102,22 @@ def register(app: typer.Typer) -> None:
         scope: str = typer.Option("layer", help="layer or global"),
         exclude: list[str] = typer.Option([], help="module-name glob or type name to keep dense"),
         override: list[str] = typer.Option([], help="NAME_GLOB=SPARSITY per-layer override"),
-        skip_incompatible: bool = typer.Option(False, help="N:M: skip layers not divisible by M"),
+        skip_incompatible: bool = typer.Option(False, help="with an N:M pattern, skip layers not divisible by M"),
         input_shape: Optional[str] = typer.Option(None, "--input-shape", help="check the model runs"),
         input_dtype: str = typer.Option("float32"),
         arch: Optional[str] = typer.Option(None, help="architecture spec when MODEL is a weights file"),
         trust: bool = typer.Option(False, help="allow unpickling a .pt model file you trust"),
         seed: int = typer.Option(0),
+        structured: bool = typer.Option(False, "--structured", help="physically remove channels/heads"),
+        ratio: float = typer.Option(0.5, help="--structured: fraction of channels removed per group"),
+        criterion: str = typer.Option("l1", help="--structured: group criterion (l1, l2, bn_scale, random, ...)"),
+        round_to: int = typer.Option(1, help="--structured: keep channel counts multiples of this"),
+        target_macs: Optional[float] = typer.Option(None, help="--structured: keep this fraction of MACs"),
+        target_params: Optional[float] = typer.Option(None, help="--structured: keep this fraction of params"),
+        hybrid: bool = typer.Option(False, help="--structured then weight masks (--sparsity/--pattern)"),
     ) -> None:
-        """Mask the least important weights and write ordinary (finalized) weights."""
+        """Prune weights (masks, written as ordinary finalized weights) or, with --structured,
+        remove channels physically (a prunekit directory that reloads without code changes)."""
         from rich.console import Console
 
         from prunekit.io import save_weights
@@ -122,6 +130,17 @@ def register(app: typer.Typer) -> None:
                                      param_hint="--method")
         m = load_cli_model(model, arch, trust)
         x = make_input(parse_shape(input_shape), input_dtype) if input_shape else None
+        if structured:
+            if x is None:
+                raise typer.BadParameter("--structured needs --input-shape (the model is traced once)")
+            from prunekit.commands._structured import run_structured
+
+            run_structured(m, x, output, spec=arch or model, ratio=ratio, criterion=criterion,
+                           scope=scope, round_to=round_to, exclude=exclude, target_macs=target_macs,
+                           target_params=target_params,
+                           weights=dict(sparsity=sparsity, criterion=method, scope=scope, pattern=pattern,
+                                        skip_incompatible=skip_incompatible) if hybrid else None)
+            return
         try:
             report = prune_weights(m, sparsity, method, scope, pattern, example_inputs=x,
                                    overrides=_overrides(override), exclude=exclude,

@@ -1,0 +1,325 @@
+"""Trace one eager forward pass into channel-coupling records.
+
+Why eager tracing with module hooks + ``TorchDispatchMode`` (and not torch.fx / torch.export /
+the autograd graph):
+
+* it runs the model exactly as the user does — data-dependent Python control flow, HF models
+  with dict outputs and ``use_cache``, ``**kwargs`` forwards — where ``torch.fx`` symbolic
+  tracing and ``torch.export`` often refuse (dynamic control flow, non-tensor outputs) and the
+  autograd graph misses ops that do not need grad (integer / no-grad paths);
+* modules with a registered handler are leaves: their forward hooks say which channel dims they
+  consume and produce, and what happens inside them is not traced, so a handler fully owns its
+  module's semantics (attention heads, LSTM gates, user layers);
+* between leaves, every ATen op is seen by a dispatch mode in canonical form (a few hundred
+  ATen ops instead of thousands of Python-level aliases) and tensors are matched by identity
+  (weak references, so ids are never reused).
+
+Channel labels (:mod:`prunekit.graph.labels`) are propagated through each op by the rules in
+:mod:`prunekit.graph.rules`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.weak import WeakIdKeyDictionary
+
+from prunekit.calibration import call_model
+from prunekit.graph.labels import Coupling, canon, fiber
+from prunekit.graph.rules import flat_tensors, rule_for
+from prunekit.handlers.base import call_opt, get_handler
+
+
+@dataclass
+class LeafRecord:
+    """One handled module as seen by the trace (aggregated over its calls)."""
+
+    name: str
+    module: nn.Module
+    handler: Any
+    in_labels: Tensor | None = None  # (in_channels,) channel ids feeding each input position
+    out_ids: Tensor | None = None  # (out_channels,) ids of the produced channels
+    coupled: bool = False
+    grouped: int = 1
+    calls: int = 0
+    positions: int = 0  # output elements per channel, summed over calls (for MACs)
+    external: str | None = None  # why its parameters were touched outside its forward
+    in_dim: int = 1
+    out_dim: int = 1
+
+
+@dataclass
+class FreeParam:
+    """A parameter/buffer used by traced ops outside any handled module (layer scale, ...)."""
+
+    name: str
+    owner: nn.Module
+    attr: str
+    tensor: Tensor
+    ids: Tensor  # same shape as tensor
+
+
+@dataclass
+class TraceResult:
+    uf: Coupling
+    leaves: dict[str, LeafRecord]
+    free: list[FreeParam]
+    outputs: Any
+    unlabeled_out: list[str] = field(default_factory=list)
+
+
+def find_leaves(model: nn.Module) -> dict[str, nn.Module]:
+    """Outermost modules that have a handler (their children are not visited)."""
+    leaves: dict[str, nn.Module] = {}
+    prefixes: list[str] = []
+    for name, m in model.named_modules():
+        if any(name.startswith(p + ".") for p in prefixes):
+            continue
+        h = get_handler(m)
+        if h is not None and name and call_opt(h, "is_leaf", m, default=True):
+            leaves[name] = m
+            prefixes.append(name)
+    if get_handler(model) is not None and not leaves:
+        leaves[""] = model
+    return leaves
+
+
+class _Mode(TorchDispatchMode):
+    def __init__(self, tracer: Tracer) -> None:
+        super().__init__()
+        self.tracer = tracer
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if self.tracer.depth == 0:
+            self.tracer.on_op(func, args, kwargs, out)
+        return out
+
+
+class Tracer:
+    """Runs the model once and records channel coupling (see module docstring)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.uf = Coupling()
+        self.labels: WeakIdKeyDictionary = WeakIdKeyDictionary()
+        self.depth = 0
+        self.stack: list[str] = []
+        self.leaves = {n: LeafRecord(n, m, get_handler(m)) for n, m in find_leaves(model).items()}
+        self.free: dict[int, FreeParam] = {}
+        self._owned: dict[int, str] = {}
+        self._free_src: dict[int, tuple[str, nn.Module, str, Tensor]] = {}
+        self._index()
+
+    # ---------------------------------------------------------------- bookkeeping
+    def _index(self) -> None:
+        leaf_mods = {id(r.module): n for n, r in self.leaves.items()}
+        owner_of: dict[int, str] = {}
+        for n, r in self.leaves.items():
+            for p in list(r.module.parameters()) + list(r.module.buffers()):
+                if id(p) in owner_of and owner_of[id(p)] != n:
+                    r.external = f"shares parameters with {owner_of[id(p)]}"
+                    self.leaves[owner_of[id(p)]].external = f"shares parameters with {n}"
+                owner_of[id(p)] = n
+        self._owned = owner_of
+        for mname, m in self.model.named_modules():
+            if id(m) in leaf_mods:
+                continue
+            for attr, t in list(m._parameters.items()) + list(m._buffers.items()):
+                if t is None or id(t) in owner_of or not t.is_floating_point():
+                    continue
+                self._free_src.setdefault(id(t), (f"{mname}.{attr}".lstrip("."), m, attr, t))
+
+    def where(self) -> str:
+        return self.stack[-1] if self.stack else "<model>"
+
+    def why(self, func: Any, what: str) -> str:
+        return f"{func} at {self.where() or '<model>'}: {what}"
+
+    def get(self, t: Tensor) -> Tensor | None:
+        lab = self.labels.get(t)
+        if lab is not None:
+            return lab
+        key = id(t)
+        if key in self._free_src and self._free_src[key][3] is t:
+            name, owner, attr, _ = self._free_src.pop(key)
+            ids = self.uf.new(t.numel()).reshape(t.shape)
+            self.free[key] = FreeParam(name, owner, attr, t, ids)
+            self.labels[t] = ids
+            return ids
+        if key in self._owned and self.depth == 0:
+            rec = self.leaves[self._owned[key]]
+            if rec.external is None:
+                rec.external = f"its parameters are used outside its forward at {self.where()}"
+        return None
+
+    def set(self, t: Tensor, label: Tensor | None) -> None:
+        if label is None:
+            self.labels.pop(t, None)
+        else:
+            while label.dim() < t.dim():
+                label = label.unsqueeze(0)
+            self.labels[t] = label
+
+    # ---------------------------------------------------------------- ops between leaves
+    def on_op(self, func, args, kwargs, out) -> None:
+        tensors = flat_tensors(args) + flat_tensors(kwargs)
+        if not any(self.get(t) is not None for t in tensors):
+            for o in flat_tensors(out):
+                if not any(o is t for t in tensors):
+                    self.labels.pop(o, None)
+            return
+        try:
+            rule_for(func)(self, func, args, kwargs, out)
+        except Exception as e:  # a rule bug must not give a wrong model: be conservative
+            why = self.why(func, f"label rule failed ({type(e).__name__}: {e})")
+            for t in tensors:
+                self.uf.fix(self.get(t), why)
+            for o in flat_tensors(out):
+                self.labels.pop(o, None)
+
+    # ---------------------------------------------------------------- leaves
+    def leaf_in(self, rec: LeafRecord, args: tuple, kwargs: dict) -> None:
+        m, h = rec.module, rec.handler
+        cin = h.in_channels(m)
+        for t, dim in call_opt(h, "in_tensors", m, args, kwargs):
+            lab = self.get(t)
+            rec.in_dim = dim
+            if cin is None or t.shape[dim] != cin:
+                self.uf.fix(lab, f"consumed by {rec.name} ({type(m).__name__}), whose input "
+                                 "channels cannot be pruned")
+                continue
+            fb = fiber(lab, tuple(t.shape), dim, cin)  # (cin, rest)
+            vec = fb[:, 0].clone()
+            if fb.shape[1] > 1:
+                self.uf.union_pairs(fb, vec[:, None], f"read as one input channel by {rec.name}")
+            if rec.in_labels is None:
+                rec.in_labels = vec
+            else:
+                self.uf.union_pairs(rec.in_labels, vec, f"{rec.name} called more than once")
+        g = h.in_granularity(m) if cin else 1
+        if rec.in_labels is not None and g > 1:
+            for block in rec.in_labels.reshape(-1, g):
+                self.uf.union_all(block, f"{rec.name} removes input channels in blocks of {g}")
+        self.depth += 1
+
+    def _out_vector(self, rec: LeafRecord, cin: int | None, cout: int) -> Tensor:
+        m, h = rec.module, rec.handler
+        inl = rec.in_labels if rec.in_labels is not None else torch.zeros(cin or 0, dtype=torch.long)
+        rec.coupled = bool(h.in_out_coupled(m)) and cin == cout
+        rec.grouped = int(call_opt(h, "groups", m) or 1)
+        if rec.coupled:
+            return inl.clone()
+        if rec.grouped > 1 and cin:
+            ipg, opg = cin // rec.grouped, cout // rec.grouped
+            if ipg == 1:
+                return inl.repeat_interleave(opg)
+            vec = rec.out_ids if rec.out_ids is not None else self.uf.new(cout)
+            why = f"{rec.name} is a grouped conv: whole groups are removed"
+            for gi in range(rec.grouped):
+                blk = torch.cat([inl[gi * ipg:(gi + 1) * ipg], vec[gi * opg:(gi + 1) * opg]])
+                self.uf.union_all(blk, why)
+            return vec
+        vec = rec.out_ids if rec.out_ids is not None else self.uf.new(cout)
+        g = h.out_granularity(m)
+        if g > 1:
+            for block in vec.reshape(-1, g):
+                self.uf.union_all(block, f"{rec.name} removes output channels in blocks of {g}")
+        return vec
+
+    def leaf_out(self, rec: LeafRecord, output: Any) -> None:
+        self.depth -= 1
+        m, h = rec.module, rec.handler
+        for t in flat_tensors(output):
+            self.labels.pop(t, None)
+        cout = h.out_channels(m)
+        rec.calls += 1
+        if cout is None:
+            return
+        vec = self._out_vector(rec, h.in_channels(m), cout)
+        if rec.out_ids is None:
+            rec.out_ids = vec
+        elif vec is not rec.out_ids:
+            self.uf.union_pairs(rec.out_ids, vec, f"{rec.name} called more than once")
+        for i, (t, dim) in enumerate(call_opt(h, "out_tensors", m, output)):
+            if t.shape[dim] != cout:
+                continue
+            rec.out_dim = dim
+            if i == 0:
+                rec.positions += t.numel() // max(cout, 1)
+            shape = [1] * t.dim()
+            shape[dim] = cout
+            self.labels[t] = vec.reshape(shape)
+
+
+def _hooks(tracer: Tracer) -> list:
+    handles = []
+    leaf_ids = {id(r.module): r for r in tracer.leaves.values()}
+
+    def push(name):
+        def pre(mod, args):
+            tracer.stack.append(name)
+        return pre
+
+    def pop(mod, args, out):
+        if tracer.stack:
+            tracer.stack.pop()
+
+    for name, m in tracer.model.named_modules():
+        handles.append(m.register_forward_pre_hook(push(name)))
+        handles.append(m.register_forward_hook(pop))
+        rec = leaf_ids.get(id(m))
+        if rec is None:
+            continue
+        handles.append(m.register_forward_pre_hook(
+            lambda mod, a, kw, rec=rec: tracer.leaf_in(rec, a, kw), with_kwargs=True))
+        handles.append(m.register_forward_hook(
+            lambda mod, a, out, rec=rec: tracer.leaf_out(rec, out)))
+    return handles
+
+
+def fix_outputs(tracer: Tracer, out: Any) -> list[str]:
+    """Channels that reach the model's outputs keep their meaning: fix them."""
+    seen = []
+    if hasattr(out, "to_tuple") and callable(out.to_tuple):
+        out = out.to_tuple()
+    for t in flat_tensors(out):
+        lab = tracer.get(t)
+        if lab is not None:
+            tracer.uf.fix(canon(lab), "reaches the model output")
+            seen.append(str(tuple(t.shape)))
+    return seen
+
+
+def trace(model: nn.Module, example_inputs: Any) -> TraceResult:
+    """Run ``model`` once on ``example_inputs`` (eval mode, no grad) and record coupling.
+
+    Raises:
+        ValueError: the model does not run on ``example_inputs`` (the message names the module).
+    """
+    tracer = Tracer(model)
+    handles = _hooks(tracer)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), _Mode(tracer):
+            out = call_model(model, example_inputs)
+    except Exception as e:
+        where = tracer.stack[-1] if tracer.stack else "<model>"
+        raise ValueError(f"example_inputs do not run through the model (failed in module "
+                         f"{where!r}: {type(e).__name__}: {e})") from e
+    finally:
+        for hd in handles:
+            hd.remove()
+        model.train(was_training)
+    fix_outputs(tracer, out)
+    for rec in tracer.leaves.values():
+        if rec.external:
+            tracer.uf.fix(rec.in_labels, f"{rec.name}: {rec.external}")
+            tracer.uf.fix(rec.out_ids, f"{rec.name}: {rec.external}")
+    return TraceResult(tracer.uf, tracer.leaves, list(tracer.free.values()), out)

@@ -1,0 +1,280 @@
+"""Layer handlers: the only code that physically slices a module's tensors.
+
+A handler knows one module family (``nn.Conv2d``, ``nn.LayerNorm``, ...). The structural engine
+(:mod:`prunekit.graph`) treats every module that has a handler as a *leaf*: it does not look
+inside it, it asks the handler which tensor dimension carries the channels the module consumes
+("in") and produces ("out"), how those are coupled, and finally asks it to slice the module.
+
+Channel index arguments (``keep``) are always sorted ``LongTensor`` s of the indices that are
+**kept**.
+
+Contract (shared with the attention / RNN / embedding handlers):
+
+* ``in_channels(m)`` / ``out_channels(m)``: size of the channel dim consumed / produced, or
+  ``None`` when that side cannot be pruned (the engine then treats it as fixed).
+* ``in_out_coupled(m)``: channel ``i`` in is channel ``i`` out (BatchNorm, LayerNorm, PReLU,
+  depthwise conv with multiplier 1). For such modules the engine calls only
+  ``prune_out(m, keep)`` and the handler updates both sides.
+* ``groups(m)`` (optional, default 1): in and out are split into ``groups`` equal contiguous
+  blocks and block ``g`` in feeds only block ``g`` out (grouped conv). The engine removes whole
+  groups when a block has more than one input channel; for depthwise-with-multiplier it couples
+  input ``j`` with outputs ``j*mult .. j*mult+mult-1``. The engine calls both ``prune_in`` and
+  ``prune_out`` for such modules (in that order: ``prune_out`` then ``prune_in``).
+* ``in_granularity`` / ``out_granularity``: channels are removed in aligned blocks of this size
+  (e.g. ``head_dim``, GroupNorm groups).
+* ``weight_slices(m, "in"|"out")``: ``(param, axis)`` pairs whose slices along ``axis`` are
+  removed with the channel; importance criteria score these slices.
+* ``internal_groups(m)``: prunable dims invisible outside the module (attention heads, ...).
+* ``resize(m, shapes)``: reallocate parameters to saved shapes (used by ``pk.load``).
+
+Optional hooks with defaults in :class:`HandlerBase` (the tracer uses them): ``in_tensors`` /
+``out_tensors`` (which call arguments / outputs carry the channel dims, and on which axis),
+``cost`` (parameter and MAC count for given kept channel counts), ``masking_is_exact``
+(whether zeroing an input channel is equivalent to removing it; ``False`` for normalisations
+that compute statistics over the channel dim, e.g. LayerNorm).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor, nn
+
+
+class PruneError(RuntimeError):
+    """A structural pruning step failed; the message names the module and the operation."""
+
+
+@dataclass
+class InternalGroup:
+    """A prunable dimension living entirely inside one module (e.g. attention heads).
+
+    Attributes:
+        name: human-readable name, e.g. ``"heads"``.
+        size: number of prunable units (e.g. ``num_heads``).
+        granularity: channels per unit in the underlying tensors (e.g. ``head_dim``).
+        weight_slices: ``(param, axis)`` pairs; along ``axis`` the param has ``size *
+            granularity`` entries (unit ``u`` owns ``[u*g, (u+1)*g)``); used for importance.
+        prune: ``prune(keep)`` with ``keep`` the sorted kept *unit* indices; slices every tensor
+            and updates attributes (``num_heads`` ...).
+    """
+
+    name: str
+    size: int
+    granularity: int
+    weight_slices: list[tuple[Tensor, int]]
+    prune: Callable[[Tensor], None]
+    extra: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class Handler(Protocol):
+    """Physically slices one module type. Channel indices are sorted LongTensors of KEPT indices."""
+
+    def in_channels(self, m: nn.Module) -> int | None: ...
+
+    def out_channels(self, m: nn.Module) -> int | None: ...
+
+    def in_out_coupled(self, m: nn.Module) -> bool: ...
+
+    def prune_in(self, m: nn.Module, keep: Tensor) -> None: ...
+
+    def prune_out(self, m: nn.Module, keep: Tensor) -> None: ...
+
+    def out_granularity(self, m: nn.Module) -> int: ...
+
+    def in_granularity(self, m: nn.Module) -> int: ...
+
+    def weight_slices(self, m: nn.Module, dim: str) -> list[tuple[Tensor, int]]: ...
+
+    def internal_groups(self, m: nn.Module) -> list[InternalGroup]: ...
+
+    def resize(self, m: nn.Module, shapes: dict[str, tuple[int, ...]]) -> None: ...
+
+
+class HandlerBase:
+    """Defaults for the optional parts of the contract; subclass and override what differs."""
+
+    def in_channels(self, m: nn.Module) -> int | None:
+        return None
+
+    def out_channels(self, m: nn.Module) -> int | None:
+        return None
+
+    def in_out_coupled(self, m: nn.Module) -> bool:
+        return False
+
+    def groups(self, m: nn.Module) -> int:
+        return 1
+
+    def prune_in(self, m: nn.Module, keep: Tensor) -> None:
+        raise PruneError(f"{type(m).__name__}: input channels cannot be pruned")
+
+    def prune_out(self, m: nn.Module, keep: Tensor) -> None:
+        raise PruneError(f"{type(m).__name__}: output channels cannot be pruned")
+
+    def out_granularity(self, m: nn.Module) -> int:
+        return 1
+
+    def in_granularity(self, m: nn.Module) -> int:
+        return 1
+
+    def weight_slices(self, m: nn.Module, dim: str) -> list[tuple[Tensor, int]]:
+        return []
+
+    def internal_groups(self, m: nn.Module) -> list[InternalGroup]:
+        return []
+
+    def resize(self, m: nn.Module, shapes: dict[str, tuple[int, ...]]) -> None:
+        resize_params(m, shapes)
+
+    # ---- optional hooks used by the tracer -------------------------------------------------
+    def is_leaf(self, m: nn.Module) -> bool:
+        """False: trace through this instance's forward instead (e.g. PReLU with one slope)."""
+        return True
+
+    def in_dim(self, m: nn.Module, x: Tensor) -> int:
+        """Axis of the input tensor ``x`` holding the consumed channels (default: last)."""
+        return x.dim() - 1
+
+    def out_dim(self, m: nn.Module, y: Tensor) -> int:
+        """Axis of the output tensor ``y`` holding the produced channels (default: last)."""
+        return y.dim() - 1
+
+    def in_tensors(self, m: nn.Module, args: tuple, kwargs: dict) -> list[tuple[Tensor, int]]:
+        """``(tensor, axis)`` for every call input carrying the 'in' channels (default: first)."""
+        x = args[0] if args else next((v for v in kwargs.values() if isinstance(v, Tensor)), None)
+        if not isinstance(x, Tensor):
+            return []
+        return [(x, self.in_dim(m, x))]
+
+    def out_tensors(self, m: nn.Module, output: Any) -> list[tuple[Tensor, int]]:
+        """``(tensor, axis)`` for every output carrying the 'out' channels (default: the output)."""
+        if isinstance(output, Tensor):
+            return [(output, self.out_dim(m, output))]
+        return []
+
+    def masking_is_exact(self, m: nn.Module) -> bool:
+        """True when zeroing input channel ``i`` gives the same result as removing it."""
+        return True
+
+    def cost(self, m: nn.Module, n_in: int | None, n_out: int | None) -> tuple[int, int]:
+        """``(params, macs_per_output_position)`` of ``m`` with ``n_in``/``n_out`` channels kept.
+
+        The default scales every parameter of ``weight_slices`` proportionally and counts no MACs.
+        """
+        total = 0
+        cin, cout = self.in_channels(m), self.out_channels(m)
+        for p in m.parameters(recurse=True):
+            n = float(p.numel())
+            for dim, full, kept in (("out", cout, n_out), ("in", cin, n_in)):
+                if full and kept is not None and any(p is q for q, _ in self.weight_slices(m, dim)):
+                    n *= kept / full
+            total += int(round(n))
+        return total, 0
+
+
+def resize_params(m: nn.Module, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Reallocate ``m``'s direct parameters/buffers whose shapes differ from ``shapes``."""
+    for name, shape in shapes.items():
+        if "." in name:
+            continue
+        cur = getattr(m, name, None)
+        if not isinstance(cur, Tensor) or tuple(cur.shape) == tuple(shape):
+            continue
+        new = torch.zeros(shape, dtype=cur.dtype, device=cur.device)
+        if isinstance(cur, nn.Parameter):
+            setattr(m, name, nn.Parameter(new, requires_grad=cur.requires_grad))
+        else:
+            setattr(m, name, new)
+
+
+def slice_param(m: nn.Module, name: str, axis: int, keep: Tensor) -> None:
+    """Replace ``m.<name>`` by its slice ``index_select(axis, keep)`` (new tensor, same kind).
+
+    A new ``Parameter`` is created (never in-place), so a snapshot of the module's ``__dict__``
+    restores the original exactly.
+    """
+    cur = getattr(m, name, None)
+    if cur is None:
+        return
+    idx = keep.to(cur.device)
+    new = cur.detach().index_select(axis, idx).clone()
+    if isinstance(cur, nn.Parameter):
+        setattr(m, name, nn.Parameter(new, requires_grad=cur.requires_grad))
+    elif name in m._buffers:
+        m._buffers[name] = new
+    else:
+        setattr(m, name, new)
+
+
+class HandlerTable:
+    """Handlers keyed by module type; lookup by exact type, then by MRO.
+
+    A subclass that overrides ``forward`` is *not* matched by its base class's handler (its
+    channel semantics may differ, e.g. a channels-first LayerNorm): register it explicitly.
+    """
+
+    def __init__(self) -> None:
+        self._table: dict[type, Handler] = {}
+
+    def register(self, cls: type, handler: Handler, *, replace: bool = False) -> Handler:
+        if not isinstance(cls, type) or not issubclass(cls, nn.Module):
+            raise ValueError(f"register_handler needs an nn.Module subclass, got {cls!r}")
+        if cls in self._table and not replace:
+            raise ValueError(f"a handler for {cls.__qualname__} is already registered")
+        self._table[cls] = handler
+        return handler
+
+    def get(self, m: nn.Module | type) -> Handler | None:
+        cls = m if isinstance(m, type) else type(m)
+        h = self._table.get(cls)
+        if h is not None:
+            return h
+        for base in cls.__mro__[1:]:
+            if base in self._table:
+                return self._table[base] if base.forward is cls.forward else None
+        return None
+
+    def __contains__(self, cls: object) -> bool:
+        return cls in self._table
+
+    def types(self) -> list[type]:
+        return list(self._table)
+
+
+HANDLERS = HandlerTable()
+
+
+def register_handler(cls: type, handler: Handler | None = None, *, replace: bool = False):
+    """Register ``handler`` for module type ``cls`` (usable as a class decorator on the handler).
+
+    Example:
+        >>> register_handler(MyConv, MyConvHandler())
+    """
+    if handler is None:
+
+        def deco(hcls):
+            HANDLERS.register(cls, hcls(), replace=replace)
+            return hcls
+
+        return deco
+    return HANDLERS.register(cls, handler, replace=replace)
+
+
+def get_handler(m: nn.Module | type) -> Handler | None:
+    """The handler for ``m`` (exact type, then a base class that does not override forward)."""
+    return HANDLERS.get(m)
+
+
+def call_opt(handler: Any, name: str, *args, default: Any = None) -> Any:
+    """Call an optional handler hook, falling back to :class:`HandlerBase`'s default."""
+    fn = getattr(handler, name, None)
+    if fn is None:
+        fn = getattr(HandlerBase(), name, None)
+        if fn is None:
+            return default
+    return fn(*args)

@@ -1,0 +1,111 @@
+"""Tables shared by the Markdown and HTML reports (one place decides what a row shows).
+
+Every table is ``(title, header, rows)``; failed cells read ``FAILED: <reason>``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Table = tuple[str, list[str], list[list[str]]]
+
+
+def fmt(v: Any, digits: int = 3) -> str:
+    """Human formatting: floats to ``digits`` significant figures, None as an en dash."""
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}" if abs(v) < 1e5 else f"{v:.3e}"
+    return str(v)
+
+
+def _big(n: Any, unit: str = "") -> str:
+    if n is None:
+        return "–"
+    for div, suf in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= div:
+            return f"{n / div:.3g} {suf}{unit}"
+    return f"{n:.3g} {unit}".strip()
+
+
+def failed(reason: str | None) -> str:
+    text = (reason or "unknown error").replace("\n", " ").replace("|", "/")
+    return "FAILED: " + (text[:160] + "…" if len(text) > 160 else text)
+
+
+def models_table(data: dict[str, Any]) -> Table:
+    header = ["model", "params", "non-zero params", "size", "MACs / sample",
+              "effective MACs / sample"]
+    rows = [[name, _big(c["params"]), _big(c["nonzero_params"]), _big(c["size_bytes"], "B"),
+             _big(c["macs"]), _big(c["effective_macs"])]
+            for name, c in data.get("models", {}).items()]
+    return "Models", header, rows
+
+
+def latency_table(data: dict[str, Any]) -> Table:
+    header = ["model", "runtime", "batch", "median ms", "p10–p90 ms", "spread",
+              "samples/s", "peak memory", "energy J"]
+    rows = []
+    for c in data.get("cells", []):
+        if c["status"] != "ok":
+            rows.append([c["model"], c["runtime"], str(c["batch"]), failed(c.get("error")),
+                         "", "", "", "", ""])
+            continue
+        rows.append([c["model"], c["runtime"], str(c["batch"]), fmt(c["median_ms"]),
+                     f"{fmt(c['p10_ms'])}–{fmt(c['p90_ms'])}", f"{100 * c['spread']:.1f}%",
+                     fmt(c["throughput"]), _big(c.get("peak_bytes"), "B"), fmt(c.get("energy_j"))])
+    return "Latency (every number measured; runtime named)", header, rows
+
+
+def speedup_table(data: dict[str, Any]) -> Table:
+    header = ["model", "runtime", "batch", "predicted (MACs ratio)", "measured speedup",
+              "p10–p90", "measured / predicted"]
+    rows = []
+    for s in data.get("speedups", []):
+        pred = s.get("macs_ratio")
+        if s.get("effective_macs_ratio") and s.get("effective_macs_ratio") > (pred or 0) * 1.01:
+            pred = s["effective_macs_ratio"]  # weight sparsity: the ideal sparse-kernel ratio
+        if s["status"] != "ok":
+            rows.append([s["model"], s["runtime"], str(s["batch"]), f"{fmt(pred)}×",
+                         failed(s.get("error")), "", ""])
+            continue
+        rows.append([s["model"], s["runtime"], str(s["batch"]), f"{fmt(pred)}×",
+                     f"{fmt(s['speedup'])}×",
+                     f"{fmt(s['speedup_p10'])}–{fmt(s['speedup_p90'])}×",
+                     f"{fmt(s['speedup'] / pred) if pred else '–'}"])
+    return f"Speedup over {data.get('baseline', 'baseline')} (paired per round)", header, rows
+
+
+def sweep_table(data: dict[str, Any]) -> Table:
+    header = ["method", "ratio", "status", "accuracy", "MACs ratio", "sparsity / kept",
+              "latency ms"]
+    rows = []
+    for e in data.get("sweep", []):
+        if e["status"] != "ok":
+            rows.append([e["method"], fmt(e["ratio"]), failed(e.get("error")), fmt(e.get("accuracy")),
+                         "", "", ""])
+            continue
+        rows.append([e["method"], fmt(e["ratio"]), "ok", fmt(e.get("accuracy"), 4),
+                     fmt(e.get("macs_ratio")), fmt(e.get("sparsity")), fmt(e.get("latency_ms"))])
+    return "Sweep: methods × ratios", header, rows
+
+
+def decisions_table(data: dict[str, Any]) -> Table:
+    header = ["layer", "shape", "sparsity", "chosen backend", "dense ms", "candidates (ms)"]
+    rows = []
+    for d in data.get("sparse_decisions", []):
+        cands = ", ".join(f"{k} {fmt(v)}" if v is not None else f"{k} failed"
+                          for k, v in d.get("timings_ms", {}).items())
+        layer = f"{d['model']}: {d['layer']}" if d.get("model") else d["layer"]
+        rows.append([layer, str(d.get("shape")), fmt(d.get("sparsity")), d["backend"],
+                     fmt(d.get("timings_ms", {}).get("dense")), cands])
+    return "Sparse backend decisions (chosen only where measured faster)", header, rows
+
+
+def all_tables(data: dict[str, Any]) -> list[Table]:
+    """The non-empty tables of a report, in reading order."""
+    tables = [sweep_table(data), speedup_table(data), latency_table(data), models_table(data),
+              decisions_table(data)]
+    return [t for t in tables if t[2]]

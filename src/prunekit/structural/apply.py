@@ -1,0 +1,151 @@
+"""Transactional application of a StructuredPlan.
+
+1. validate every edit against the live model (handler present, sizes as planned, indices in
+   range, non-empty);
+2. snapshot the ``__dict__`` (parameters, buffers, attributes, children) of every module that
+   will change — handlers always assign new tensors, never edit in place, so a shallow snapshot
+   restores the original exactly;
+3. mutate through the handlers;
+4. run the example inputs through the pruned model and compare the output shapes;
+5. on any failure restore the snapshots and raise :class:`PruneError` naming module and op.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunekit.calibration import call_model
+from prunekit.graph.rules import flat_tensors
+from prunekit.handlers.base import PruneError, call_opt, get_handler, slice_param
+
+
+def _snapshot(mods: list[nn.Module]) -> list[tuple[nn.Module, dict]]:
+    snaps = []
+    for root in mods:
+        for m in root.modules():
+            d = dict(m.__dict__)
+            for key in ("_parameters", "_buffers", "_modules"):
+                d[key] = dict(m.__dict__[key])
+            snaps.append((m, d))
+    return snaps
+
+
+def _restore(snaps: list[tuple[nn.Module, dict]]) -> None:
+    for m, d in reversed(snaps):
+        m.__dict__.clear()
+        m.__dict__.update(d)
+
+
+def _validate(plan, modules: dict[str, nn.Module]) -> None:
+    for e in plan.edits:
+        m = modules.get(e.name)
+        if m is None:
+            raise PruneError(f"{e.name}: module not found in the model being pruned")
+        h = get_handler(m)
+        if h is None:
+            raise PruneError(f"{e.name} ({type(m).__name__}): no handler registered")
+        for side, full, keep, cur in (("in", e.in_full, e.keep_in, h.in_channels(m)),
+                                      ("out", e.out_full, e.keep_out, h.out_channels(m))):
+            if keep is None:
+                continue
+            if cur != full:
+                raise PruneError(f"{e.name}.{side}: has {cur} channels, the plan was made for "
+                                 f"{full} (model changed since planning?)")
+            if len(keep) == 0 or int(keep.min()) < 0 or int(keep.max()) >= full:
+                raise PruneError(f"{e.name}.{side}: kept indices empty or out of range")
+    for p in plan.param_edits:
+        owner = modules.get(p.owner) if p.owner else plan_root(modules)
+        t = getattr(owner, p.attr, None) if owner is not None else None
+        if t is None or t.dim() <= p.axis or t.shape[p.axis] != p.full:
+            raise PruneError(f"parameter {p.owner}.{p.attr}: missing or not of the planned size")
+
+
+def plan_root(modules: dict[str, nn.Module]) -> nn.Module:
+    return modules[""]
+
+
+def _mutate(plan, modules: dict[str, nn.Module]) -> None:
+    for e in plan.edits:
+        m = modules[e.name]
+        h = get_handler(m)
+        op = "?"
+        try:
+            for name, keep in e.internal.items():
+                op = f"internal group {name}"
+                groups = {g.name: g for g in call_opt(h, "internal_groups", m, default=[])}
+                groups[name].prune(keep)
+            if e.coupled:
+                op = "prune_out (coupled)"
+                h.prune_out(m, e.keep_out)
+                continue
+            if e.keep_out is not None:
+                op = "prune_out"
+                h.prune_out(m, e.keep_out)
+            if e.keep_in is not None:
+                op = "prune_in"
+                h.prune_in(m, e.keep_in)
+        except PruneError as err:
+            raise PruneError(f"{e.name} ({type(m).__name__}) {op}: {err}") from err
+        except Exception as err:
+            raise PruneError(f"{e.name} ({type(m).__name__}) {op} failed: "
+                             f"{type(err).__name__}: {err}") from err
+    for p in plan.param_edits:
+        owner = modules[p.owner]
+        try:
+            slice_param(owner, p.attr, p.axis, p.keep)
+        except Exception as err:
+            raise PruneError(f"parameter {p.owner}.{p.attr} slice failed: {err}") from err
+
+
+def _check_forward(plan, model: nn.Module) -> None:
+    stack: list[str] = []
+    handles = []
+    for name, m in model.named_modules():
+        handles.append(m.register_forward_pre_hook(lambda mod, a, n=name: stack.append(n)))
+        handles.append(m.register_forward_hook(lambda mod, a, o: _pop(stack)))
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = call_model(model, plan.example_inputs)
+    except Exception as err:
+        where = stack[-1] if stack else "<model>"
+        raise PruneError(f"pruned model fails in module {where!r}: {type(err).__name__}: "
+                         f"{err}") from err
+    finally:
+        for hd in handles:
+            hd.remove()
+        model.train(was)
+    if hasattr(out, "to_tuple") and callable(out.to_tuple):
+        out = out.to_tuple()
+    shapes = [tuple(t.shape) for t in flat_tensors(out)]
+    if plan.output_shapes and shapes != plan.output_shapes:
+        raise PruneError(f"pruned model output shapes {shapes} differ from {plan.output_shapes}")
+
+
+def _pop(stack: list[str]) -> None:
+    if stack:
+        stack.pop()
+
+
+def apply_plan(plan, copy: bool = False, validate: bool = True, model: Any = None) -> nn.Module:
+    """Apply ``plan`` (see :meth:`StructuredPlan.apply`)."""
+    target = model if model is not None else plan.model
+    if copy:
+        target = _copy.deepcopy(target)
+    modules = dict(target.named_modules())
+    _validate(plan, modules)
+    touched = [modules[e.name] for e in plan.edits] + [modules[p.owner] for p in plan.param_edits]
+    snaps = _snapshot(touched)
+    try:
+        _mutate(plan, modules)
+        if validate:
+            _check_forward(plan, target)
+    except BaseException:
+        _restore(snaps)
+        raise
+    return target

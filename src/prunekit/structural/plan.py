@@ -1,0 +1,287 @@
+"""plan_structured: trace, score, select — nothing is mutated until ``plan.apply()``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from prunekit.config import TargetSpec, check_ratio
+from prunekit.graph.dependency import DependencyGraph, Group
+from prunekit.graph.labels import FIXED
+from prunekit.handlers.base import InternalGroup, call_opt
+from prunekit.importance.structured import (
+    GROUP_CRITERIA,
+    NEEDS,
+    GroupStats,
+    SliceRef,
+    collect_group_stats,
+)
+from prunekit.structural.select import (
+    CostModel,
+    bisect,
+    free_axis,
+    select_global,
+    select_local,
+)
+
+
+@dataclass(frozen=True)
+class StructuredConfig:
+    """Validated options of :func:`plan_structured` (see there)."""
+
+    criterion: str = "l1"
+    ratio: float = 0.5
+    scope: str = "local"
+    round_to: int = 1
+    exclude: tuple[str, ...] = ()
+    target: TargetSpec | None = None
+    per_layer_min: float = 0.0
+    per_layer_max: float = 0.9
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        GROUP_CRITERIA.get(self.criterion)
+        check_ratio(self.ratio, "ratio")
+        if self.scope not in ("local", "global"):
+            raise ValueError(f"scope must be 'local' or 'global', got {self.scope!r}")
+        if isinstance(self.round_to, bool) or not isinstance(self.round_to, int) or self.round_to < 1:
+            raise ValueError(f"round_to must be an integer >= 1, got {self.round_to!r}")
+        check_ratio(self.per_layer_min, "per_layer_min")
+        if not (isinstance(self.per_layer_max, (int, float)) and 0.0 <= self.per_layer_max <= 1.0):
+            raise ValueError(f"per_layer_max must be in [0, 1], got {self.per_layer_max!r}")
+        if self.per_layer_min > self.per_layer_max:
+            raise ValueError("per_layer_min must not exceed per_layer_max")
+        if isinstance(self.exclude, str):
+            object.__setattr__(self, "exclude", (self.exclude,))
+        object.__setattr__(self, "exclude", tuple(self.exclude))
+        if self.target is not None and not isinstance(self.target, TargetSpec):
+            raise ValueError("target must be a TargetSpec (ratio=, params= or macs=)")
+        if self.target is not None and self.target.latency is not None:
+            raise ValueError("latency targets are not supported by plan_structured")
+
+
+@dataclass
+class LayerEdit:
+    """What happens to one handled module (kept indices; ``None`` = side unchanged)."""
+
+    name: str
+    kind: str
+    coupled: bool
+    in_full: int | None
+    out_full: int | None
+    keep_in: Tensor | None
+    keep_out: Tensor | None
+    in_dim: int
+    out_dim: int
+    exact: bool = True
+    internal: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class ParamEdit:
+    """A free parameter/buffer sliced along ``axis`` (layer scale, position embedding, ...)."""
+
+    owner: str
+    attr: str
+    axis: int
+    full: int
+    keep: Tensor
+
+
+def _slices(graph: DependencyGraph, grp: Group) -> list[SliceRef]:
+    refs: list[SliceRef] = []
+    for name in grp.members:
+        rec = graph.leaves[name]
+        h, m = rec.handler, rec.module
+        sides = [("out", graph.in_roots[name])] if rec.coupled else [
+            ("out", graph.out_roots[name]), ("in", graph.in_roots[name])]
+        for side, roots in sides:
+            if roots is None:
+                continue
+            units = graph.unit_index(roots, grp.index)
+            if not bool((units >= 0).any()):
+                continue
+            kind = "in" if side == "in" else "out"
+            if kind == "in":
+                refs.append(SliceRef(name, m, "in", None, 0, units))
+            for p, ax in h.weight_slices(m, side):
+                if p is not None and p.dim() > ax and p.shape[ax] == units.numel():
+                    refs.append(SliceRef(name, m, kind, p, ax, units))
+    for fp, roots in zip(graph.free, graph.free_roots):
+        ax = free_axis(roots)
+        if ax is None:
+            continue
+        line = roots.movedim(ax, 0).reshape(roots.shape[ax], -1)[:, 0]
+        units = graph.unit_index(line, grp.index)
+        if bool((units >= 0).any()):
+            refs.append(SliceRef(fp.name, None, "param", fp.tensor, ax, units))
+    return refs
+
+
+def _score_fn(name: str):
+    fn = GROUP_CRITERIA.get(name)
+
+    def score(refs, size, stats, gen):
+        return fn([r for r in refs if r.param is not None or r.kind == "in"], size, stats, gen)
+
+    return score
+
+
+def _stats(model, graph, groups_refs, cfg, calib_data, loss_fn, max_batches) -> GroupStats | None:
+    needs = NEEDS.get(cfg.criterion, frozenset())
+    if not needs:
+        return None
+    if calib_data is None:
+        raise ValueError(f"criterion {cfg.criterion!r} needs calib_data= (batches of inputs"
+                         f"{', target' if 'grad' in needs else ''})")
+    consumers = {n: (r.module, r.in_dim) for n, r in graph.leaves.items()
+                 if not r.coupled and graph.in_roots.get(n) is not None}
+    params = {id(r.param): r.param for refs in groups_refs for r in refs if r.param is not None}
+    return collect_group_stats(model, consumers, list(params.values()), calib_data, needs,
+                               loss_fn, max_batches)
+
+
+def _internal(graph: DependencyGraph) -> list[tuple[str, InternalGroup]]:
+    """Dims living inside one module (attention heads, ...) from the handlers."""
+    out = []
+    for name, rec in graph.leaves.items():
+        if name in graph.excluded or rec.external or rec.calls == 0:
+            continue
+        for ig in call_opt(rec.handler, "internal_groups", rec.module, default=[]) or []:
+            if ig.size > 1:
+                out.append((name, ig))
+    return out
+
+
+def _internal_scores(ig: InternalGroup, criterion: str, gen: torch.Generator) -> Tensor:
+    if criterion == "random":
+        return torch.rand(ig.size, generator=gen)
+    score = torch.zeros(ig.size)
+    for p, ax in ig.weight_slices:
+        x = p.detach().float().movedim(ax, 0)
+        x = x.reshape(ig.size, -1)
+        score += x.pow(2).sum(1) if criterion == "l2" else x.abs().sum(1)
+    return score.sqrt() if criterion == "l2" else score
+
+
+def _internal_params(ig: InternalGroup) -> int:
+    return sum(p.numel() for p, _ in ig.weight_slices)
+
+
+def _ensure_nonempty(graph: DependencyGraph, masks: list[Tensor], scores: list[Tensor]) -> None:
+    """No module may lose all its channels on one side: give back its best unit."""
+    for name, rec in graph.leaves.items():
+        for roots in (graph.out_roots[name], graph.in_roots[name]):
+            if roots is None or roots.numel() == 0 or bool((roots == FIXED).any()):
+                continue
+            hits = [graph.unit_of.get(int(u)) for u in roots.tolist()]
+            if any(h is None for h in hits) or not all(bool(masks[g][i]) for g, i in hits):
+                continue
+            g, i = max(hits, key=lambda h: float(scores[h[0]][h[1]]))
+            masks[g][i] = False
+
+
+def plan_structured(
+    model: nn.Module,
+    example_inputs: Any,
+    criterion: str = "l1",
+    ratio: float = 0.5,
+    scope: str = "local",
+    round_to: int = 1,
+    exclude: Iterable[str] = (),
+    target: TargetSpec | None = None,
+    per_layer_min: float = 0.0,
+    per_layer_max: float = 0.9,
+    calib_data: Iterable[Any] | None = None,
+    loss_fn: Callable[[Any, Any], Tensor] | None = None,
+    max_batches: int | None = None,
+    seed: int = 0,
+) -> StructuredPlan:
+    """Plan structural (channel) pruning of ``model``; the model is not modified.
+
+    Args:
+        model: any eager ``nn.Module``; modules with a registered handler are pruned.
+        example_inputs: one batch (tensor, tuple of positional args or dict of kwargs).
+        criterion: group criterion (``l1``, ``l2``, ``bn_scale``, ``random``, ``taylor``,
+            ``activation``, ``apoz``).
+        ratio: fraction of each group's channels removed (``scope='local'``) or of all
+            prunable channels ranked together after per-group normalisation (``'global'``).
+        round_to: kept channels per group are rounded up to a multiple of this.
+        exclude: module names/globs never modified.
+        target: ``TargetSpec(params=f)`` / ``TargetSpec(macs=f)`` keeps the fraction ``f`` of
+            the counted parameters / MACs (overrides ``ratio``), or ``TargetSpec(ratio=r)``.
+        per_layer_min / per_layer_max: bounds of the fraction removed from any group.
+        calib_data / loss_fn / max_batches: calibration for ``taylor`` / ``activation``/``apoz``.
+
+    Returns:
+        A :class:`StructuredPlan`; call ``.summary()``, ``.apply()``.
+
+    Raises:
+        ValueError: bad option, excluded name not found, inputs that do not run the model.
+    """
+    cfg = StructuredConfig(criterion, ratio, scope, round_to, tuple(exclude), target,
+                           per_layer_min, per_layer_max, seed)
+    graph = DependencyGraph.build(model, example_inputs, cfg.exclude)
+    refs = [_slices(graph, g) for g in graph.groups]
+    stats = _stats(model, graph, refs, cfg, calib_data, loss_fn, max_batches)
+    gen = torch.Generator().manual_seed(seed)
+    score = _score_fn(cfg.criterion)
+    scores = [score(r, g.size, stats, gen).float() for r, g in zip(refs, graph.groups)]
+    offsets, total = [], 0
+    for g in graph.groups:
+        offsets.append(total)
+        total += g.size
+    cost = CostModel(graph, offsets, total)
+    internal = _internal(graph)
+    scores += [_internal_scores(ig, cfg.criterion, gen) for _, ig in internal]
+    widths = [int(g.widths[0]) if g.widths is not None and g.size else 1 for g in graph.groups]
+    widths += [cfg.round_to] * len(internal)  # no channel rounding of heads
+    n_graph = len(graph.groups)
+
+    def choose(x: float) -> list[Tensor]:
+        if cfg.scope == "local":
+            return select_local(scores, x, cfg.per_layer_min, cfg.per_layer_max, cfg.round_to, widths)
+        return select_global(scores, int(round(x)), cfg.per_layer_min, cfg.per_layer_max,
+                             cfg.round_to, widths)
+
+    def evaluate(masks: list[Tensor]) -> tuple[int, int]:
+        flat = torch.cat(masks[:n_graph]) if n_graph else torch.zeros(0, dtype=torch.bool)
+        params, macs = cost.evaluate(flat)
+        for (_, ig), m in zip(internal, masks[n_graph:]):
+            params -= int(_internal_params(ig) * float(m.float().mean()))
+        return params, macs
+
+    all_units = total + sum(ig.size for _, ig in internal)
+    dense = evaluate([torch.zeros(s.numel(), dtype=torch.bool) for s in scores])
+    goal = cfg.target
+    hi = cfg.per_layer_max if cfg.scope == "local" else float(all_units)
+    if goal is not None and goal.ratio is None:
+        which = 0 if goal.params is not None else 1
+        frac = goal.params if goal.params is not None else goal.macs
+        x = bisect(lambda v: evaluate(choose(v))[which], 0.0, hi, frac * dense[which],
+                   integer=cfg.scope == "global")
+    else:
+        r = goal.ratio if goal is not None else cfg.ratio
+        x = r if cfg.scope == "local" else r * all_units
+    masks = choose(x)
+    _ensure_nonempty(graph, masks, scores)
+    keep_internal = {}
+    for (name, ig), m in zip(internal, masks[n_graph:]):
+        if bool(m.any()):
+            keep_internal.setdefault(name, {})[ig.name] = torch.nonzero(~m).flatten()
+    from prunekit.structural.result import StructuredPlan
+
+    return StructuredPlan.build(model, example_inputs, cfg, graph, scores[:n_graph],
+                                masks[:n_graph], dense, evaluate(masks), keep_internal)
+
+
+def keep_from_roots(roots: Tensor, removed: set[int]) -> Tensor:
+    """Sorted kept positions: those whose unit is not removed (fixed positions are kept)."""
+    keep = [i for i, u in enumerate(roots.tolist()) if u == FIXED or u not in removed]
+    return torch.tensor(keep, dtype=torch.long)
+
+

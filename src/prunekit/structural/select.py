@@ -1,0 +1,170 @@
+"""Pure selection: unit scores + target -> which units of each group are removed.
+
+Also the cost model used for parameter / MAC targets: each handler's ``cost(m, n_in, n_out)``
+evaluated on the kept channel counts, times the number of output positions seen in the trace
+(element-wise ops are not counted). A target is met by bisection over the pruning ratio (local
+scope) or over the number of globally ranked units (global scope).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from prunekit.graph.dependency import DependencyGraph
+from prunekit.graph.labels import FIXED
+from prunekit.handlers.base import call_opt
+
+
+@dataclass
+class _Row:
+    handler: object
+    module: object
+    coupled: bool
+    positions: int
+    cin: int | None
+    cout: int | None
+    in_idx: Tensor | None  # global unit index per in position (-1 = never removed)
+    out_idx: Tensor | None
+
+
+class CostModel:
+    """Parameters and MACs of the model for a given set of removed units (global indices)."""
+
+    def __init__(self, graph: DependencyGraph, offsets: list[int], total: int) -> None:
+        self.total = total
+        glob = {u: offsets[g] + i for u, (g, i) in graph.unit_of.items()}
+
+        def gidx(roots: Tensor | None) -> Tensor | None:
+            if roots is None:
+                return None
+            return torch.tensor([glob.get(int(u), -1) if u != FIXED else -1
+                                 for u in roots.tolist()], dtype=torch.long)
+
+        self.rows: list[_Row] = []
+        leaf_params: set[int] = set()
+        for name, rec in graph.leaves.items():
+            leaf_params.update(id(p) for p in rec.module.parameters())
+            h, m = rec.handler, rec.module
+            self.rows.append(_Row(h, m, rec.coupled, rec.positions, h.in_channels(m),
+                                  h.out_channels(m), gidx(graph.in_roots[name]),
+                                  gidx(graph.out_roots[name])))
+        self.free = []
+        counted = set()
+        for fp, roots in zip(graph.free, graph.free_roots):
+            ax = free_axis(roots)
+            if isinstance(fp.tensor, torch.nn.Parameter) and ax is not None:
+                line = roots.movedim(ax, 0).reshape(roots.shape[ax], -1)[:, 0]
+                self.free.append((fp.tensor.numel(), gidx(line)))
+                counted.add(id(fp.tensor))
+        self.base_params = sum(p.numel() for p in graph.model.parameters()
+                               if id(p) not in leaf_params and id(p) not in counted)
+
+    @staticmethod
+    def _kept(idx: Tensor | None, keep: Tensor, full: int | None) -> int | None:
+        if idx is None or full is None:
+            return full
+        fixed = int((idx < 0).sum())
+        return fixed + int(keep[idx[idx >= 0]].sum())
+
+    def evaluate(self, removed: Tensor) -> tuple[int, int]:
+        """``(params, macs)`` with ``removed`` a bool mask over all units."""
+        keep = ~removed
+        params, macs = self.base_params, 0
+        for r in self.rows:
+            n_in = self._kept(r.in_idx, keep, r.cin)
+            n_out = n_in if r.coupled else self._kept(r.out_idx, keep, r.cout)
+            p, mpp = call_opt(r.handler, "cost", r.module, n_in, n_out)
+            params += p
+            macs += mpp * r.positions
+        for numel, idx in self.free:
+            params += int(round(numel * self._kept(idx, keep, len(idx)) / max(len(idx), 1)))
+        return int(params), int(macs)
+
+
+def free_axis(roots: Tensor) -> int | None:
+    """The single axis along which a free parameter's units vary (None if it is not pruned)."""
+    for d in range(roots.dim()):
+        if roots.shape[d] > 1 and not torch.equal(roots, roots.narrow(d, 0, 1).expand_as(roots)):
+            return d
+    return None
+
+
+def _bounds(size: int, per_min: float, per_max: float) -> tuple[int, int]:
+    lo = min(math.ceil(per_min * size), size - 1)
+    hi = min(math.floor(per_max * size + 1e-9), size - 1)
+    return max(lo, 0), max(hi, 0)
+
+
+def _round(size: int, n_prune: int, round_to: int, width: int) -> int:
+    """Fewest removals <= n_prune such that kept channels are a multiple of ``round_to``."""
+    if round_to <= 1:
+        return n_prune
+    step = round_to // math.gcd(round_to, max(width, 1))
+    kept = size - n_prune
+    kept = min(size, int(math.ceil(kept / step) * step))
+    return size - kept
+
+
+def select_local(scores: list[Tensor], ratio: float, per_min: float, per_max: float,
+                 round_to: int, widths: list[int]) -> list[Tensor]:
+    """Remove ``ratio`` of every group's units (lowest scores first)."""
+    out = []
+    for s, w in zip(scores, widths):
+        lo, hi = _bounds(s.numel(), per_min, per_max)
+        n = min(max(int(math.floor(ratio * s.numel() + 1e-9)), lo), hi)
+        n = _round(s.numel(), n, round_to, w)
+        mask = torch.zeros(s.numel(), dtype=torch.bool)
+        mask[torch.argsort(s, stable=True)[:n]] = True
+        out.append(mask)
+    return out
+
+
+def select_global(scores: list[Tensor], n_total: int, per_min: float, per_max: float,
+                  round_to: int, widths: list[int]) -> list[Tensor]:
+    """Remove the ``n_total`` lowest normalised scores across groups (within per-group bounds)."""
+    norm = [s / s.mean().clamp_min(1e-12) if s.numel() else s for s in scores]
+    masks = [torch.zeros(s.numel(), dtype=torch.bool) for s in scores]
+    bounds = [_bounds(s.numel(), per_min, per_max) for s in scores]
+    counts = [0] * len(scores)
+    for g, (lo, _) in enumerate(bounds):  # per-group minimum first
+        if lo:
+            masks[g][torch.argsort(norm[g], stable=True)[:lo]] = True
+            counts[g] = lo
+    if norm:
+        allv = torch.cat(norm)
+        gid = torch.cat([torch.full((s.numel(),), g) for g, s in enumerate(norm)])
+        pos = torch.cat([torch.arange(s.numel()) for s in norm])
+        done = sum(counts)
+        for k in torch.argsort(allv, stable=True).tolist():
+            if done >= n_total:
+                break
+            g, i = int(gid[k]), int(pos[k])
+            if masks[g][i] or counts[g] >= bounds[g][1]:
+                continue
+            masks[g][i] = True
+            counts[g] += 1
+            done += 1
+    for g, s in enumerate(norm):
+        n = _round(s.numel(), counts[g], round_to, widths[g])
+        if n < counts[g]:  # give back the best-scored removed units
+            idx = torch.nonzero(masks[g]).flatten()
+            best = idx[torch.argsort(s[idx], descending=True, stable=True)[:counts[g] - n]]
+            masks[g][best] = False
+    return masks
+
+
+def bisect(fn, lo: float, hi: float, goal: float, steps: int = 24, integer: bool = False) -> float:
+    """Smallest x in [lo, hi] with ``fn(x) <= goal`` (fn non-increasing); ``hi`` if none."""
+    for _ in range(steps):
+        if (hi - lo) <= (1 if integer else 1e-4):
+            break
+        mid = (lo + hi) // 2 if integer else (lo + hi) / 2
+        if fn(mid) <= goal:
+            hi = mid
+        else:
+            lo = mid
+    return hi

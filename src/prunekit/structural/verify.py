@@ -1,0 +1,135 @@
+"""Equivalence check: masking the planned channels == removing them.
+
+The *masked* reference is a copy of the dense model in which every pruned channel is zeroed
+where it is **consumed**: each module's input slices of removed channels are set to zero (and
+its removed output channels too). Zeroing a conv's output is not enough on its own — a
+following BatchNorm adds its bias and brings the channel back — while zeroing the consumer's
+input slice is exactly what removing the channel does to that consumer. Modules whose handler
+says masking is not exact (LayerNorm: statistics over the channels; modules with internal
+groups such as attention heads) run their *pruned* counterpart on the kept inputs and scatter
+the result back. The pruned model must then reproduce the masked model's outputs.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from prunekit.calibration import call_model
+from prunekit.graph.rules import flat_tensors
+
+
+@dataclass
+class VerifyResult:
+    """``ok`` when every output matches within ``atol``; ``max_abs_diff`` over all outputs."""
+
+    ok: bool
+    max_abs_diff: float
+    atol: float
+    detail: str = ""
+    max_abs_ref: float = 0.0  # scale of the reference outputs (a tiny scale makes ok trivial)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def _mask(x: Tensor, dim: int, keep: Tensor) -> Tensor:
+    m = torch.zeros(x.shape[dim], dtype=x.dtype, device=x.device)
+    m[keep.to(x.device)] = 1
+    shape = [1] * x.dim()
+    shape[dim] = -1
+    return x * m.reshape(shape)
+
+
+def _install(masked: nn.Module, pruned: nn.Module, plan) -> list:
+    mods, small = dict(masked.named_modules()), dict(pruned.named_modules())
+    handles = []
+    for e in plan.edits:
+        m = mods[e.name]
+        if e.exact and not e.internal:
+            if e.keep_in is not None:
+                def pre(mod, args, e=e):
+                    if args and isinstance(args[0], Tensor):
+                        return (_mask(args[0], e.in_dim, e.keep_in),) + tuple(args[1:])
+                    return None
+                handles.append(m.register_forward_pre_hook(pre))
+            if e.keep_out is not None:
+                def post(mod, args, out, e=e):
+                    return _mask(out, e.out_dim, e.keep_out) if isinstance(out, Tensor) else out
+                handles.append(m.register_forward_hook(post))
+            continue
+
+        handles.append(m.register_forward_hook(_replacer(e, small[e.name]), with_kwargs=True))
+    return handles
+
+
+def _replacer(e, sm: nn.Module):
+    """Run the pruned module on the kept inputs; scatter its (first) output back to full size."""
+
+    def hook(mod, args, kwargs, out):
+        args, kwargs = list(args), dict(kwargs)
+        if e.keep_in is not None:
+            if args and isinstance(args[0], Tensor):
+                args[0] = args[0].index_select(e.in_dim, e.keep_in.to(args[0].device))
+            else:
+                k = next(k for k, v in kwargs.items() if isinstance(v, Tensor))
+                kwargs[k] = kwargs[k].index_select(e.in_dim, e.keep_in.to(kwargs[k].device))
+        y = sm(*args, **kwargs)
+        first, small_first = (out, y) if isinstance(out, Tensor) else (out[0], y[0])
+        keep = e.keep_out if e.keep_out is not None else torch.arange(first.shape[e.out_dim])
+        full = torch.zeros_like(first).index_copy(e.out_dim, keep.to(first.device), small_first)
+        if isinstance(out, Tensor):
+            return full
+        return type(out)((full, *y[1:])) if isinstance(out, tuple) else out
+
+    return hook
+
+
+def _outputs(out: Any) -> list[Tensor]:
+    if hasattr(out, "to_tuple") and callable(out.to_tuple):
+        out = out.to_tuple()
+    return [t for t in flat_tensors(out) if t.is_floating_point()]
+
+
+def verify(model: nn.Module, plan, example_inputs: Any = None, atol: float = 1e-4,
+           pruned: nn.Module | None = None) -> VerifyResult:
+    """Check that ``plan`` removes exactly what masking its channels removes.
+
+    Args:
+        model: the dense model (not modified).
+        plan: a :class:`~prunekit.structural.result.StructuredPlan` made for ``model``.
+        example_inputs: inputs to compare on (default: the plan's example inputs).
+        atol: maximum absolute difference allowed (fp32).
+        pruned: an already pruned copy to check instead of pruning a fresh copy.
+    """
+    from prunekit.structural.apply import apply_plan
+
+    x = plan.example_inputs if example_inputs is None else example_inputs
+    if pruned is None:
+        pruned = apply_plan(plan, copy=True, model=model)
+    masked = _copy.deepcopy(model)
+    handles = _install(masked, pruned, plan)
+    modes = (masked.training, pruned.training)
+    masked.eval()
+    pruned.eval()
+    try:
+        with torch.no_grad():
+            ref = _outputs(call_model(masked, x))
+            got = _outputs(call_model(pruned, x))
+    finally:
+        for h in handles:
+            h.remove()
+        masked.train(modes[0])
+        pruned.train(modes[1])
+    if len(ref) != len(got) or any(a.shape != b.shape for a, b in zip(ref, got)):
+        return VerifyResult(False, float("inf"), atol,
+                            f"output shapes differ: {[tuple(a.shape) for a in ref]} vs "
+                            f"{[tuple(b.shape) for b in got]}")
+    diff = max((float((a.float() - b.float()).abs().max()) for a, b in zip(ref, got)
+                if a.numel()), default=0.0)
+    scale = max((float(a.float().abs().max()) for a in ref if a.numel()), default=0.0)
+    return VerifyResult(diff <= atol, diff, atol, max_abs_ref=scale)

@@ -3,7 +3,7 @@
 Same model (3 conv 64/128/128 + BN CNN), same dense training, same MACs target, same fine-tuning
 budget (optimizer, epochs, lr schedule) for every row; 3 seeds; accuracy mean +- std; CPU
 latency of dense and pruned timed interleaved in one process (eager PyTorch, fp32, 1 intra-op
-thread) at batch 1 and 256 (median of the repeats; speedup = dense median / pruned median).
+thread) at batch 1 and 256; training batch 128, SGD momentum 0.9, cosine (median of the repeats; speedup = dense median / pruned median).
 
     python benchmarks/recovery_bench.py            # the committed command (~20 min, 2 cores)
     python benchmarks/recovery_bench.py --quick    # smoke run
@@ -36,7 +36,7 @@ from prunekit.recover.structured import count_macs
 from prunekit.recover.tasks import load_task, small_cnn
 
 
-def loaders(task: str, seed: int, batch: int = 64):
+def loaders(task: str, seed: int, batch: int = 128):
     tr, va = load_task(task)
     g = torch.Generator().manual_seed(seed)
     return (DataLoader(tr, batch_size=batch, shuffle=True, generator=g),
@@ -205,13 +205,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--macs", type=float, default=0.12, help="MACs kept by structured rows")
     p.add_argument("--sparsity", type=float, default=0.9, help="unstructured rows")
-    p.add_argument("--dense-epochs", type=int, default=15)
+    p.add_argument("--dense-epochs", type=int, default=12)
     p.add_argument("--dense-lr", type=float, default=0.05)
-    p.add_argument("--ft-epochs", type=int, default=6)
+    p.add_argument("--ft-epochs", type=int, default=5)
     p.add_argument("--ft-lr", type=float, default=0.01)
     p.add_argument("--slim-epochs", type=int, default=3, help="sparse-training epochs (extra)")
     p.add_argument("--slim-l1", type=float, default=1e-3)
-    p.add_argument("--reps1", type=int, default=200)
+    p.add_argument("--reps1", type=int, default=100)
     p.add_argument("--reps256", type=int, default=20)
     p.add_argument("--out", default="benchmarks/results/recovery.json")
     p.add_argument("--quick", action="store_true", help="1 seed, 2+1 epochs (smoke run)")

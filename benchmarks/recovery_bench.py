@@ -157,7 +157,7 @@ def run_task(task: str, a) -> dict:
         print(f"[{task} seed {seed}] dense {acc:.2f}% ({time.time() - t0:.0f}s)", flush=True)
         x = torch.randn(2, *shape)
         dense_macs = count_macs(dense, x)
-        for name, kind, fn in rows(a):
+        for name, _kind, fn in rows(a):
             t0 = time.time()
             torch.manual_seed(seed)
             m = fn(copy.deepcopy(dense).train(), tl, vl, tr, x)
@@ -189,7 +189,7 @@ def markdown(all_results: dict, a) -> str:
         dense = [r["acc"] for r in res["dense"]]
         for name, recs in res.items():
             accs = [r["acc"] for r in recs]
-            delta = [x - d for x, d in zip(accs, dense)]
+            delta = [x - d for x, d in zip(accs, dense, strict=True)]
             sparsity = "—" if name == "dense" else _ms([r["sparsity"] for r in recs], "{:.2f}")
             lines.append(
                 f"| {name} | {_ms(accs)} | {'—' if name == 'dense' else _ms(delta, '{:+.2f}')} | "

@@ -42,7 +42,7 @@ def test_run_prunes_to_target_and_finalizes(tmp_path):
     model2, tl2, vl2 = _setup()
     res2 = run(RECIPE, model2, tl2, vl2, checkpoint_dir=tmp_path / "a", resume=True)
     assert res2.final_metric == res.final_metric
-    for a, b in zip(model.state_dict().values(), model2.state_dict().values()):
+    for a, b in zip(model.state_dict().values(), model2.state_dict().values(), strict=True):
         assert torch.equal(a, b)
 
 

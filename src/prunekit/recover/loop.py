@@ -164,7 +164,7 @@ class TrainLoop:
             self.distiller.to(self.device)
         new_opt, new_sched = build_optimizer(self._params(), phase.cfg, total)
         new_sched.load_state_dict(sched.state_dict())
-        for group, lr in zip(new_opt.param_groups, new_sched.get_last_lr()):
+        for group, lr in zip(new_opt.param_groups, new_sched.get_last_lr(), strict=True):
             group["lr"] = lr
         return ddp.wrap(self.model), new_opt, new_sched
 

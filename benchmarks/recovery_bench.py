@@ -94,7 +94,7 @@ def pk_recipe(model, a, tl, vl, **kw):
 
 def pk_sensitivity(model, a, tl, vl, tr):
     sel = DataLoader(torch.utils.data.Subset(tr, range(512)), batch_size=512)
-    res = pk.sensitivity(model, sel, ratios=(0.5, 0.7, 0.8, 0.9, 0.95, 0.98))
+    res = pk.sensitivity(model, sel, ratios=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98))
     chosen = res.choose(a.sparsity)
     return pk_recipe(model, a, tl, vl, method="unstructured", target=pk.Target(ratio=a.sparsity),
                      overrides=tuple((k, v) for k, v in chosen.items() if v > 0))
@@ -111,8 +111,11 @@ def rows(a):
         ("prunekit structured L1, one-shot", "structured",
          lambda m, tl, vl, tr, x: pk_recipe(m, a, tl, vl, method="structured", criterion="l1",
                                             **structured)),
-        ("prunekit structured Taylor, iterative x3", "structured",
+        ("prunekit structured Taylor, one-shot", "structured",
          lambda m, tl, vl, tr, x: pk_recipe(m, a, tl, vl, method="structured", criterion="taylor",
+                                            **structured)),
+        ("prunekit structured L1, iterative x3", "structured",
+         lambda m, tl, vl, tr, x: pk_recipe(m, a, tl, vl, method="structured", criterion="l1",
                                             schedule=pk.Iterative(steps=3), **structured)),
         ("prunekit structured L1 + distillation", "structured",
          lambda m, tl, vl, tr, x: pk_recipe(m, a, tl, vl, method="structured", criterion="l1",

@@ -97,7 +97,7 @@ def pk_sensitivity(model, a, tl, vl, tr):
     res = pk.sensitivity(model, sel, ratios=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98))
     chosen = res.choose(a.sparsity)
     return pk_recipe(model, a, tl, vl, method="unstructured", target=pk.Target(ratio=a.sparsity),
-                     overrides=tuple((k, v) for k, v in chosen.items() if v > 0))
+                     overrides=tuple(chosen.items()))  # every layer, 0.0 included
 
 
 def rows(a):
@@ -177,9 +177,11 @@ def run_task(task: str, a) -> dict:
 
 
 def _ms(xs: list[float], fmt: str = "{:.2f}") -> str:
+    """mean ± sample std (the std printed without a sign)."""
     if len(xs) == 1:
         return fmt.format(xs[0])
-    return f"{fmt.format(statistics.fmean(xs))} ± {fmt.format(statistics.stdev(xs))}"
+    std_fmt = fmt.replace("+", "")
+    return f"{fmt.format(statistics.fmean(xs))} ± {std_fmt.format(statistics.stdev(xs))}"
 
 
 def markdown(all_results: dict, a) -> str:

@@ -43,7 +43,7 @@ def test_structured_schedule_and_resume_after_crash(tmp_path):
     # the schedule's amounts are relative to the dense model, whatever was removed before
     assert count_macs(model, x) / dense == pytest.approx(0.4, abs=0.06)
     assert [h.get("amount") for h in res.history[1:3]] == pytest.approx([0.3, 0.6])
-    assert model[0].out_channels < 8 or model[3].out_channels < 16
+    assert model[6].out_channels < 16  # the distilled hidden output itself was narrowed
     calls = {"n": 0}
 
     def crashing(o, y):

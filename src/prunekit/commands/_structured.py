@@ -19,7 +19,7 @@ def run_structured(model: nn.Module, x: Any, output: Path, *, spec: str, ratio: 
     from prunekit.serialize import save
     from prunekit.stats import stats
     from prunekit.structural import plan_structured
-    from prunekit.weights import prune_weights
+    from prunekit.structural.hybrid import prune_hybrid
 
     console = Console()
     target = None
@@ -27,13 +27,16 @@ def run_structured(model: nn.Module, x: Any, output: Path, *, spec: str, ratio: 
         target = TargetSpec(macs=target_macs, params=target_params)
     before = stats(model, x)
     scope = "local" if scope == "layer" else scope
+    options = dict(criterion=criterion, ratio=ratio, scope=scope, round_to=round_to,
+                   exclude=list(exclude), target=target)
     try:
-        plan = plan_structured(model, example_inputs=x, criterion=criterion, ratio=ratio, scope=scope,
-                               round_to=round_to, exclude=list(exclude), target=target)
-        pruned = plan.apply()
         if weights is not None:
-            prune_weights(pruned, **weights)
+            pruned, report = prune_hybrid(model, x, structured=options, weights=weights)
+            plan = report.structured
             finalize(pruned)
+        else:
+            plan = plan_structured(model, example_inputs=x, **options)
+            pruned = plan.apply()
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     after = stats(pruned, x)

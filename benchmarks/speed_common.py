@@ -23,7 +23,7 @@ from prunekit.bench.config import BenchConfig  # noqa: E402
 from prunekit.bench.env import environment  # noqa: E402
 from prunekit.bench.harness import compare, fixed_threads  # noqa: E402
 from prunekit.bench.sparse import CSRLinear  # noqa: E402
-from prunekit.bench.timer import compare_latency  # noqa: E402
+from prunekit.bench.timer import ProcessCpuClock, compare_latency  # noqa: E402, F401
 from prunekit.masks.select import unstructured_mask  # noqa: E402
 
 RESNET50_TARGET_GMACS = 1.07  # Torch-Pruning's "50%" ResNet-50 setting
@@ -100,7 +100,8 @@ def _sparse_linear(out_f: int, in_f: int, sparsity: float, device: str,
 
 
 def csr_crossover(shapes: list[tuple[int, int, int]], sparsities: list[float], device: str,
-                  dtype: torch.dtype, repeats: int, threads: int) -> list[dict[str, Any]]:
+                  dtype: torch.dtype, repeats: int, threads: int,
+                  clock: Any = None) -> list[dict[str, Any]]:
     """Dense vs CSR Linear for each (tokens, out, in) and sparsity, interleaved pairwise."""
     rows = []
     with fixed_threads(threads):
@@ -112,7 +113,8 @@ def csr_crossover(shapes: list[tuple[int, int, int]], sparsities: list[float], d
                         csr = CSRLinear(lin)
                     x = torch.randn(tokens, in_f, device=device, dtype=dtype)
                     stats = compare_latency({"dense": lin, "csr": csr}, x, warmup=3,
-                                            repeats=repeats, rotate=None, number=None)
+                                            repeats=repeats, rotate=None, number=None,
+                                            clock=clock)
                     ratios = sorted(a / b for a, b in zip(stats["dense"].samples, stats["csr"].samples,
                                                           strict=True))
                     rows.append({"tokens": tokens, "out": out_f, "in": in_f, "sparsity": s,

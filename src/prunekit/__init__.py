@@ -15,6 +15,10 @@ from prunekit.graph import DependencyGraph
 from prunekit.handlers import Handler, HandlerBase, InternalGroup, PruneError, register_handler
 from prunekit.importance.structured import GROUP_CRITERIA
 from prunekit.structural import StructuredPlan, VerifyResult, plan_structured, verify
+from prunekit.serialize import load, save
+from prunekit.structural.attrs import register_attribute_sync
+from prunekit.structural.hybrid import HybridReport, prune_hybrid
+from prunekit.structural.layers import LayerDropReport, drop_layers
 
 # bench / analysis (issue 5); `benchmark` because `prunekit.bench` is the subpackage
 from prunekit.bench import (
@@ -31,6 +35,13 @@ from prunekit.recover.distill import distill_loss, kd_loss
 from prunekit.recover.sensitivity import SensitivityResult, sensitivity
 from prunekit.recover.yaml_recipe import load_recipe
 from prunekit.recover.callbacks import ScheduledPruner
+# llm (issue 6)
+from prunekit.llm.calib import calibration_samples
+from prunekit.llm.eval import embedding_fidelity, perplexity, sentence_embeddings
+from prunekit.llm.oneshot import OneShotConfig, OneShotReport, prune_llm
+from prunekit.methods.magnitude_llm import magnitude_prune
+from prunekit.methods.sparsegpt import sparsegpt_prune, sparsegpt_weights
+from prunekit.methods.wanda import wanda_prune
 
 __version__ = "0.1.0"
 
@@ -44,6 +55,8 @@ __all__ = [
     # --- structural (issue 3) ---
     "DependencyGraph", "GROUP_CRITERIA", "Handler", "HandlerBase", "InternalGroup", "PruneError",
     "StructuredPlan", "VerifyResult", "plan_structured", "register_handler", "verify",
+    "HybridReport", "LayerDropReport", "drop_layers", "load", "prune_hybrid",
+    "register_attribute_sync", "save",
     # --- bench / analysis (issue 5) ---
     "BenchConfig", "benchmark", "compare", "analyze", "fold_batchnorm", "write_report",
     "choose_sparse_backends", "prune_for_latency",
@@ -52,4 +65,7 @@ __all__ = [
     "RunResult", "run", "finetune", "distill_loss", "kd_loss", "SensitivityResult", "sensitivity",
     "load_recipe", "ScheduledPruner",
     # --- llm (issue 6) ---
+    "calibration_samples", "embedding_fidelity", "perplexity", "sentence_embeddings",
+    "OneShotConfig", "OneShotReport", "prune_llm",
+    "magnitude_prune", "sparsegpt_prune", "sparsegpt_weights", "wanda_prune",
 ]

@@ -23,7 +23,7 @@ _COMMAND_MODULES = (
     # "prunekit.commands.structural",
     "prunekit.commands.bench",
     "prunekit.commands.recovery",
-    # "prunekit.commands.llm",
+    "prunekit.commands.llm",
 )
 
 

@@ -137,7 +137,8 @@ def _structured_variants(calib: TensorDataset):
 
 
 def run_demo(out_dir: str | Path = "demo-report", epochs: int = 30, finetune_epochs: int = 5,
-             seed: int = 0, threads: int | None = None, console=None) -> list[DemoRow]:
+             seed: int = 0, threads: int | None = None, console=None,
+             repeats: int = 200) -> list[DemoRow]:
     """Train, prune every variant, fine-tune, measure; write report.md/report.json to out_dir."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -168,10 +169,10 @@ def run_demo(out_dir: str | Path = "demo-report", epochs: int = 30, finetune_epo
             progress.advance(prune_task)
             train(m, train_ds, finetune_epochs, 1e-3, seed + 1, progress, f"fine-tune {name}")
             models[name], kinds[name] = finalize(m), kind
-    rows = _measure(models, kinds, test_ds)
+    rows = _measure(models, kinds, test_ds, repeats)
     for name, m in models.items():
         save_weights(m, out / f"{_slug(name)}.safetensors")
-    _write_reports(rows, out, time.perf_counter() - t0)
+    _write_reports(rows, out, time.perf_counter() - t0, repeats)
     console.print(render_rows(rows))
     console.print(f"reports: {out / 'report.md'}, {out / 'report.json'}")
     return rows
@@ -181,7 +182,8 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name).strip("-").replace("--", "-")
 
 
-def _measure(models: dict[str, nn.Module], kinds: dict[str, str], test_ds: TensorDataset) -> list[DemoRow]:
+def _measure(models: dict[str, nn.Module], kinds: dict[str, str], test_ds: TensorDataset,
+             repeats: int) -> list[DemoRow]:
     x1 = test_ds.tensors[0][:1]
     rows = []
     for name, m in models.items():
@@ -189,9 +191,9 @@ def _measure(models: dict[str, nn.Module], kinds: dict[str, str], test_ds: Tenso
         rows.append(DemoRow(name, kinds[name], accuracy(m, test_ds), st.sparsity, st.nonzero, st.params,
                             st.macs, st.size_dense_bytes, st.size_compressed_bytes))
     xs = test_ds.tensors[0]
-    lat1 = compare_latency(models, lambda i: xs[i : i + 1], warmup=20, repeats=200, rotate=8)
+    lat1 = compare_latency(models, lambda i: xs[i : i + 1], warmup=20, repeats=repeats, rotate=8)
     lat256 = compare_latency(models, lambda i: xs[i * 256 % (len(xs) - 256):][:256], warmup=3,
-                             repeats=20, rotate=4)
+                             repeats=max(repeats // 10, 3), rotate=4)
     base1, base256 = lat1["dense"].median_ms, lat256["dense"].median_ms
     for r in rows:
         a, b = lat1[r.variant], lat256[r.variant]
@@ -214,19 +216,19 @@ def _table_lines(rows: list[DemoRow]) -> list[str]:
     return lines
 
 
-def _write_reports(rows: list[DemoRow], out: Path, seconds: float) -> None:
+def _write_reports(rows: list[DemoRow], out: Path, seconds: float, repeats: int) -> None:
     from prunekit._env import machine_description
 
     machine = machine_description()
     meta = {"date": date.today().isoformat(), "machine": machine, "threads": torch.get_num_threads(),
             "torch": torch.__version__, "runtime": "eager fp32 CPU", "seconds": round(seconds, 1),
-            "command": "prunekit demo"}
+            "command": "prunekit demo", "repeats_b1": repeats, "repeats_b256": max(repeats // 10, 3)}
     with atomic_path(out / "report.json") as tmp:
         tmp.write_text(json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=2))
     md = ["# prunekit demo — digits CNN", "",
           f"{meta['date']}, {machine}, {meta['threads']} threads, torch {meta['torch']}, "
           f"{meta['runtime']}, dense and pruned timed interleaved in one process "
-          f"(median of 200 calls at b=1, 20 at b=256). Total {meta['seconds']} s.", "",
+          f"(median of {meta['repeats_b1']} calls at b=1, {meta['repeats_b256']} at b=256). Total {meta['seconds']} s.", "",
           *_table_lines(rows), "",
           "Masked variants keep dense shapes: same MACs and no speedup in a dense runtime; "
           "their gain is the compressed size. Structured variants are physically smaller."]

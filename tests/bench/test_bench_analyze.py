@@ -82,3 +82,18 @@ def test_failed_export_marks_cell_and_structured_missing_is_clear(tmp_path):
 def test_bad_ratio_names_argument():
     with pytest.raises(ValueError, match="ratios entries"):
         analyze(_model(), torch.randn(1, 16), ratios=[1.5])
+
+
+def _cnn():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                         nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(16, 4)).eval()
+
+
+def test_structured_method_through_planner():
+    res = analyze(_cnn(), torch.randn(2, 3, 8, 8), methods=["l1"], ratios=[0.5], config=_cfg())
+    e = res.to_dict()["sweep"][0]
+    assert e["status"] == "ok", e["error"]
+    assert e["unit"] == "channels" and e["macs_ratio"] > 1.5
+    assert any(lay["kept"] < 1.0 for lay in e["layers"])

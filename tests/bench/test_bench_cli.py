@@ -44,10 +44,10 @@ def test_analyze_cli_with_eval_file(tmp_path):
         "        raise RuntimeError('dataset not found')\n"
         "    return 1.0 - zeros / total\n")
     out = tmp_path / "rep"
-    r = runner.invoke(app, ["analyze", "torchvision:resnet18", "--input-shape", "1,3,32,32",
+    r = runner.invoke(app, ["analyze", "torchvision:squeezenet1_1", "--input-shape", "1,3,64,64",
                             "--methods", "magnitude-unstructured,2:4", "--ratios", "0.2",
                             "--eval", f"{ev}:evaluate", "--repeats", "2", "--warmup", "0",
-                            "--threads", "1", "-o", str(out)])
+                            "--threads", "1", "--no-sparse-backends", "-o", str(out)])
     assert r.exit_code == 0, r.output
     data = json.loads((out / "report.json").read_text())
     status = {e["method"]: e["status"] for e in data["sweep"]}

@@ -119,3 +119,20 @@ def test_lut_bad_json(tmp_path):
     p.write_text("{nope")
     with pytest.raises(ValueError, match="not valid JSON"):
         LatencyLUT(p, "k")
+
+
+def test_prune_for_latency_with_real_planner_and_fake_latency():
+    """Real structural planner makes the candidates; a fake latency model (MACs-based) judges."""
+    from prunekit.bench.metrics import count_macs
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 4)).eval()
+    x = torch.randn(1, 3, 8, 8)
+    dense_macs = count_macs(model, x)[0]
+    res = prune_for_latency(model, x, 0.6, round_to=4, max_iters=5,
+                            rel_latency=lambda m: count_macs(m, x)[0] / dense_macs)
+    assert res.met and res.relative_latency <= 0.6 and 0 < res.ratio < 0.9
+    assert res.model(x).shape == (1, 4)
+    assert model[0].out_channels == 32  # the input model is untouched

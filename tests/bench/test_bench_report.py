@@ -132,3 +132,8 @@ def test_html_renders_in_headless_chromium(tmp_path):
     assert int(m.group(1)) == 5 and m.group(2) == "0" and m.group(3) == ""
     console = [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]
     assert not console, console
+
+
+def test_report_files_are_readable_by_others(tmp_path):
+    paths = write_report(sample_data(), tmp_path, formats=("json",))
+    assert paths["json"].stat().st_mode & 0o044 == 0o044

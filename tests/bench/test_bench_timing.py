@@ -121,3 +121,12 @@ def test_foundation_api_kept():
     assert s.median_ms == 2.0 and s.mean_ms == 2.0
     with pytest.raises(ValueError):
         LatencyStats.from_samples([])
+
+
+def test_process_cpu_clock_counts_cpu_not_sleep():
+    import time as _time
+
+    from prunekit.bench.timer import ProcessCpuClock
+
+    ms = ProcessCpuClock().time_call(lambda: _time.sleep(0.05))
+    assert ms < 25  # sleeping uses (almost) no CPU time; no upper bound on work is asserted

@@ -4,7 +4,7 @@ from prunekit.demo import run_demo
 
 
 def test_demo_end_to_end_small(tmp_path):
-    rows = run_demo(tmp_path, epochs=3, finetune_epochs=1, seed=0)
+    rows = run_demo(tmp_path, epochs=2, finetune_epochs=1, seed=0, repeats=10)
     names = [r.variant for r in rows]
     assert names[:5] == ["dense", "unstructured 50%", "unstructured 70%", "unstructured 90%", "2:4"]
     by = {r.variant: r for r in rows}

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from struct_models import CASES, randomize_norms
 from torch import nn
 
 import prunekit as pk
 from prunekit.config import TargetSpec
 from prunekit.handlers.base import HandlerBase, PruneError
-from struct_models import CASES, randomize_norms
 
 
 def _model(name="residual_grouped"):
@@ -53,7 +53,7 @@ def test_exclude_keeps_module_untouched():
 
 
 def test_wrong_input_shape_names_module_and_leaves_model():
-    m, x = _model("conv2d")
+    m, _ = _model("conv2d")
     before = _state(m)
     with pytest.raises(ValueError, match="c1"):
         pk.plan_structured(m, torch.randn(2, 5, 8, 8))

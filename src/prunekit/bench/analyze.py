@@ -99,6 +99,7 @@ class AnalyzeResult:
                 row["latency_ms"] = cell.latency.median
             if cost and base_cost:
                 row["macs_ratio"] = base_cost.macs / max(cost.macs, 1)
+                row["params_kept"] = cost.params / max(base_cost.params, 1)
             sweep.append(row)
         d["sweep"] = sweep
         return d

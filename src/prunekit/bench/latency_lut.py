@@ -118,11 +118,15 @@ class LatencyLUT:
                 raise ValueError(f"latency table {self.path} is not valid JSON: {e}") from None
 
     @staticmethod
-    def make_key(device: torch.device | str, dtype: torch.dtype | str, batch: int) -> str:
+    def make_key(device: torch.device | str, dtype: torch.dtype | str, batch: int,
+                 clock: str | None = None) -> str:
+        """``device:name|dtype|batchN`` (plus ``|clock`` for a non-default clock)."""
+        from prunekit.bench.env import cpu_name
+
         dev = torch.device(device)
-        name = (torch.cuda.get_device_name(dev) if dev.type == "cuda"
-                else __import__("prunekit.bench.env", fromlist=["cpu_name"]).cpu_name())
-        return f"{dev.type}:{name}|{str(dtype).replace('torch.', '')}|batch{batch}"
+        name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_name()
+        key = f"{dev.type}:{name}|{str(dtype).replace('torch.', '')}|batch{batch}"
+        return key + (f"|{clock}" if clock else "")
 
     def get(self, signature: str) -> dict[int, float] | None:
         table = self.data.get(self.key, {}).get(signature)
@@ -138,6 +142,7 @@ class LatencyLUT:
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
         with os.fdopen(fd, "w") as f:
             json.dump(self.data, f, indent=1)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, self.path)
 
 

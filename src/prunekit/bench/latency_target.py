@@ -213,6 +213,16 @@ def _measured_round_to(model: nn.Module, example_inputs: Any, cfg: Any,
     batch = cfg.batches[0]
     m = copy.deepcopy(model).eval().to(device=cfg.device, dtype=cfg.torch_dtype)
     x = cast_inputs(resize_batch(example_inputs, batch), cfg.torch_dtype, cfg.device)
-    lut = LatencyLUT(lut_path, LatencyLUT.make_key(cfg.device, cfg.torch_dtype, batch))
+    clock = type(cfg.clock).__name__ if cfg.clock is not None else None
+    lut = LatencyLUT(lut_path, LatencyLUT.make_key(cfg.device, cfg.torch_dtype, batch, clock))
+    timer = None
+    if cfg.clock is not None:  # tables timed with the same clock as the search
+        from prunekit.bench.timer import compare_latency
+
+        def timer(mods, xx):
+            stats = compare_latency(dict(mods), xx, warmup=2, repeats=10, rotate=None,
+                                    number=None, clock=cfg.clock)
+            return {k: v.median for k, v in stats.items()}
+
     with fixed_threads(cfg.threads):
-        return choose_round_to(m, x, lut)
+        return choose_round_to(m, x, lut, timer=timer)

@@ -35,6 +35,21 @@ class WallClock:
         return (time.perf_counter_ns() - t0) / 1e6
 
 
+class ProcessCpuClock:
+    """CPU time of this process around the call (``time.process_time_ns``).
+
+    On a shared, oversubscribed machine wall-clock latency mostly measures other users'
+    load; with ONE intra-op thread the process CPU time is the latency the call would have on
+    an idle core (cache and memory-bandwidth interference still count). Never use it with more
+    than one thread: it then sums the threads' CPU time. Label figures taken with it.
+    """
+
+    def time_call(self, fn: Callable[[], Any]) -> float:
+        t0 = time.process_time_ns()
+        fn()
+        return (time.process_time_ns() - t0) / 1e6
+
+
 class CudaEventClock:
     """CUDA events recorded on the current stream around the call, then synchronized.
 

@@ -19,7 +19,7 @@ def run_structured(model: nn.Module, x: Any, output: Path, *, spec: str, ratio: 
     from prunekit.serialize import save
     from prunekit.stats import stats
     from prunekit.structural import plan_structured
-    from prunekit.weights import prune_weights
+    from prunekit.structural.hybrid import prune_hybrid
 
     console = Console()
     target = None
@@ -27,13 +27,16 @@ def run_structured(model: nn.Module, x: Any, output: Path, *, spec: str, ratio: 
         target = TargetSpec(macs=target_macs, params=target_params)
     before = stats(model, x)
     scope = "local" if scope == "layer" else scope
+    options = dict(criterion=criterion, ratio=ratio, scope=scope, round_to=round_to,
+                   exclude=list(exclude), target=target)
     try:
-        plan = plan_structured(model, example_inputs=x, criterion=criterion, ratio=ratio, scope=scope,
-                               round_to=round_to, exclude=list(exclude), target=target)
-        pruned = plan.apply()
         if weights is not None:
-            prune_weights(pruned, **weights)
+            pruned, report = prune_hybrid(model, x, structured=options, weights=weights)
+            plan = report.structured
             finalize(pruned)
+        else:
+            plan = plan_structured(model, example_inputs=x, **options)
+            pruned = plan.apply()
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     after = stats(pruned, x)
@@ -43,3 +46,25 @@ def run_structured(model: nn.Module, x: Any, output: Path, *, spec: str, ratio: 
         f"params {before.params:,} -> {after.params:,} ({after.params / before.params:.1%}), "
         f"nonzero {after.nonzero:,}, MACs {before.macs:,} -> {after.macs:,} "
         f"({after.macs / max(before.macs, 1):.1%}) -> {output}")
+
+
+def run_latency_target(model: nn.Module, x: Any, output: Path, *, spec: str, target: str, criterion: str,
+                       device: str, dtype: str, runtime: str) -> None:
+    """Structured pruning until the measured latency on ``device``/``runtime`` meets ``target``."""
+    from rich.console import Console
+
+    from prunekit.bench.config import BenchConfig
+    from prunekit.bench.latency_target import prune_for_latency
+    from prunekit.serialize import save
+
+    try:
+        value = float(target.lower().removesuffix("x"))
+        cfg = BenchConfig(device=device, dtype=dtype, batches=(int(x.shape[0]),), runtimes=(runtime,))
+        res = prune_for_latency(model, x, value, config=cfg, criterion=criterion)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    save(res.model, output, spec=spec)
+    verdict = "met" if res.met else "NOT met (best found is returned; never slower than dense)"
+    Console().print(f"target {value:.2f}x dense latency on {device}/{runtime}/{dtype} at batch "
+                    f"{x.shape[0]}: {verdict}; measured {res.relative_latency:.3f}x at planner ratio "
+                    f"{res.ratio:.3f} -> {output}")

@@ -166,6 +166,8 @@ def register(app: typer.Typer) -> None:
         repeats: int = typer.Option(20),
         warmup: int = typer.Option(3),
         fold_bn: bool = typer.Option(True),
+        sparse_backends: bool = typer.Option(True, help="also time weight-sparse cells with "
+                                             "sparse kernels where they measure faster"),
         output: Path = typer.Option(Path("report"), "-o", "--output", help="report directory"),
         trust: bool = typer.Option(False, help="allow unpickling .pt model files you trust"),
     ) -> None:
@@ -186,7 +188,8 @@ def register(app: typer.Typer) -> None:
         x = make_input(parse_shape(input_shape), input_dtype)
         try:
             res = analyze(net, x, methods=method_list, ratios=ratio_list, eval_fn=fn, config=cfg,
-                          out_dir=str(output), command=command_line(ctx))
+                          out_dir=str(output), command=command_line(ctx),
+                          sparse_backends=sparse_backends)
         except ValueError as e:
             raise typer.BadParameter(str(e)) from None
         data = res.to_dict()

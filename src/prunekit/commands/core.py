@@ -115,6 +115,11 @@ def register(app: typer.Typer) -> None:
         target_macs: Optional[float] = typer.Option(None, help="--structured: keep this fraction of MACs"),
         target_params: Optional[float] = typer.Option(None, help="--structured: keep this fraction of params"),
         hybrid: bool = typer.Option(False, help="--structured then weight masks (--sparsity/--pattern)"),
+        target_latency: Optional[str] = typer.Option(
+            None, help="--structured: prune until measured latency <= this x dense, e.g. 0.5x"),
+        device: str = typer.Option("cpu", help="--target-latency: device to measure on"),
+        dtype: str = typer.Option("fp32", help="--target-latency: fp32, fp16 or bf16"),
+        runtime: str = typer.Option("eager", help="--target-latency: eager, compile, cudagraph, onnxruntime"),
     ) -> None:
         """Prune weights (masks, written as ordinary finalized weights) or, with --structured,
         remove channels physically (a prunekit directory that reloads without code changes)."""
@@ -135,6 +140,12 @@ def register(app: typer.Typer) -> None:
                 raise typer.BadParameter("--structured needs --input-shape (the model is traced once)")
             from prunekit.commands._structured import run_structured
 
+            if target_latency is not None:
+                from prunekit.commands._structured import run_latency_target
+
+                run_latency_target(m, x, output, spec=arch or model, target=target_latency,
+                                   criterion=criterion, device=device, dtype=dtype, runtime=runtime)
+                return
             run_structured(m, x, output, spec=arch or model, ratio=ratio, criterion=criterion,
                            scope=scope, round_to=round_to, exclude=exclude, target_macs=target_macs,
                            target_params=target_params,
@@ -163,8 +174,10 @@ def register(app: typer.Typer) -> None:
         finetune_epochs: int = typer.Option(5, min=0),
         seed: int = typer.Option(0),
         threads: Optional[int] = typer.Option(None, help="torch threads (default: torch's)"),
+        repeats: int = typer.Option(200, min=3, help="timed calls per model at batch 1"),
     ) -> None:
         """Train a CNN on real digits, prune it several ways, fine-tune, measure, report."""
         from prunekit.demo import run_demo
 
-        run_demo(out_dir, epochs=epochs, finetune_epochs=finetune_epochs, seed=seed, threads=threads)
+        run_demo(out_dir, epochs=epochs, finetune_epochs=finetune_epochs, seed=seed, threads=threads,
+                 repeats=repeats)

@@ -105,13 +105,17 @@ class DependencyGraph:
         return g
 
     # ------------------------------------------------------------------ construction
+    def _freeze(self) -> None:
+        """Root of every id (0 where fixed), once: later lookups are vectorised."""
+        uf = self.uf
+        roots = [uf.find(i) for i in range(len(uf))]
+        fixed = {r for r in uf.reason}
+        self._root = torch.tensor([0 if r in fixed else r for r in roots], dtype=torch.long)
+
     def _roots(self, ids: Tensor | None) -> Tensor | None:
         if ids is None:
             return None
-        r = self.uf.roots(ids)
-        fixed = torch.tensor([self.uf.is_fixed(int(i)) for i in r.reshape(-1).tolist()],
-                             dtype=torch.bool).reshape(r.shape)
-        return torch.where(fixed, torch.full_like(r, FIXED), r)
+        return self._root[ids]
 
     def _check_free(self) -> None:
         """A free parameter is sliceable only if its units vary along a single axis."""
@@ -123,6 +127,7 @@ class DependencyGraph:
                 self.uf.fix(fp.ids, f"parameter {fp.name} would need slicing along several axes")
 
     def _group(self) -> None:
+        self._freeze()
         for name, rec in self.leaves.items():
             self.out_roots[name] = self._roots(rec.out_ids)
             self.in_roots[name] = self._roots(rec.in_labels)
@@ -167,6 +172,11 @@ class DependencyGraph:
             for i, u in enumerate(units):
                 self.unit_of[u] = (grp.index, i)
             self.groups.append(grp)
+        n = len(self.uf)
+        self._ugroup = torch.full((n,), -1, dtype=torch.long)
+        self._upos = torch.full((n,), -1, dtype=torch.long)
+        for u, (gi, i) in self.unit_of.items():
+            self._ugroup[u], self._upos[u] = gi, i
         for name, rec in self.leaves.items():
             for side, roots in (("out", self.out_roots[name]), ("in", self.in_roots[name])):
                 if roots is None:
@@ -189,13 +199,8 @@ class DependencyGraph:
     # ------------------------------------------------------------------ queries
     def unit_index(self, roots: Tensor, group: int) -> Tensor:
         """Per position: index of its unit inside ``group``, or -1."""
-        out = torch.full(roots.shape, -1, dtype=torch.long)
-        flat = roots.reshape(-1).tolist()
-        for i, u in enumerate(flat):
-            hit = self.unit_of.get(u)
-            if hit is not None and hit[0] == group:
-                out.view(-1)[i] = hit[1]
-        return out
+        hit = self._ugroup[roots] == group
+        return torch.where(hit, self._upos[roots], torch.full_like(roots, -1))
 
     def summary(self) -> str:
         lines = [f"DependencyGraph: {len(self.leaves)} handled modules, {len(self.groups)} "

@@ -230,6 +230,12 @@ class Tracer:
         if g > 1:
             for block in vec.reshape(-1, g):
                 self.uf.union_all(block, f"{rec.name} removes output channels in blocks of {g}")
+        rep = int(call_opt(h, "out_repeats", m, default=1) or 1)  # bidirectional RNN: [fwd | bwd]
+        if rep > 1 and cout % rep == 0:
+            parts = vec.reshape(rep, -1)
+            for r in range(1, rep):
+                self.uf.union_pairs(parts[0], parts[r], f"{rec.name} keeps the same units in "
+                                                        "every direction")
         return vec
 
     def leaf_out(self, rec: LeafRecord, output: Any) -> None:

@@ -13,6 +13,16 @@ from prunekit.handlers.base import (
     slice_param,
 )
 
+# S2 handlers (import registers them)
+from prunekit.handlers import (  # noqa: E402,F401
+    attention,
+    attention_hf,
+    embedding,
+    hf_conv1d,
+    rnn,
+    tv_attention,
+)
+
 __all__ = [
     "HANDLERS", "Handler", "HandlerBase", "InternalGroup", "PruneError", "get_handler",
     "register_handler", "slice_param",

@@ -220,6 +220,16 @@ class HandlerTable:
 
     def __init__(self) -> None:
         self._table: dict[type, Handler] = {}
+        self._resolvers: list[Callable[[nn.Module], Handler | None]] = []
+
+    def add_resolver(self, fn: Callable[[nn.Module], Handler | None]) -> None:
+        """Add a fallback ``fn(module) -> handler | None`` consulted when no type matches.
+
+        Used for module families recognised by structure rather than type (HF attention
+        classes), so their libraries never need importing.
+        """
+        if fn not in self._resolvers:
+            self._resolvers.append(fn)
 
     def register(self, cls: type, handler: Handler, *, replace: bool = False) -> Handler:
         if not isinstance(cls, type) or not issubclass(cls, nn.Module):
@@ -237,6 +247,11 @@ class HandlerTable:
         for base in cls.__mro__[1:]:
             if base in self._table:
                 return self._table[base] if base.forward is cls.forward else None
+        if not isinstance(m, type):
+            for fn in self._resolvers:
+                h = fn(m)
+                if h is not None:
+                    return h
         return None
 
     def __contains__(self, cls: object) -> bool:

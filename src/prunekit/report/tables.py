@@ -78,9 +78,15 @@ def speedup_table(data: dict[str, Any]) -> Table:
     return f"Speedup over {data.get('baseline', 'baseline')} (paired per round)", header, rows
 
 
+def _kept(e: dict[str, Any]) -> str:
+    if e.get("kind") == "structured" and e.get("params_kept") is not None:
+        return f"{100 * e['params_kept']:.1f}% params kept"
+    return f"{100 * e['sparsity']:.1f}% zero weights" if e.get("sparsity") is not None else "–"
+
+
 def sweep_table(data: dict[str, Any]) -> Table:
-    header = ["method", "ratio", "status", "accuracy", "MACs ratio", "sparsity / kept",
-              "latency ms"]
+    header = ["method", "ratio", "status", "accuracy", "MACs ratio",
+              "weight sparsity / params kept", "latency ms"]
     rows = []
     for e in data.get("sweep", []):
         if e["status"] != "ok":
@@ -88,7 +94,7 @@ def sweep_table(data: dict[str, Any]) -> Table:
                          "", "", ""])
             continue
         rows.append([e["method"], fmt(e["ratio"]), "ok", fmt(e.get("accuracy"), 4),
-                     fmt(e.get("macs_ratio")), fmt(e.get("sparsity")), fmt(e.get("latency_ms"))])
+                     fmt(e.get("macs_ratio")), _kept(e), fmt(e.get("latency_ms"))])
     return "Sweep: methods × ratios", header, rows
 
 

@@ -21,6 +21,7 @@ from torch import nn
 from prunekit.calibration import call_model
 from prunekit.graph.rules import flat_tensors
 from prunekit.handlers.base import PruneError, call_opt, get_handler, slice_param
+from prunekit.structural.attrs import sync_model_attributes, undo_attributes
 
 
 def _snapshot(mods: list[nn.Module]) -> list[tuple[nn.Module, dict]]:
@@ -141,11 +142,14 @@ def apply_plan(plan, copy: bool = False, validate: bool = True, model: Any = Non
     _validate(plan, modules)
     touched = [modules[e.name] for e in plan.edits] + [modules[p.owner] for p in plan.param_edits]
     snaps = _snapshot(touched)
+    undo: list = []
     try:
         _mutate(plan, modules)
+        undo = sync_model_attributes(target)
         if validate:
             _check_forward(plan, target)
     except BaseException:
         _restore(snaps)
+        undo_attributes(undo)
         raise
     return target

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -20,6 +20,9 @@ from prunekit.importance.structured import (
     SliceRef,
     collect_group_stats,
 )
+
+if TYPE_CHECKING:
+    from prunekit.structural.result import StructuredPlan
 from prunekit.structural.select import (
     CostModel,
     bisect,
@@ -158,14 +161,9 @@ def _internal(graph: DependencyGraph) -> list[tuple[str, InternalGroup]]:
 
 
 def _internal_scores(ig: InternalGroup, criterion: str, gen: torch.Generator) -> Tensor:
-    if criterion == "random":
-        return torch.rand(ig.size, generator=gen)
-    score = torch.zeros(ig.size)
-    for p, ax in ig.weight_slices:
-        x = p.detach().float().movedim(ax, 0)
-        x = x.reshape(ig.size, -1)
-        score += x.pow(2).sum(1) if criterion == "l2" else x.abs().sum(1)
-    return score.sqrt() if criterion == "l2" else score
+    from prunekit.structural.internal import unit_scores  # L1/L2 of the unit's slices
+
+    return unit_scores(ig, criterion, gen).float()
 
 
 def _internal_params(ig: InternalGroup) -> int:
@@ -279,8 +277,13 @@ def plan_structured(
                                 masks[:n_graph], dense, evaluate(masks), keep_internal)
 
 
-def keep_from_roots(roots: Tensor, removed: set[int]) -> Tensor:
-    """Sorted kept positions: those whose unit is not removed (fixed positions are kept)."""
+def keep_from_roots(roots: Tensor, removed: set[int] | Tensor) -> Tensor:
+    """Sorted kept positions: those whose unit is not removed (fixed positions are kept).
+
+    ``removed`` is a set of root ids or a bool tensor indexed by root id.
+    """
+    if isinstance(removed, Tensor):
+        return torch.nonzero(~removed[roots]).flatten()
     keep = [i for i, u in enumerate(roots.tolist()) if u == FIXED or u not in removed]
     return torch.tensor(keep, dtype=torch.long)
 

@@ -47,14 +47,16 @@ class StructuredPlan:
     params: tuple[int, int]
     macs: tuple[int, int]
     output_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    not_called: list[str] = field(default_factory=list)
 
     @classmethod
     def build(cls, model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
               graph: DependencyGraph, scores: list[Tensor], masks: list[Tensor],
               dense: tuple[int, int], planned: tuple[int, int],
               internal: dict[str, dict[str, Tensor]] | None = None) -> StructuredPlan:
-        removed = {int(g.units[i]) for g, m in zip(graph.groups, masks)
-                   for i in torch.nonzero(m).flatten().tolist()}
+        removed = torch.zeros(len(graph.uf), dtype=torch.bool)
+        for g, m in zip(graph.groups, masks):
+            removed[g.units[m]] = True
         internal = internal or {}
         edits = [_edit(graph, name, removed, internal.get(name, {})) for name in graph.leaves]
         edits = [e for e in edits if e is not None]
@@ -80,8 +82,9 @@ class StructuredPlan:
         from prunekit.graph.rules import flat_tensors
 
         shapes = [tuple(t.shape) for t in flat_tensors(_tuple(graph.result.outputs))]
+        idle = [n for n, r in graph.leaves.items() if r.calls == 0]
         return cls(model, example_inputs, cfg, edits, pedits, reports, fixed,
-                   (dense[0], planned[0]), (dense[1], planned[1]), shapes)
+                   (dense[0], planned[0]), (dense[1], planned[1]), shapes, idle)
 
     # ------------------------------------------------------------------ reading
     def summary(self, max_rows: int = 200) -> str:
@@ -103,6 +106,10 @@ class StructuredPlan:
                          f"out {_fmt(e.out_full, e.keep_out)}{extra}")
         for p in self.param_edits:
             lines.append(f"    {p.owner}.{p.attr}: axis {p.axis} {p.full} -> {len(p.keep)}")
+        if self.not_called:
+            lines.append(f"  warning: {len(self.not_called)} handled modules were not called on the "
+                         f"example inputs (e.g. training-only branches) and are not pruned: "
+                         f"{', '.join(self.not_called[:8])}{' ...' if len(self.not_called) > 8 else ''}")
         if self.fixed:
             lines.append("  not pruned (why):")
             for name, n, why in self.fixed[:max_rows]:
@@ -129,6 +136,7 @@ class StructuredPlan:
             "param_edits": [{"param": f"{p.owner}.{p.attr}", "axis": p.axis, "full": p.full,
                              "keep": p.keep.tolist()} for p in self.param_edits],
             "fixed": [{"name": n, "channels": c, "reason": w} for n, c, w in self.fixed],
+            "not_called": list(self.not_called),
         }
 
     # ------------------------------------------------------------------ acting
@@ -151,7 +159,7 @@ class StructuredPlan:
         return apply_plan(self, copy=copy, validate=validate)
 
 
-def _edit(graph: DependencyGraph, name: str, removed: set[int],
+def _edit(graph: DependencyGraph, name: str, removed: Tensor,
           internal: dict[str, Tensor]) -> LayerEdit | None:
     rec = graph.leaves[name]
     h, m = rec.handler, rec.module

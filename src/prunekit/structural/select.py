@@ -15,7 +15,6 @@ import torch
 from torch import Tensor
 
 from prunekit.graph.dependency import DependencyGraph
-from prunekit.graph.labels import FIXED
 from prunekit.handlers.base import call_opt
 
 
@@ -36,13 +35,12 @@ class CostModel:
 
     def __init__(self, graph: DependencyGraph, offsets: list[int], total: int) -> None:
         self.total = total
-        glob = {u: offsets[g] + i for u, (g, i) in graph.unit_of.items()}
+        table = torch.full((len(graph.uf),), -1, dtype=torch.long)
+        for u, (g, i) in graph.unit_of.items():
+            table[u] = offsets[g] + i
 
         def gidx(roots: Tensor | None) -> Tensor | None:
-            if roots is None:
-                return None
-            return torch.tensor([glob.get(int(u), -1) if u != FIXED else -1
-                                 for u in roots.tolist()], dtype=torch.long)
+            return None if roots is None else table[roots]
 
         self.rows: list[_Row] = []
         leaf_params: set[int] = set()

@@ -63,30 +63,47 @@ def _install(masked: nn.Module, pruned: nn.Module, plan) -> list:
                 handles.append(m.register_forward_hook(post))
             continue
 
-        handles.append(m.register_forward_hook(_replacer(e, small[e.name]), with_kwargs=True))
+        def replace(mod, args, kwargs, out, e=e, sm=small[e.name]):
+            args, kwargs = _select_inputs(args, kwargs, e)
+            return _scatter(out, sm(*args, **kwargs), e)
+        handles.append(m.register_forward_hook(replace, with_kwargs=True))
     return handles
 
 
-def _replacer(e, sm: nn.Module):
-    """Run the pruned module on the kept inputs; scatter its (first) output back to full size."""
+_CACHE_KWARGS = ("past_key_values", "past_key_value", "layer_past")
 
-    def hook(mod, args, kwargs, out):
-        args, kwargs = list(args), dict(kwargs)
-        if e.keep_in is not None:
-            if args and isinstance(args[0], Tensor):
-                args[0] = args[0].index_select(e.in_dim, e.keep_in.to(args[0].device))
-            else:
-                k = next(k for k, v in kwargs.items() if isinstance(v, Tensor))
-                kwargs[k] = kwargs[k].index_select(e.in_dim, e.keep_in.to(kwargs[k].device))
-        y = sm(*args, **kwargs)
-        first, small_first = (out, y) if isinstance(out, Tensor) else (out[0], y[0])
-        keep = e.keep_out if e.keep_out is not None else torch.arange(first.shape[e.out_dim])
-        full = torch.zeros_like(first).index_copy(e.out_dim, keep.to(first.device), small_first)
-        if isinstance(out, Tensor):
-            return full
-        return type(out)((full, *y[1:])) if isinstance(out, tuple) else out
 
-    return hook
+def _select_inputs(args: tuple, kwargs: dict, e) -> tuple[tuple, dict]:
+    """Keep only ``e.keep_in`` of the channel-carrying input (first arg or ``hidden_states``,
+    and every other argument that is the same tensor, as in ``mha(x, x, x)``). A KV cache is
+    not passed on: the dense module has already written this step into it."""
+    kwargs = {k: (None if k in _CACHE_KWARGS else v) for k, v in kwargs.items()}
+    if e.keep_in is None:
+        return args, kwargs
+    if args and isinstance(args[0], Tensor):
+        x = args[0]
+    else:
+        key = "hidden_states" if "hidden_states" in kwargs else next(
+            k for k, v in kwargs.items() if isinstance(v, Tensor))
+        x = kwargs[key]
+    small = x.index_select(e.in_dim, e.keep_in.to(x.device))
+    args = tuple(small if a is x else a for a in args)
+    kwargs = {k: (small if v is x else v) for k, v in kwargs.items()}
+    return args, kwargs
+
+
+def _scatter(out: Any, y: Any, e) -> Any:
+    """Put the pruned module's outputs back at the kept positions of the dense ones."""
+    if isinstance(out, (tuple, list)) and isinstance(y, (tuple, list)) and len(out) == len(y):
+        return type(out)(_scatter(o, v, e) for o, v in zip(out, y))
+    if not isinstance(out, Tensor) or not isinstance(y, Tensor) or out.shape == y.shape:
+        return y
+    d = e.out_dim if out.dim() == y.dim() and out.shape[e.out_dim] != y.shape[e.out_dim] else -1
+    keep = e.keep_out if e.keep_out is not None else torch.arange(out.shape[d])
+    keep = keep[keep < out.shape[d]]  # e.g. an RNN's h_n holds one direction's units
+    if keep.numel() != y.shape[d]:
+        return y
+    return torch.zeros_like(out).index_copy(d, keep.to(out.device), y)
 
 
 def _outputs(out: Any) -> list[Tensor]:

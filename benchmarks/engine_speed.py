@@ -1,0 +1,84 @@
+"""Structural engine speed: trace + plan + apply on ResNet-50, prunekit vs Torch-Pruning.
+
+Same model (random weights), same input (1x3x224x224), same setting: L1 filter-norm group
+importance, 50% of channels removed per group (local), classifier output kept. Each repetition
+prunes a fresh deep copy; the two engines are interleaved in one process. Torch-Pruning is an
+optional benchmark-only dependency (``pip install torch-pruning``).
+
+Usage: python benchmarks/engine_speed.py [--reps 5] [--size 224]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import platform
+import statistics
+import time
+
+import torch
+import torchvision
+
+import prunekit as pk
+
+
+def run_prunekit(model, x, validate: bool) -> int:
+    plan = pk.plan_structured(model, x, criterion="l1", ratio=0.5, scope="local",
+                              per_layer_max=1.0)
+    plan.apply(validate=validate)
+    return sum(p.numel() for p in model.parameters())
+
+
+def run_tp(model, x) -> int:
+    import torch_pruning as tp
+
+    imp = tp.importance.GroupMagnitudeImportance(p=1)
+    pruner = tp.pruner.MagnitudePruner(model, x, importance=imp, pruning_ratio=0.5,
+                                       ignored_layers=[model.fc])
+    pruner.step()
+    return sum(p.numel() for p in model.parameters())
+
+
+def pct(v: list[float], q: float) -> float:
+    s = sorted(v)
+    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--size", type=int, default=224)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    base = torchvision.models.resnet50(weights=None).eval()
+    x = torch.randn(1, 3, args.size, args.size)
+    engines = {"prunekit": lambda m: run_prunekit(m, x, True),
+               "prunekit (apply without validation forward)": lambda m: run_prunekit(m, x, False)}
+    try:
+        import torch_pruning  # noqa: F401
+
+        engines["torch-pruning " + torch_pruning.__version__] = lambda m: run_tp(m, x)
+    except ImportError:
+        print("torch-pruning not installed: prunekit only")
+    times = {k: [] for k in engines}
+    params = {}
+    with torch.no_grad():
+        base(x)  # warm up kernels for this input size
+    for _ in range(args.reps):
+        for name, fn in engines.items():
+            m = copy.deepcopy(base)
+            t = time.perf_counter()
+            params[name] = fn(m)
+            times[name].append(time.perf_counter() - t)
+    n0 = sum(p.numel() for p in base.parameters())
+    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads,"
+          f" torch {torch.__version__}; ResNet-50 {args.size}x{args.size}, reps={args.reps}")
+    print("| engine | median s | p10 s | p90 s | params after |")
+    print("|---|---|---|---|---|")
+    for name, v in times.items():
+        print(f"| {name} | {statistics.median(v):.2f} | {pct(v, 0.1):.2f} | {pct(v, 0.9):.2f} | "
+              f"{params[name] / 1e6:.2f}M / {n0 / 1e6:.2f}M |")
+
+
+if __name__ == "__main__":
+    main()

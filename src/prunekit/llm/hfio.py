@@ -1,0 +1,78 @@
+"""Load Hugging Face model directories and write pruned ones atomically.
+
+``hf:./path`` (or a plain directory) is loaded with the ``Auto*`` class its config names:
+``…ForCausalLM`` architectures with ``AutoModelForCausalLM``, anything else with ``AutoModel``.
+Saving goes to a temporary sibling directory that is renamed into place only when complete, so
+an error never leaves a half-written output.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
+           "float64": torch.float64}
+
+
+def parse_hf_spec(spec: str) -> Path:
+    """``hf:./dir`` or ``./dir`` -> Path of an existing model directory with a config.json."""
+    path = Path(spec[3:] if spec.startswith("hf:") else spec).expanduser()
+    if not (path / "config.json").is_file():
+        raise ValueError(f"{spec!r} is not a Hugging Face model directory (no config.json in {path})")
+    return path
+
+
+def load_hf(spec: str, dtype: str | None = None) -> tuple[nn.Module, Any]:
+    """(model in eval mode on CPU, tokenizer or None) from a local directory, offline."""
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    path = parse_hf_spec(spec)
+    if dtype is not None and dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+    cfg = AutoConfig.from_pretrained(path, local_files_only=True)
+    archs = getattr(cfg, "architectures", None) or []
+    cls = AutoModelForCausalLM if any(a.endswith("ForCausalLM") for a in archs) else AutoModel
+    kw = {"dtype": _DTYPES[dtype]} if dtype else {}
+    model = cls.from_pretrained(path, local_files_only=True, **kw).eval()
+    try:
+        tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError, TypeError):
+        tok = None
+    return model, tok
+
+
+def check_output_dir(out: str | Path, overwrite: bool) -> Path:
+    """Refuse an existing non-empty output unless ``overwrite`` (checked before any work)."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise ValueError(f"output {out} exists and is not empty (use --force to replace it)")
+    return out
+
+
+def save_hf_atomic(model: nn.Module, tokenizer: Any, out: str | Path, overwrite: bool = False) -> Path:
+    """``save_pretrained`` model (+ tokenizer) into ``out`` via a temp dir and a rename."""
+    out = check_output_dir(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        model.save_pretrained(tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, old / "x")
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

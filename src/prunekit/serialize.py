@@ -1,0 +1,214 @@
+"""Save and reload pruned models with their (smaller) architecture — no class edits needed.
+
+A saved model is a directory:
+
+* ``prunekit.json`` — the base architecture (``"torchvision:resnet18"``, ``"timm:name"``,
+  ``"module:pkg.mod:factory"``, or an HF config dict + class name), the history of layer
+  removals (:func:`prunekit.drop_layers`) and the format version;
+* ``model.safetensors`` — the ordinary state_dict (atomic write).
+
+:func:`load` rebuilds the base (random init), replays the layer removals, resizes every module
+whose saved tensor shapes differ (each handler's ``resize`` fixes attributes such as
+``out_channels``, ``num_heads``, ``hidden_size``) and loads the weights strictly.
+
+Hugging Face models whose per-layer sizes are uniform are written with ``save_pretrained``
+after their config is updated (:func:`prunekit.structural.hf_config.sync_hf_config`), so plain
+``from_pretrained`` reloads them too; ``prunekit.json`` then just says so.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunekit.io import atomic_path, load_model_spec, load_weights, save_weights
+from prunekit.structural.resize import resize_to_state_dict
+
+FORMAT = 1
+_META = "prunekit.json"
+_WEIGHTS = "model.safetensors"
+
+
+def _is_hf(model: nn.Module) -> bool:
+    return hasattr(model, "config") and hasattr(type(model), "_from_config") \
+        and hasattr(model, "save_pretrained")
+
+
+def _torchvision_name(model: nn.Module) -> str | None:
+    """Find the torchvision builder whose architecture matches ``model`` (meta-device builds).
+
+    Only builders of the model's own family (classification, segmentation, detection, video,
+    ...) are tried, with ``weights=None`` and ``weights_backbone=None`` so nothing downloads.
+    """
+    mod = type(model).__module__
+    if not mod.startswith("torchvision.models"):
+        return None
+    import importlib
+
+    import torchvision
+
+    parts = mod.split(".")
+    family = parts[2] if len(parts) > 3 else None
+    ns = importlib.import_module(f"torchvision.models.{family}") if family else torchvision.models
+    kwargs = {"weights": None} if family is None else {"weights": None, "weights_backbone": None}
+    own = model.state_dict()
+    keys = set(own)
+    best: tuple[tuple[int, int], str] | None = None
+    for name in torchvision.models.list_models(module=ns):
+        if torchvision.models.get_model_builder(name).__module__ != mod:
+            continue  # builders live beside their model class
+        try:
+            with torch.device("meta"):
+                cand = torchvision.models.get_model(name, **kwargs)
+        except Exception:  # noqa: BLE001, S112 - builders needing other arguments are skipped
+            continue
+        csd = cand.state_dict()
+        if type(cand) is not type(model) or not keys <= set(csd):
+            continue
+        score = (len(set(csd) - keys), sum(csd[k].shape != own[k].shape for k in keys))
+        if best is None or score < best[0]:
+            best = (score, name)
+    return None if best is None else f"torchvision:{best[1]}"
+
+
+def _infer_spec(model: nn.Module) -> str | dict[str, Any]:
+    recorded = model.__dict__.get("_prunekit_spec")
+    if recorded is not None:
+        return recorded
+    name = _torchvision_name(model)
+    if name is not None:
+        return name
+    cfg = getattr(model, "pretrained_cfg", None)  # timm models carry their architecture name
+    if isinstance(cfg, dict) and cfg.get("architecture") and type(model).__module__.startswith(
+            "timm."):
+        return f"timm:{cfg['architecture']}"
+    raise ValueError(
+        f"save: cannot tell how to rebuild {type(model).__name__}; pass spec="
+        "'torchvision:NAME' | 'timm:NAME' | 'module:pkg.mod:factory'")
+
+
+def _write_json(path: Path, obj: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
+
+
+def save(model: nn.Module, path: str | Path, spec: str | None = None,
+         spec_kwargs: dict[str, Any] | None = None) -> Path:
+    """Save ``model`` (pruned or not) to directory ``path``; see the module docstring.
+
+    Args:
+        spec: how to build the unpruned base; inferred for HF, torchvision and timm models and
+            for models returned by :func:`load`.
+        spec_kwargs: JSON-serialisable keyword arguments of the builder (e.g.
+            ``{"img_size": 64}`` for a timm ViT, ``{"num_classes": 10}``).
+
+    Returns:
+        The directory.
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    history = list(model.__dict__.get("_prunekit_history", []))
+    meta: dict[str, Any] = {"format": FORMAT, "history": history}
+    if spec is None and _is_hf(model):
+        from prunekit.structural.hf_config import sync_hf_config
+
+        if sync_hf_config(model):
+            model.save_pretrained(str(path))
+            meta.update(base={"kind": "hf_pretrained"})
+            _write_json(path / _META, meta)
+            return path
+        meta.update(base={"kind": "hf_config", "class": type(model).__name__,
+                          "config": model.config.to_dict()})
+    else:
+        kwargs = spec_kwargs if spec_kwargs is not None else \
+            model.__dict__.get("_prunekit_spec_kwargs", {})
+        meta.update(base={"kind": "spec", "spec": spec or _infer_spec(model),
+                          "kwargs": dict(kwargs)})
+    save_weights(model, path / _WEIGHTS)
+    _write_json(path / _META, meta)
+    return path
+
+
+def _build_hf(base: dict[str, Any]) -> nn.Module:
+    import transformers
+
+    cls = getattr(transformers, base["class"], None)
+    if cls is None:
+        raise ValueError(f"load: transformers has no class {base['class']!r}")
+    cfg_dict = dict(base["config"])
+    cfg_cls = transformers.AutoConfig.for_model(cfg_dict.pop("model_type"))
+    config = type(cfg_cls).from_dict(cfg_dict) if not isinstance(cfg_cls, type) else \
+        cfg_cls.from_dict(cfg_dict)
+    return cls._from_config(config)
+
+
+def _build_spec(spec: str, kwargs: dict[str, Any]) -> nn.Module:
+    """``torchvision:``/``timm:``/``module:`` builders called with ``kwargs``."""
+    import importlib
+
+    scheme, _, rest = spec.partition(":")
+    if scheme == "torchvision":
+        import torchvision
+
+        return torchvision.models.get_model(rest, **{"weights": None, **kwargs})
+    if scheme == "timm":
+        import timm
+
+        return timm.create_model(rest, **{"pretrained": False, **kwargs})
+    if scheme == "module":
+        mod_name, _, fn_name = rest.rpartition(":")
+        return getattr(importlib.import_module(mod_name), fn_name)(**kwargs)
+    raise ValueError(f"load: builder kwargs are not supported for spec {spec!r}")
+
+
+def _build_base(meta: dict[str, Any]) -> nn.Module:
+    base = meta.get("base", {})
+    kind = base.get("kind")
+    if kind == "hf_config":
+        return _build_hf(base)
+    if kind == "spec":
+        kwargs = base.get("kwargs") or {}
+        model = _build_spec(base["spec"], kwargs) if kwargs else load_model_spec(base["spec"])
+        model.__dict__["_prunekit_spec"] = base["spec"]
+        model.__dict__["_prunekit_spec_kwargs"] = dict(kwargs)
+        return model
+    raise ValueError(f"load: unknown base kind {kind!r} in {_META}")
+
+
+def _replay(model: nn.Module, history: list[dict[str, Any]], from_config: bool) -> None:
+    from prunekit.structural.layers import replay_drop
+
+    for op in history:
+        if op.get("op") == "drop_layers":
+            replay_drop(model, op, skip_config_deletions=from_config)
+        else:
+            raise ValueError(f"load: unknown history op {op.get('op')!r}")
+    model.__dict__["_prunekit_history"] = list(history)
+
+
+def load(path: str | Path) -> nn.Module:
+    """Rebuild a model saved by :func:`save` (weights loaded strictly, in eval mode)."""
+    path = Path(path)
+    meta_path = path / _META
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"load: {path} has no {_META} (not saved by prunekit.save)")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"load: unsupported format {meta.get('format')!r} in {meta_path}")
+    if meta["base"]["kind"] == "hf_pretrained":
+        model = load_model_spec(f"hf:{path}")
+        model.__dict__["_prunekit_history"] = list(meta.get("history", []))
+        return model.eval()
+    model = _build_base(meta)
+    _replay(model, meta.get("history", []), from_config=meta["base"]["kind"] == "hf_config")
+    sd = load_weights(path / _WEIGHTS)
+    resize_to_state_dict(model, sd)
+    try:
+        model.load_state_dict(sd, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"load: weights in {path} do not fit the rebuilt model: {exc}") from None
+    return model.eval()

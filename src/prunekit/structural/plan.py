@@ -238,6 +238,7 @@ def plan_structured(
             return plan
         try:  # trial on a copy: catches reshapes with sizes hard-coded in the model's code
             apply_plan(plan, copy=True, validate=True)
+            plan.checked = True
             return plan
         except PruneError as err:
             if err.module is None or err.module in refuse or len(refuse) >= max_refusals:

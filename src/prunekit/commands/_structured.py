@@ -15,6 +15,7 @@ def run_structured(model: nn.Module, x: Any, output: Path, *, spec: str, ratio: 
     from rich.console import Console
 
     from prunekit.config import TargetSpec
+    from prunekit.handlers import PruneError
     from prunekit.masks import finalize
     from prunekit.serialize import save
     from prunekit.stats import stats
@@ -22,9 +23,12 @@ def run_structured(model: nn.Module, x: Any, output: Path, *, spec: str, ratio: 
     from prunekit.structural.hybrid import prune_hybrid
 
     console = Console()
-    target = None
-    if target_macs is not None or target_params is not None:
-        target = TargetSpec(macs=target_macs, params=target_params)
+    try:
+        target = None
+        if target_macs is not None or target_params is not None:
+            target = TargetSpec(macs=target_macs, params=target_params)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--target-macs/--target-params") from None
     before = stats(model, x)
     scope = "local" if scope == "layer" else scope
     options = dict(criterion=criterion, ratio=ratio, scope=scope, round_to=round_to,
@@ -37,7 +41,7 @@ def run_structured(model: nn.Module, x: Any, output: Path, *, spec: str, ratio: 
         else:
             plan = plan_structured(model, example_inputs=x, **options)
             pruned = plan.apply()
-    except ValueError as exc:
+    except (ValueError, PruneError) as exc:
         raise typer.BadParameter(str(exc)) from None
     after = stats(pruned, x)
     save(pruned, output, spec=spec)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from struct_models import CASES, randomize_norms
 from torch import nn
 
 import prunekit as pk
-from struct_models import CASES, randomize_norms
 
 
 def _build(name):
@@ -28,6 +28,7 @@ def test_equivalence(name, scope):
     assert sum(g.removed for g in plan.groups) > 0
     for k, v in model.state_dict().items():  # planning does not mutate
         assert torch.equal(v, before[k])
+    assert not [w for _, _, w in plan.fixed if "label rule failed" in w], plan.fixed
     res = pk.verify(model, plan)
     assert res.ok, (res, plan.summary())
     pruned = plan.apply(copy=True)

@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from struct_models import randomize_norms
 from torch import nn
 
 import prunekit as pk
-from struct_models import randomize_norms
 
 BLOCKS = ["conv", "residual", "concat", "split", "depthwise", "grouped", "gn", "se"]
 

@@ -12,7 +12,13 @@ import math
 
 from torch import Tensor, nn
 
-from prunekit.handlers.base import HandlerBase, PruneError, register_handler, resize_params, slice_param
+from prunekit.handlers.base import (
+    HandlerBase,
+    PruneError,
+    register_handler,
+    resize_params,
+    slice_param,
+)
 
 
 class ConvHandler(HandlerBase):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
-from torch.nn.modules.instancenorm import _InstanceNorm
 
 from prunekit.handlers.base import HandlerBase, register_handler, resize_params, slice_param
 

@@ -47,6 +47,8 @@ class StructuredPlan:
     params: tuple[int, int]
     macs: tuple[int, int]
     output_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    not_called: list[str] = field(default_factory=list)
+    checked: bool = False  # a copy was pruned and ran the example inputs at planning time
 
     @classmethod
     def build(cls, model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
@@ -81,8 +83,9 @@ class StructuredPlan:
         from prunekit.graph.rules import flat_tensors
 
         shapes = [tuple(t.shape) for t in flat_tensors(_tuple(graph.result.outputs))]
+        idle = [n for n, r in graph.leaves.items() if r.calls == 0]
         return cls(model, example_inputs, cfg, edits, pedits, reports, fixed,
-                   (dense[0], planned[0]), (dense[1], planned[1]), shapes)
+                   (dense[0], planned[0]), (dense[1], planned[1]), shapes, idle)
 
     # ------------------------------------------------------------------ reading
     def summary(self, max_rows: int = 200) -> str:
@@ -104,6 +107,10 @@ class StructuredPlan:
                          f"out {_fmt(e.out_full, e.keep_out)}{extra}")
         for p in self.param_edits:
             lines.append(f"    {p.owner}.{p.attr}: axis {p.axis} {p.full} -> {len(p.keep)}")
+        if self.not_called:
+            lines.append(f"  warning: {len(self.not_called)} handled modules were not called on the "
+                         f"example inputs (e.g. training-only branches) and are not pruned: "
+                         f"{', '.join(self.not_called[:8])}{' ...' if len(self.not_called) > 8 else ''}")
         if self.fixed:
             lines.append("  not pruned (why):")
             for name, n, why in self.fixed[:max_rows]:
@@ -130,15 +137,17 @@ class StructuredPlan:
             "param_edits": [{"param": f"{p.owner}.{p.attr}", "axis": p.axis, "full": p.full,
                              "keep": p.keep.tolist()} for p in self.param_edits],
             "fixed": [{"name": n, "channels": c, "reason": w} for n, c, w in self.fixed],
+            "not_called": list(self.not_called),
         }
 
     # ------------------------------------------------------------------ acting
-    def apply(self, copy: bool = False, validate: bool = True) -> nn.Module:
+    def apply(self, copy: bool = False, validate: bool | None = None) -> nn.Module:
         """Physically remove the planned channels.
 
         Args:
             copy: prune a deep copy and leave the original alone.
-            validate: run the example inputs through the pruned model before committing.
+            validate: run the example inputs through the pruned model before committing
+                (default: only when the plan was not already tried on a copy, ``checked``).
 
         Returns:
             The pruned model (the original object when ``copy=False``).
@@ -149,6 +158,8 @@ class StructuredPlan:
         """
         from prunekit.structural.apply import apply_plan
 
+        if validate is None:
+            validate = not self.checked
         return apply_plan(self, copy=copy, validate=validate)
 
 

@@ -15,7 +15,6 @@ import torch
 from torch import Tensor
 
 from prunekit.graph.dependency import DependencyGraph
-from prunekit.graph.labels import FIXED
 from prunekit.handlers.base import call_opt
 
 

@@ -27,5 +27,8 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
+bench-coverage: $(STAMP)
+	$(BIN)/python benchmarks/coverage.py
+
 clean:
 	rm -rf $(VENV) demo-report .pytest_cache

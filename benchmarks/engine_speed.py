@@ -22,10 +22,10 @@ import torchvision
 import prunekit as pk
 
 
-def run_prunekit(model, x, validate: bool) -> int:
+def run_prunekit(model, x, checked: bool) -> int:
     plan = pk.plan_structured(model, x, criterion="l1", ratio=0.5, scope="local",
-                              per_layer_max=1.0)
-    plan.apply(validate=validate)
+                              per_layer_max=1.0, check=checked)
+    plan.apply() if checked else plan.apply(validate=False)
     return sum(p.numel() for p in model.parameters())
 
 
@@ -52,8 +52,8 @@ def main() -> None:
     torch.manual_seed(0)
     base = torchvision.models.resnet50(weights=None).eval()
     x = torch.randn(1, 3, args.size, args.size)
-    engines = {"prunekit": lambda m: run_prunekit(m, x, True),
-               "prunekit (apply without validation forward)": lambda m: run_prunekit(m, x, False)}
+    engines = {"prunekit (default: trial on a copy)": lambda m: run_prunekit(m, x, True),
+               "prunekit check=False, validate=False": lambda m: run_prunekit(m, x, False)}
     try:
         import torch_pruning  # noqa: F401
 

@@ -19,10 +19,25 @@ SIZE = {"inception_v3": 96, "vit_b_16": 224, "vit_b_32": 224, "vit_l_16": 224, "
         "vit_h_14": 224, "maxvit_t": 224}
 
 
+def randomize(model: torch.nn.Module) -> torch.nn.Module:
+    """Random-init models have zero heads / unit norms: make outputs and stats non-trivial."""
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in model.modules():
+            for name, t in list(m.named_parameters(recurse=False)) + list(m.named_buffers(recurse=False)):
+                if not t.is_floating_point():
+                    continue
+                if "var" in name or (t.dim() == 1 and name == "weight"):
+                    t.copy_(torch.rand(t.shape, generator=g) + 0.5)
+                elif t.dim() == 1 or not bool(t.any()):
+                    t.copy_(torch.randn(t.shape, generator=g) * 0.1)
+    return model
+
+
 def one(name: str, ratio: float = 0.5, scope: str = "local") -> str:
     torch.manual_seed(0)
     kw = {"aux_logits": False, "init_weights": False} if name in ("googlenet", "inception_v3") else {}
-    m = torchvision.models.get_model(name, weights=None, **kw).eval()
+    m = randomize(torchvision.models.get_model(name, weights=None, **kw)).eval()
     s = SIZE.get(name, 64)
     x = torch.randn(1, 3, s, s)
     t = time.perf_counter()

@@ -139,11 +139,21 @@ def _from_hf(path: str) -> nn.Module:
 
 
 def load_model_spec(spec: str | Path, trust: bool = False) -> nn.Module:
-    """Build or load a model from a spec string (see module docstring).
+    """Build or load a model from a spec string (see module docstring). Models built from a
+    ``torchvision:``/``timm:``/``module:`` spec remember it, so :func:`prunekit.save` can rebuild
+    them after structural pruning.
 
     Raises:
         ValueError: unknown scheme/name, corrupt file. UnsafeFileError: pickled module without trust.
     """
+    model = _build_from_spec(spec, trust)
+    scheme = str(spec).partition(":")[0]
+    if scheme in ("torchvision", "timm", "module") and "_prunekit_spec" not in model.__dict__:
+        model.__dict__["_prunekit_spec"] = str(spec)
+    return model
+
+
+def _build_from_spec(spec: str | Path, trust: bool) -> nn.Module:
     s = str(spec)
     scheme, _, rest = s.partition(":")
     if scheme == "torchvision":

@@ -11,7 +11,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
 import torch
 
 SCRIPT = textwrap.dedent("""

@@ -42,7 +42,7 @@ def test_run_prunes_to_target_and_finalizes(tmp_path):
     model2, tl2, vl2 = _setup()
     res2 = run(RECIPE, model2, tl2, vl2, checkpoint_dir=tmp_path / "a", resume=True)
     assert res2.final_metric == res.final_metric
-    for a, b in zip(model.state_dict().values(), model2.state_dict().values()):
+    for a, b in zip(model.state_dict().values(), model2.state_dict().values(), strict=True):
         assert torch.equal(a, b)
 
 
@@ -97,3 +97,22 @@ def test_plain_finetune_api():
     assert len(hist) == 2 and hist[-1]["metric"] is not None
     w = model[1].weight
     assert int((w == 0).sum()) == round(0.7 * w.numel())  # masks survive training
+
+
+def test_amp_on_cpu_keeps_masks():
+    recipe = R.Recipe(target=R.Target(ratio=0.5), finetune=R.Finetune(epochs=1, lr=0.05, amp=True))
+    model, tl, vl = _setup()
+    res = run(recipe, model, tl, vl)  # bfloat16 autocast on CPU
+    assert res.sparsity == pytest.approx(0.5, abs=1e-3)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.gpu
+def test_run_on_cuda_with_amp(tmp_path):
+    recipe = R.Recipe(target=R.Target(ratio=0.5), schedule=R.Cubic(steps=2),
+                      finetune=R.Finetune(epochs=2, lr=0.05, amp=True, checkpoint_every=2),
+                      distill=R.Distill())
+    model, tl, vl = _setup()
+    res = run(recipe, model, tl, vl, device="cuda", checkpoint_dir=tmp_path)
+    assert res.sparsity == pytest.approx(0.5, abs=1e-3)
+    assert next(model.parameters()).is_cuda

@@ -92,3 +92,12 @@ def test_nm_ramp_applies_valid_nested_masks():
         assert is_nm_valid(mask, 8 - (i + 1), 8) and not (mask & ~prev).any()
         prev = mask.clone()
     assert is_nm_valid(prev, 2, 8) and int(prev.sum()) == 8 * 16 // 4
+
+
+def test_cosine_restarts_at_iterative_steps():
+    from prunekit.recover.finetune import cosine_factor
+
+    assert [round(cosine_factor(s, 8), 4) for s in (0, 4, 8)] == [1.0, 0.5, 0.0]
+    f = [cosine_factor(s, 12, (0, 4, 8)) for s in range(12)]
+    assert f[0] == f[4] == f[8] == 1.0 and f[2] == pytest.approx(0.5)
+    assert f[3] < f[2] < f[1] < 1.0

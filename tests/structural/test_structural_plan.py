@@ -113,7 +113,9 @@ def test_failed_apply_leaves_model_untouched_and_names_module():
     m = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), MyLinear(8, 8), nn.ReLU(), nn.Linear(8, 2))
     x = torch.randn(3, 4)
     before = _state(m)
-    plan = pk.plan_structured(m, x, ratio=0.5)
+    with pytest.raises(PruneError, match=r"2 \(MyLinear\) prune_out"):
+        pk.plan_structured(m, x, ratio=0.5)  # the trial on a copy fails
+    plan = pk.plan_structured(m, x, ratio=0.5, check=False)
     with pytest.raises(PruneError, match=r"2 \(MyLinear\) prune_out"):
         plan.apply()
     assert _same(m, before)
@@ -179,3 +181,32 @@ def test_data_driven_criteria(criterion):
     assert _same(m, before) and all(p.grad is None for p in m.parameters())
     assert pk.verify(m, plan).ok
     assert sum(g.removed for g in plan.groups) > 0
+
+
+class HardCoded(nn.Module):
+    """Reshape with a channel count written as a constant: cannot survive pruning."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 8, 1), nn.Conv2d(8, 8, 1)
+        self.c, self.d = nn.Conv2d(8, 6, 1), nn.Conv2d(6, 2, 1)
+
+    def forward(self, x):
+        y = self.a(x)
+        n, c, h, w = y.shape
+        y = self.b(y.reshape(n, 8, h * w).reshape(n, c, h, w))
+        return self.d(torch.relu(self.c(y)))
+
+
+def test_hard_coded_reshape_is_refused_after_trial():
+    m = HardCoded().eval()
+    x = torch.randn(1, 3, 4, 4)
+    before = _state(m)
+    with pytest.raises(PruneError):
+        pk.plan_structured(m, x, ratio=0.5, check=False).apply()
+    assert _same(m, before) and m.a.out_channels == 8
+    plan = pk.plan_structured(m, x, ratio=0.5)
+    assert all(e.name != "a" for e in plan.edits)
+    assert any(n == "a.out" and "fixed in the code" in why for n, _, why in plan.fixed), plan.fixed
+    assert any(e.name == "c" for e in plan.edits)  # the rest is still pruned
+    assert pk.verify(m, plan).ok

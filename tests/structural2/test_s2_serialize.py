@@ -187,8 +187,9 @@ def test_timm_spec_inferred_with_builder_kwargs(tmp_path):
 
 def test_pruned_mha_and_lstm_export_to_onnx(tmp_path):
     ort = pytest.importorskip("onnxruntime")
-    import prunekit as pk
     from s2_factories import self_attention, tagger
+
+    import prunekit as pk
 
     torch.manual_seed(0)
     for build, x in ((self_attention, torch.randn(2, 5, 16)),

@@ -15,26 +15,33 @@ def run_structured(model: nn.Module, x: Any, output: Path, *, spec: str, ratio: 
     from rich.console import Console
 
     from prunekit.config import TargetSpec
+    from prunekit.handlers import PruneError
     from prunekit.masks import finalize
     from prunekit.serialize import save
     from prunekit.stats import stats
     from prunekit.structural import plan_structured
-    from prunekit.weights import prune_weights
+    from prunekit.structural.hybrid import prune_hybrid
 
     console = Console()
-    target = None
-    if target_macs is not None or target_params is not None:
-        target = TargetSpec(macs=target_macs, params=target_params)
+    try:
+        target = None
+        if target_macs is not None or target_params is not None:
+            target = TargetSpec(macs=target_macs, params=target_params)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--target-macs/--target-params") from None
     before = stats(model, x)
     scope = "local" if scope == "layer" else scope
+    options = dict(criterion=criterion, ratio=ratio, scope=scope, round_to=round_to,
+                   exclude=list(exclude), target=target)
     try:
-        plan = plan_structured(model, example_inputs=x, criterion=criterion, ratio=ratio, scope=scope,
-                               round_to=round_to, exclude=list(exclude), target=target)
-        pruned = plan.apply()
         if weights is not None:
-            prune_weights(pruned, **weights)
+            pruned, report = prune_hybrid(model, x, structured=options, weights=weights)
+            plan = report.structured
             finalize(pruned)
-    except ValueError as exc:
+        else:
+            plan = plan_structured(model, example_inputs=x, **options)
+            pruned = plan.apply()
+    except (ValueError, PruneError) as exc:
         raise typer.BadParameter(str(exc)) from None
     after = stats(pruned, x)
     save(pruned, output, spec=spec)

@@ -81,11 +81,14 @@ class DependencyGraph:
 
     @classmethod
     def build(cls, model: nn.Module, example_inputs: Any,
-              exclude: tuple[str, ...] | list[str] = ()) -> DependencyGraph:
+              exclude: tuple[str, ...] | list[str] = (),
+              refuse: dict[str, str] | None = None) -> DependencyGraph:
         """Trace ``model`` on ``example_inputs`` and group coupled channels.
 
         Args:
             exclude: module names or glob patterns never modified (each must match a module).
+            refuse: module name -> reason: channels reshaped/split inside that module are fixed
+                (set by the planner when a pruned trial failed there: sizes hard-coded).
         """
         names = [n for n, _ in model.named_modules() if n]
         for pat in exclude:
@@ -98,6 +101,14 @@ class DependencyGraph:
                 res.uf.fix(rec.in_labels, f"{name} is excluded")
                 res.uf.fix(rec.out_ids, f"{name} is excluded")
                 excluded.add(name)
+        mods = dict(model.named_modules())
+        for path, why in (refuse or {}).items():
+            kind = type(mods[path]) if path in mods else None  # same code, same constants
+            same = [n for n, m in mods.items() if type(m) is kind] if kind is not None else [path]
+            for name in same:
+                for lab in res.sized.get(name, []):
+                    res.uf.fix(lab, f"reshaped/split with sizes fixed in the code of "
+                                    f"{type(mods[name]).__name__} ({why})")
         g = cls(model, res)
         g.excluded = excluded
         g._check_free()

@@ -54,6 +54,10 @@ def _split_union(ctx: Ctx, line: Tensor, factors: list[int], why: str) -> None:
     ctx.uf.union_pairs(rows, rows[:, :1], why)
 
 
+_SIZED = (aten.view, aten._unsafe_view, aten.reshape, aten._reshape_alias, aten.split,
+          aten.split_with_sizes, aten.expand, aten.unflatten, aten.repeat)
+
+
 def guard(ctx: Ctx, func, args, kwargs, out) -> bool:
     """Couple/fix what a size-dependent movement op needs; False if the labels were fixed."""
     x = args[0]
@@ -65,6 +69,9 @@ def guard(ctx: Ctx, func, args, kwargs, out) -> bool:
         return True
     p = func.overloadpacket
     why = ctx.why(func, "size-dependent op on a channel dim")
+    note = getattr(ctx, "note_sized", None)
+    if note is not None and p in _SIZED:
+        note(lab)
     if p in (aten.view, aten._unsafe_view, aten.reshape, aten._reshape_alias):
         o = flat_tensors(out)[0]
         full = expand_full(lab, x.shape)

@@ -69,7 +69,7 @@ class TraceResult:
     leaves: dict[str, LeafRecord]
     free: list[FreeParam]
     outputs: Any
-    unlabeled_out: list[str] = field(default_factory=list)
+    sized: dict[str, list[Tensor]] = field(default_factory=dict)
 
 
 def find_leaves(model: nn.Module) -> dict[str, nn.Module]:
@@ -114,6 +114,7 @@ class Tracer:
         self.free: dict[int, FreeParam] = {}
         self._owned: dict[int, str] = {}
         self._free_src: dict[int, tuple[str, nn.Module, str, Tensor]] = {}
+        self.sized: dict[str, list[Tensor]] = {}
         self._index()
 
     # ---------------------------------------------------------------- bookkeeping
@@ -137,6 +138,10 @@ class Tracer:
 
     def where(self) -> str:
         return self.stack[-1] if self.stack else "<model>"
+
+    def note_sized(self, label: Tensor) -> None:
+        """Remember labels reshaped/split here (fixed if a pruned trial fails in this module)."""
+        self.sized.setdefault(self.where(), []).append(label)
 
     def why(self, func: Any, what: str) -> str:
         return f"{func} at {self.where() or '<model>'}: {what}"
@@ -270,6 +275,10 @@ def _hooks(tracer: Tracer) -> list:
     def push(name):
         def pre(mod, args):
             tracer.stack.append(name)
+            for t in flat_tensors(args):  # a module may read sizes of its inputs (x.shape)
+                lab = tracer.labels.get(t)
+                if lab is not None:
+                    tracer.sized.setdefault(name, []).append(lab)
         return pre
 
     def pop(mod, args, out):
@@ -328,4 +337,4 @@ def trace(model: nn.Module, example_inputs: Any) -> TraceResult:
         if rec.external:
             tracer.uf.fix(rec.in_labels, f"{rec.name}: {rec.external}")
             tracer.uf.fix(rec.out_ids, f"{rec.name}: {rec.external}")
-    return TraceResult(tracer.uf, tracer.leaves, list(tracer.free.values()), out)
+    return TraceResult(tracer.uf, tracer.leaves, list(tracer.free.values()), out, tracer.sized)

@@ -1,7 +1,17 @@
 """Layer handlers keyed by module type (registered on import)."""
 
-from prunekit.handlers import conv, linear, norm  # noqa: F401  (registration)
-
+# importing a handler module registers it (conv/linear/norm: S1; the others: S2)
+from prunekit.handlers import (  # noqa: F401
+    attention,
+    attention_hf,
+    conv,
+    embedding,
+    hf_conv1d,
+    linear,
+    norm,
+    rnn,
+    tv_attention,
+)
 from prunekit.handlers.base import (
     HANDLERS,
     Handler,
@@ -11,16 +21,6 @@ from prunekit.handlers.base import (
     get_handler,
     register_handler,
     slice_param,
-)
-
-# S2 handlers (import registers them)
-from prunekit.handlers import (  # noqa: E402,F401
-    attention,
-    attention_hf,
-    embedding,
-    hf_conv1d,
-    rnn,
-    tv_attention,
 )
 
 __all__ = [

@@ -45,7 +45,15 @@ from torch import Tensor, nn
 
 
 class PruneError(RuntimeError):
-    """A structural pruning step failed; the message names the module and the operation."""
+    """A structural pruning step failed; the message names the module and the operation.
+
+    Attributes:
+        module: dotted name of the module where the pruned model failed, when known.
+    """
+
+    def __init__(self, message: str, module: str | None = None) -> None:
+        super().__init__(message)
+        self.module = module
 
 
 @dataclass

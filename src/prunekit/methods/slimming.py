@@ -5,7 +5,8 @@ Slimming", ICCV 2017.
    subgradient ``lambda * sign(gamma)`` added to ``gamma.grad`` after backward (what the paper's
    code does; identical to adding the penalty to the loss, and independent of AMP loss scaling).
 2. Channel pruning by ``|gamma|`` with one global threshold (structural planner, ``bn_scale``
-   criterion, global scope), then fine-tuning.
+   criterion, global scope), then fine-tuning. With a run directory, ``gamma.png`` shows the
+   ``|gamma|`` distribution of the dense model and after sparse training.
 """
 
 from __future__ import annotations
@@ -83,11 +84,19 @@ def slimming_phases(model: nn.Module, ctx) -> list:
     r = ctx.recipe
     bn_l1_penalty(model, r.l1)  # raises early when there is no BN
     lam = r.l1
+    before = gamma_values(model)
+    prune = structured_pruner(ctx, "bn_scale", scope="global")
+
+    def prune_and_plot(m: nn.Module, amount: float) -> bool:
+        if ctx.out_dir is not None and not (Path(ctx.out_dir) / "gamma.png").exists():
+            plot_gamma(before, gamma_values(m), Path(ctx.out_dir) / "gamma.png")
+        return prune(m, amount)
+
     return [
         Phase("sparse-train", r.pretrain, grad_hook=lambda m: add_bn_subgradient(m, lam),
               distill=False),
-        Phase("finetune", r.finetune, r.schedule, r.amount,
-              structured_pruner(ctx, "bn_scale", scope="global"), refresh_teacher=True),
+        Phase("finetune", r.finetune, r.schedule, r.amount, prune_and_plot,
+              refresh_teacher=True),
     ]
 
 

@@ -143,4 +143,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["HFPruningCallback", "LightningPruningCallback", "ScheduledPruner"]
+__all__ = ["HFPruningCallback", "LightningPruningCallback", "ScheduledPruner"]  # noqa: F822 (lazy)

@@ -74,7 +74,7 @@ def _comm_device() -> torch.device:
 def mask_checksum(model: nn.Module) -> int:
     """A position-weighted checksum of every mask (equal masks -> equal checksum)."""
     total = 0
-    for i, (name, mod) in enumerate(sorted(masked_modules(model).items())):
+    for i, (_, mod) in enumerate(sorted(masked_modules(model).items())):
         m = mod.parametrizations.weight[0].mask.reshape(-1).to("cpu", torch.int64)
         pos = torch.arange(1, m.numel() + 1, dtype=torch.int64) % 1_000_003
         total += (i + 1) * int((m * pos).sum()) + int(m.sum())

@@ -107,14 +107,27 @@ def steps_per_epoch(loader: Iterable, cfg: Finetune) -> int:
     return min(n, cfg.max_steps_per_epoch or n)
 
 
-def build_optimizer(params: list[nn.Parameter], cfg: Finetune, total: int):
+def cosine_factor(step: int, total: int, restarts: tuple[int, ...] = ()) -> float:
+    """Cosine LR factor at ``step`` of ``total``; restarts at the given steps (each segment
+    between restarts decays from 1 to 0), as in iterative prune -> retrain cycles."""
+    bounds = sorted({0, *[r for r in restarts if 0 < r < total], total})
+    step = min(max(step, 0), total)
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        if lo <= step < hi:
+            return 0.5 * (1.0 + math.cos(math.pi * (step - lo) / (hi - lo)))
+    return 0.0
+
+
+def build_optimizer(params: list[nn.Parameter], cfg: Finetune, total: int,
+                    restarts: tuple[int, ...] = ()):
+    """Optimizer + LR schedule of a phase (``restarts``: cosine warm restarts at these steps)."""
     if cfg.optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
                               weight_decay=cfg.weight_decay)
     else:
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.lr_schedule == "cosine":
-        fn = lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total) / total))  # noqa: E731
+        fn = lambda s: cosine_factor(s, total, restarts)  # noqa: E731
     else:
         fn = lambda s: 1.0  # noqa: E731
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, fn)

@@ -17,6 +17,7 @@ from prunekit.recover.finetune import (
     LoopState, Phase, _loader_rng, _set_loader_rng, build_optimizer, describe, evaluate,
     split_batch, steps_per_epoch, to_device,
 )
+from prunekit.recover.recipe import Iterative
 from prunekit.recover.schedules import events
 
 _BATCH_ERRORS = (RuntimeError, ValueError, TypeError, IndexError)
@@ -98,7 +99,9 @@ class TrainLoop:
         spe = steps_per_epoch(self.loader, cfg)
         total = cfg.epochs * spe
         ev = dict(events(phase.schedule, phase.amount, total)) if phase.schedule else {}
-        opt, sched = build_optimizer(self._params(), cfg, total)
+        # iterative prune -> retrain cycles each get a full cosine LR cycle (warm restarts)
+        self._restarts = tuple(ev) if isinstance(phase.schedule, Iterative) else ()
+        opt, sched = build_optimizer(self._params(), cfg, total, self._restarts)
         scaler = torch.amp.GradScaler(self.device.type,
                                       enabled=cfg.amp and self.device.type == "cuda")
         if resume is not None and "optimizer" in resume:
@@ -162,9 +165,9 @@ class TrainLoop:
             with torch.random.fork_rng(devices=[]):
                 self.distiller.prepare(x, self.model)
             self.distiller.to(self.device)
-        new_opt, new_sched = build_optimizer(self._params(), phase.cfg, total)
+        new_opt, new_sched = build_optimizer(self._params(), phase.cfg, total, self._restarts)
         new_sched.load_state_dict(sched.state_dict())
-        for group, lr in zip(new_opt.param_groups, new_sched.get_last_lr()):
+        for group, lr in zip(new_opt.param_groups, new_sched.get_last_lr(), strict=True):
             group["lr"] = lr
         return ddp.wrap(self.model), new_opt, new_sched
 

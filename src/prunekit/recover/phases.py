@@ -30,6 +30,7 @@ class PruneContext:
         calib: ``calib() -> list of (inputs, target)`` batches, identical on every rank.
         example_inputs: one input batch (structural tracing).
         model: the dense model the phases are built on.
+        out_dir: the run directory (plots go there), or ``None``.
     """
 
     recipe: Recipe
@@ -37,6 +38,7 @@ class PruneContext:
     calib: Callable[[], list]
     example_inputs: Any
     model: nn.Module | None = None
+    out_dir: Any = None
 
 
 PhaseBuilder = Callable[[nn.Module, PruneContext], list[Phase]]

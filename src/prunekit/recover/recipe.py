@@ -80,7 +80,9 @@ class OneShot:
 @dataclass(frozen=True)
 class Iterative:
     """``steps`` equal pruning steps (amount ``end * i / steps``), each followed by an equal share
-    of the fine-tuning budget (Han et al., NeurIPS 2015: prune -> retrain, repeated)."""
+    of the fine-tuning budget (Han et al., NeurIPS 2015: prune -> retrain, repeated). With the
+    cosine LR schedule every retrain cycle gets its own cosine cycle (warm restart at each step),
+    so the last step is not retrained at a near-zero learning rate."""
 
     steps: int = 3
     kind: str = field(default="iterative", init=False)

@@ -164,7 +164,8 @@ def run(recipe: Recipe, model: nn.Module, train_loader: Iterable, val_loader: It
             distiller.prepare(x0, model)
         distiller.to(dev)
     ctx = PruneContext(recipe, loss_fn, calib_provider(train_loader, recipe.calib_batches, dev,
-                                                       calib_loader), x0)
+                                                       calib_loader), x0,
+                       out_dir=None if ckpt is None or not ckpt.enabled else ckpt.dir)
     phases = build_phases(model, ctx)
     save = None
     if ckpt is not None:
@@ -175,7 +176,9 @@ def run(recipe: Recipe, model: nn.Module, train_loader: Iterable, val_loader: It
     if blob is not None:
         _restore_model(model, blob)
         if distiller is not None and "distiller" in blob:
-            distiller.load_state_dict(blob["distiller"])
+            with torch.random.fork_rng(devices=[]):
+                distiller.prepare(x0, model)  # projections at the restored (pruned) widths
+            distiller.to(dev).load_state_dict(blob["distiller"])
             distiller.teacher[0].load_state_dict(blob["teacher"])
         state = LoopState(**blob["state"])
     else:

@@ -116,7 +116,7 @@ def _check_forward(plan, model: nn.Module) -> None:
     except Exception as err:
         where = stack[-1] if stack else "<model>"
         raise PruneError(f"pruned model fails in module {where!r}: {type(err).__name__}: "
-                         f"{err}") from err
+                         f"{err}", module=where if stack else "") from err
     finally:
         for hd in handles:
             hd.remove()

@@ -55,7 +55,7 @@ def prune_hybrid(model: nn.Module, example_inputs: Any, structured: dict[str, An
     """``plan_structured(**structured).apply()`` then ``prune_weights(**weights)``.
 
     Args:
-        model: pruned in place by the structured step (its ``apply`` returns the same module).
+        model: the dense model; it is not modified (the result is a pruned copy).
         example_inputs: one batch; used for tracing and to check the masked model runs.
         structured: keyword arguments of :func:`prunekit.plan_structured` (e.g.
             ``dict(ratio=0.3, criterion="l1", round_to=8)``).
@@ -63,13 +63,17 @@ def prune_hybrid(model: nn.Module, example_inputs: Any, structured: dict[str, An
             ``dict(sparsity=0.5)`` or ``dict(pattern="2:4")``).
 
     Returns:
-        ``(model, HybridReport)``. The weight masks are parametrizations until
-        :func:`prunekit.finalize` is called.
+        ``(pruned_copy, HybridReport)``. The weight masks are parametrizations until
+        :func:`prunekit.finalize` is called. With an N:M pattern, ``round_to`` is raised to a
+        multiple of M so the slimmer layers stay N:M-compatible.
 
     Raises:
-        ValueError: from either step; a failing structured step leaves the model untouched. A
-        weight step that fails after the structured step raises with the structured model kept.
+        ValueError: from either step. Both options are validated before anything changes, and the
+        weight step runs on the structurally pruned copy, so ``model`` is never changed.
     """
+    import math
+
+    from prunekit.config import WeightPruneConfig
     from prunekit.structural.plan import plan_structured
     from prunekit.weights import prune_weights
 
@@ -78,9 +82,13 @@ def prune_hybrid(model: nn.Module, example_inputs: Any, structured: dict[str, An
     for bad in ("model", "example_inputs"):
         if bad in structured or bad in weights:
             raise ValueError(f"structured/weights: do not pass {bad!r} inside the dicts")
+    cfg_keys = set(WeightPruneConfig.__dataclass_fields__)
+    wcfg = WeightPruneConfig(**{k: v for k, v in weights.items() if k in cfg_keys})  # validate first
+    if wcfg.pattern is not None:
+        structured["round_to"] = math.lcm(int(structured.get("round_to", 1)), wcfg.pattern[1])
     dense = _count(model)
     plan = plan_structured(model, example_inputs, **structured)
-    pruned = plan.apply()
+    pruned = plan.apply(copy=True)
     mid = _count(pruned)
     wreport = prune_weights(pruned, example_inputs=example_inputs, **weights)
     return pruned, HybridReport(plan, wreport, dense, mid, _nonzero(pruned))

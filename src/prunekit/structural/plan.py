@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from prunekit.config import TargetSpec, check_ratio
 from prunekit.graph.dependency import DependencyGraph, Group
 from prunekit.graph.labels import FIXED
-from prunekit.handlers.base import InternalGroup, call_opt
+from prunekit.handlers.base import InternalGroup, PruneError, call_opt
 from prunekit.importance.structured import (
     GROUP_CRITERIA,
     NEEDS,
@@ -198,6 +198,8 @@ def plan_structured(
     loss_fn: Callable[[Any, Any], Tensor] | None = None,
     max_batches: int | None = None,
     seed: int = 0,
+    check: bool = True,
+    max_refusals: int = 8,
 ) -> StructuredPlan:
     """Plan structural (channel) pruning of ``model``; the model is not modified.
 
@@ -214,6 +216,10 @@ def plan_structured(
             the counted parameters / MACs (overrides ``ratio``), or ``TargetSpec(ratio=r)``.
         per_layer_min / per_layer_max: bounds of the fraction removed from any group.
         calib_data / loss_fn / max_batches: calibration for ``taylor`` / ``activation``/``apoz``.
+        check: apply the plan to a deep copy and run the example inputs before returning it.
+            If the pruned copy fails inside a module (typically a reshape with sizes written
+            as constants in the model's code), the channels reshaped/split in that module are
+            made unprunable and the plan is recomputed (at most ``max_refusals`` times).
 
     Returns:
         A :class:`StructuredPlan`; call ``.summary()``, ``.apply()``.
@@ -223,10 +229,29 @@ def plan_structured(
     """
     cfg = StructuredConfig(criterion, ratio, scope, round_to, tuple(exclude), target,
                            per_layer_min, per_layer_max, seed)
-    graph = DependencyGraph.build(model, example_inputs, cfg.exclude)
+    from prunekit.structural.apply import apply_plan
+
+    refuse: dict[str, str] = {}
+    while True:
+        plan = _plan_once(model, example_inputs, cfg, refuse, calib_data, loss_fn, max_batches)
+        if not check or not plan.edits:
+            return plan
+        try:  # trial on a copy: catches reshapes with sizes hard-coded in the model's code
+            apply_plan(plan, copy=True, validate=True)
+            plan.checked = True
+            return plan
+        except PruneError as err:
+            if err.module is None or err.module in refuse or len(refuse) >= max_refusals:
+                raise
+            refuse[err.module] = f"a pruned trial failed there: {str(err).split(': ', 2)[-1][:100]}"
+
+
+def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
+               refuse: dict[str, str], calib_data, loss_fn, max_batches) -> StructuredPlan:
+    graph = DependencyGraph.build(model, example_inputs, cfg.exclude, refuse)
     refs = [_slices(graph, g) for g in graph.groups]
     stats = _stats(model, graph, refs, cfg, calib_data, loss_fn, max_batches)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
     score = _score_fn(cfg.criterion)
     scores = [score(r, g.size, stats, gen).float() for r, g in zip(refs, graph.groups)]
     offsets, total = [], 0

@@ -48,6 +48,7 @@ class StructuredPlan:
     macs: tuple[int, int]
     output_shapes: list[tuple[int, ...]] = field(default_factory=list)
     not_called: list[str] = field(default_factory=list)
+    checked: bool = False  # a copy was pruned and ran the example inputs at planning time
 
     @classmethod
     def build(cls, model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
@@ -140,12 +141,13 @@ class StructuredPlan:
         }
 
     # ------------------------------------------------------------------ acting
-    def apply(self, copy: bool = False, validate: bool = True) -> nn.Module:
+    def apply(self, copy: bool = False, validate: bool | None = None) -> nn.Module:
         """Physically remove the planned channels.
 
         Args:
             copy: prune a deep copy and leave the original alone.
-            validate: run the example inputs through the pruned model before committing.
+            validate: run the example inputs through the pruned model before committing
+                (default: only when the plan was not already tried on a copy, ``checked``).
 
         Returns:
             The pruned model (the original object when ``copy=False``).
@@ -156,6 +158,8 @@ class StructuredPlan:
         """
         from prunekit.structural.apply import apply_plan
 
+        if validate is None:
+            validate = not self.checked
         return apply_plan(self, copy=copy, validate=validate)
 
 

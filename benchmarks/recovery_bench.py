@@ -1,0 +1,243 @@
+"""Recovery benchmark: prunekit recipes vs torch.nn.utils.prune and Torch-Pruning, side by side.
+
+Same model (3 conv 64/128/128 + BN CNN), same dense training, same MACs target, same fine-tuning
+budget (optimizer, epochs, lr schedule) for every row; 3 seeds; accuracy mean +- std; CPU
+latency of dense and pruned timed interleaved in one process (eager PyTorch, fp32, 1 intra-op
+thread) at batch 1 and 256; training batch 128, SGD momentum 0.9, cosine (median of the repeats; speedup = dense median / pruned median).
+
+    python benchmarks/recovery_bench.py            # the committed command (~20 min, 2 cores)
+    python benchmarks/recovery_bench.py --quick    # smoke run
+
+Torch-Pruning is a benchmark-only dependency (benchmarks/requirements.txt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+import prunekit as pk
+from prunekit.bench.timer import compare_latency
+from prunekit.recover.finetune import default_accuracy, finetune
+from prunekit.recover.run import weight_sparsity
+from prunekit.recover.structured import count_macs
+from prunekit.recover.tasks import load_task, small_cnn
+
+
+def loaders(task: str, seed: int, batch: int = 128):
+    tr, va = load_task(task)
+    g = torch.Generator().manual_seed(seed)
+    return (DataLoader(tr, batch_size=batch, shuffle=True, generator=g),
+            DataLoader(va, batch_size=500), tr)
+
+
+def ft_cfg(a) -> pk.Finetune:
+    return pk.Finetune(epochs=a.ft_epochs, lr=a.ft_lr, weight_decay=5e-4)
+
+
+# --- baselines ---------------------------------------------------------------------------------
+
+def torch_prune_global(model, a, tl, vl):
+    from torch.nn.utils import prune
+
+    params = [(m, "weight") for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d,
+                                                                       nn.Linear))]
+    prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=a.sparsity)
+    finetune(model, tl, F.cross_entropy, ft_cfg(a))
+    for m, n in params:
+        prune.remove(m, n)
+    return model
+
+
+def torch_pruning_l1(model, a, tl, vl, x):
+    import torch_pruning as tp
+
+    dense = count_macs(model, x)
+
+    def pruned(ratio):
+        m = copy.deepcopy(model)
+        tp.pruner.MetaPruner(m, x, importance=tp.importance.MagnitudeImportance(p=1),
+                             pruning_ratio=ratio, ignored_layers=[m[-1]]).step()
+        return m
+
+    lo, hi = 0.0, 0.95
+    for _ in range(14):  # bisection on the channel ratio for the MACs target
+        mid = (lo + hi) / 2
+        if count_macs(pruned(mid), x) / dense > a.macs:
+            lo = mid
+        else:
+            hi = mid
+    m = pruned(hi)
+    finetune(m, tl, F.cross_entropy, ft_cfg(a))
+    return m
+
+
+# --- prunekit recipes ---------------------------------------------------------------------------
+
+def pk_recipe(model, a, tl, vl, **kw):
+    recipe = pk.Recipe(finetune=ft_cfg(a), seed=a.seed_now, **kw)
+    pk.run(recipe, model, tl, vl)
+    return model
+
+
+def pk_sensitivity(model, a, tl, vl, tr):
+    sel = DataLoader(torch.utils.data.Subset(tr, range(512)), batch_size=512)
+    res = pk.sensitivity(model, sel, ratios=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98))
+    chosen = res.choose(a.sparsity)
+    return pk_recipe(model, a, tl, vl, method="unstructured", target=pk.Target(ratio=a.sparsity),
+                     overrides=tuple(chosen.items()))  # every layer, 0.0 included
+
+
+def rows(a):
+    structured = dict(target=pk.Target(macs=a.macs))
+    sp = dict(target=pk.Target(ratio=a.sparsity))
+    return [
+        ("torch.nn.utils.prune global L1", "unstructured",
+         lambda m, tl, vl, tr, x: torch_prune_global(m, a, tl, vl)),
+        ("Torch-Pruning L1 (MetaPruner)", "structured",
+         lambda m, tl, vl, tr, x: torch_pruning_l1(m, a, tl, vl, x)),
+        ("prunekit structured L1, one-shot", "structured",
+         lambda m, tl, vl, tr, x: pk_recipe(m, a, tl, vl, method="structured", criterion="l1",
+                                            **structured)),
+        ("prunekit structured Taylor, one-shot", "structured",
+         lambda m, tl, vl, tr, x: pk_recipe(m, a, tl, vl, method="structured", criterion="taylor",
+                                            **structured)),
+        ("prunekit structured L1, iterative x3", "structured",
+         lambda m, tl, vl, tr, x: pk_recipe(m, a, tl, vl, method="structured", criterion="l1",
+                                            schedule=pk.Iterative(steps=3), **structured)),
+        ("prunekit structured L1 + distillation", "structured",
+         lambda m, tl, vl, tr, x: pk_recipe(m, a, tl, vl, method="structured", criterion="l1",
+                                            distill=pk.Distill(temperature=4.0, alpha=0.7),
+                                            **structured)),
+        ("prunekit Network Slimming", "structured",
+         lambda m, tl, vl, tr, x: pk_recipe(
+             m, a, tl, vl, method="slimming", criterion="bn_scale", l1=a.slim_l1,
+             pretrain=pk.Finetune(epochs=a.slim_epochs, lr=a.ft_lr * 2, weight_decay=5e-4),
+             **structured)),
+        ("prunekit unstructured L1, uniform", "unstructured",
+         lambda m, tl, vl, tr, x: pk_recipe(m, a, tl, vl, method="unstructured", **sp)),
+        ("prunekit unstructured L1, sensitivity ratios", "unstructured",
+         lambda m, tl, vl, tr, x: pk_sensitivity(m, a, tl, vl, tr)),
+    ]
+
+
+def speedups(dense, pruned, shape, a) -> dict[str, float]:
+    out = {}
+    for bs, reps in ((1, a.reps1), (256, a.reps256)):
+        r = compare_latency({"dense": dense.eval(), "pruned": pruned.eval()},
+                            lambda i, bs=bs: torch.randn(bs, *shape), warmup=5, repeats=reps)
+        out[f"b{bs}"] = r["dense"].median_ms / r["pruned"].median_ms
+        out[f"b{bs}_spread"] = max(r["dense"].spread, r["pruned"].spread)
+    return out
+
+
+def run_task(task: str, a) -> dict:
+    shape = (1, 8, 8) if task == "digits" else (1, 40)
+    dim = 2 if task == "digits" else 1
+    results: dict = {"dense": []}
+    for seed in a.seeds:
+        a.seed_now = seed
+        torch.manual_seed(seed)
+        tl, vl, tr = loaders(task, seed)
+        dense = small_cnn(dim)
+        t0 = time.time()
+        finetune(dense, tl, F.cross_entropy, pk.Finetune(epochs=a.dense_epochs, lr=a.dense_lr,
+                                                          weight_decay=5e-4))
+        acc = default_accuracy(dense.eval(), vl)
+        results["dense"].append({"acc": acc, "macs": 1.0, "b1": 1.0, "b256": 1.0})
+        print(f"[{task} seed {seed}] dense {acc:.2f}% ({time.time() - t0:.0f}s)", flush=True)
+        x = torch.randn(2, *shape)
+        dense_macs = count_macs(dense, x)
+        for name, _kind, fn in rows(a):
+            t0 = time.time()
+            torch.manual_seed(seed)
+            m = fn(copy.deepcopy(dense).train(), tl, vl, tr, x)
+            pk.finalize(m)
+            acc = default_accuracy(m.eval(), vl)
+            rec = {"acc": acc, "macs": count_macs(m, x) / dense_macs,
+                   "sparsity": weight_sparsity(m)}
+            rec.update(speedups(dense, m, shape, a))
+            results.setdefault(name, []).append(rec)
+            print(f"[{task} seed {seed}] {name}: {acc:.2f}% macs {rec['macs']:.3f} "
+                  f"b1 {rec['b1']:.2f}x b256 {rec['b256']:.2f}x ({time.time() - t0:.0f}s)",
+                  flush=True)
+    return results
+
+
+def _ms(xs: list[float], fmt: str = "{:.2f}") -> str:
+    """mean ± sample std (the std printed without a sign)."""
+    if len(xs) == 1:
+        return fmt.format(xs[0])
+    std_fmt = fmt.replace("+", "")
+    return f"{fmt.format(statistics.fmean(xs))} ± {std_fmt.format(statistics.stdev(xs))}"
+
+
+def markdown(all_results: dict, a) -> str:
+    lines = []
+    for task, res in all_results.items():
+        lines += [f"**{task}** (dense {a.dense_epochs} epochs; every row {a.ft_epochs} "
+                  f"fine-tuning epochs; seeds {','.join(map(str, a.seeds))})", "",
+                  "| method | accuracy % | Δ vs dense | MACs kept | weight sparsity | "
+                  "speedup b1 | speedup b256 |", "|---|---|---|---|---|---|---|"]
+        dense = [r["acc"] for r in res["dense"]]
+        for name, recs in res.items():
+            accs = [r["acc"] for r in recs]
+            delta = [x - d for x, d in zip(accs, dense, strict=True)]
+            sparsity = "—" if name == "dense" else _ms([r["sparsity"] for r in recs], "{:.2f}")
+            lines.append(
+                f"| {name} | {_ms(accs)} | {'—' if name == 'dense' else _ms(delta, '{:+.2f}')} | "
+                f"{_ms([r['macs'] for r in recs], '{:.3f}')} | {sparsity} | "
+                f"{_ms([r['b1'] for r in recs])}× | {_ms([r['b256'] for r in recs])}× |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tasks", default="digits,mnist1d")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--macs", type=float, default=0.12, help="MACs kept by structured rows")
+    p.add_argument("--sparsity", type=float, default=0.9, help="unstructured rows")
+    p.add_argument("--dense-epochs", type=int, default=12)
+    p.add_argument("--dense-lr", type=float, default=0.05)
+    p.add_argument("--ft-epochs", type=int, default=5)
+    p.add_argument("--ft-lr", type=float, default=0.01)
+    p.add_argument("--slim-epochs", type=int, default=3, help="sparse-training epochs (extra)")
+    p.add_argument("--slim-l1", type=float, default=1e-3)
+    p.add_argument("--reps1", type=int, default=100)
+    p.add_argument("--reps256", type=int, default=20)
+    p.add_argument("--out", default="benchmarks/results/recovery.json")
+    p.add_argument("--quick", action="store_true", help="1 seed, 2+1 epochs (smoke run)")
+    a = p.parse_args(argv)
+    a.seeds = [int(s) for s in a.seeds.split(",")]
+    if a.quick:
+        a.seeds, a.dense_epochs, a.ft_epochs, a.slim_epochs, a.reps1, a.reps256 = [0], 2, 1, 1, 20, 3
+    torch.set_num_threads(1)
+    t0 = time.time()
+    results = {t: run_task(t, a) for t in a.tasks.split(",")}
+    md = markdown(results, a)
+    meta = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "python": sys.version.split()[0],
+            "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(), "command": " ".join(["python", *sys.argv]),
+            "minutes": round((time.time() - t0) / 60, 1), "args": {k: v for k, v in vars(a).items()}}
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=str))
+    Path(a.out).with_suffix(".md").write_text(md)
+    print(json.dumps(meta, default=str))
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

@@ -25,6 +25,20 @@ def call_model(model: nn.Module, batch: Any) -> Any:
     return model(batch)
 
 
+def hooked_forward(model: nn.Module, inputs: Any, handles: list) -> Any:
+    """One ``torch.no_grad`` forward in eval mode; then remove ``handles`` (hooks the caller
+    registered to observe this pass) and restore the training mode, even on error."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return call_model(model, inputs)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+
 def _split(batch: Any) -> tuple[Any, Any]:
     """A calibration batch is ``(inputs, target)`` or just inputs."""
     if isinstance(batch, (tuple, list)) and len(batch) == 2:

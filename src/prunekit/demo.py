@@ -226,7 +226,7 @@ def _write_reports(rows: list[DemoRow], out: Path, seconds: float, repeats: int)
     with atomic_path(out / "report.json") as tmp:
         tmp.write_text(json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=2))
     md = ["# prunekit demo — digits CNN", "",
-          f"{meta['date']}, {machine}, {meta['threads']} threads, torch {meta['torch']}, "
+          f"{meta['date']}, {machine}, {meta['threads']} threads, "
           f"{meta['runtime']}, dense and pruned timed interleaved in one process "
           f"(median of {meta['repeats_b1']} calls at b=1, {meta['repeats_b256']} at b=256). Total {meta['seconds']} s.", "",
           *_table_lines(rows), "",

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from prunekit._registry import Registry
-from prunekit.calibration import call_model
+from prunekit.calibration import hooked_forward
 from prunekit.masks.select import is_nm_valid
 
 LayerTimer = Callable[[Mapping[str, nn.Module], Tensor], Mapping[str, float]]
@@ -187,12 +187,7 @@ def capture_inputs(model: nn.Module, example_inputs: Any,
     hooks = [m.register_forward_pre_hook(
         lambda mod, args, n=n: seen.setdefault(n, args[0].detach().clone()))
         for n, m in layers.items()]
-    try:
-        with torch.no_grad():
-            call_model(model, example_inputs)
-    finally:
-        for h in hooks:
-            h.remove()
+    hooked_forward(model, example_inputs, hooks)
     return seen
 
 

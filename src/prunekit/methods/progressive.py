@@ -12,27 +12,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import nn
 
 
 def forward_order(model: nn.Module, names: list[str], example_inputs: Any) -> list[str]:
     """``names`` sorted by the first time each module runs on ``example_inputs``."""
-    from prunekit.calibration import call_model
+    from prunekit.calibration import hooked_forward
 
     seen: list[str] = []
     mods = dict(model.named_modules())
     hooks = [mods[n].register_forward_pre_hook(
         lambda m, a, n=n: seen.append(n) if n not in seen else None) for n in names]
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            call_model(model, example_inputs)
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was)
+    hooked_forward(model, example_inputs, hooks)
     return seen + [n for n in names if n not in seen]
 
 

@@ -32,7 +32,7 @@ def _planner():
 def count_macs(model: nn.Module, example_inputs: Any) -> int:
     """MACs of one forward pass of Linear/Conv layers (forward hooks; cheap enough to call at
     every pruning event — ``prunekit.stats`` also measures memory and is slower)."""
-    from prunekit.calibration import call_model
+    from prunekit.calibration import hooked_forward
 
     total = 0
 
@@ -44,15 +44,7 @@ def count_macs(model: nn.Module, example_inputs: Any) -> int:
 
     hs = [m.register_forward_hook(hook) for m in model.modules()
           if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            call_model(model, example_inputs)
-    finally:
-        for h in hs:
-            h.remove()
-        model.train(was)
+    hooked_forward(model, example_inputs, hs)
     return total
 
 

@@ -54,3 +54,23 @@ def test_cli_structured_and_hybrid(tmp_path):
     assert is_nm_valid(layout_for(h.layer1[0].conv1).to_rows(w != 0), 2, 4)
     r = runner.invoke(app, ["prune", "torchvision:resnet18", "--structured", "-o", str(tmp_path / "x")])
     assert r.exit_code != 0 and "input-shape" in r.output
+
+
+def test_cli_target_latency_glue(tmp_path, monkeypatch):
+    """The CLI hands device/runtime/batch/target to prune_for_latency and saves its model."""
+    import prunekit.bench.latency_target as lt
+
+    seen = {}
+
+    def fake(model, x, target, *, config, criterion, **kw):
+        seen.update(target=target, batch=config.batches, runtime=config.runtimes, criterion=criterion)
+        return lt.LatencySearchResult(model=model, ratio=0.0, relative_latency=1.0, met=False,
+                                      target=target, trace=[])
+
+    monkeypatch.setattr(lt, "prune_for_latency", fake)
+    r = CliRunner().invoke(app, ["prune", "torchvision:resnet18", "--structured", "--target-latency", "0.5x",
+                                 "--runtime", "onnxruntime", "--input-shape", "2,3,32,32",
+                                 "-o", str(tmp_path / "l")])
+    assert r.exit_code == 0, r.output
+    assert seen == {"target": 0.5, "batch": (2,), "runtime": ("onnxruntime",), "criterion": "l1"}
+    assert "NOT met" in r.output and (tmp_path / "l" / "prunekit.json").exists()

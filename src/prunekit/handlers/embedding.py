@@ -1,13 +1,8 @@
-"""Embedding tables and raw ``nn.Parameter`` tensors coupled to a channel dim.
+"""Embedding tables: ``nn.Embedding`` / ``nn.EmbeddingBag``. The output channels are
+``embedding_dim`` (columns of ``weight``); there is no input channel dim (indices).
 
-* :class:`EmbeddingHandler` — ``nn.Embedding`` / ``nn.EmbeddingBag``: the output channels are
-  ``embedding_dim`` (columns of ``weight``); there is no input channel dim (indices).
-* :class:`ParameterHandler` — parameters used directly in functional ops (class tokens
-  ``(1, 1, C)``, position embeddings ``(1, N, C)``, layer-scale ``(C,)`` or ``(C, 1, 1)``,
-  per-head bias tables). The tracer finds the op that consumes the parameter, works out which
-  axis of the parameter lines up with the channel dim of that op's output
-  (:func:`param_channel_axis`, NumPy broadcasting rules) and calls
-  ``PARAMETERS.prune(model, "encoder.pos_embedding", axis, keep)``.
+Raw ``nn.Parameter`` tensors used in functional ops (class tokens, position embeddings,
+layer-scale) need no handler: the tracer labels them like activations and slices them itself.
 """
 
 from __future__ import annotations
@@ -56,55 +51,6 @@ class EmbeddingHandler(HandlerBase):
             resize_param(m, "weight", tuple(shapes["weight"]))
 
 
-def param_channel_axis(param_shape: tuple[int, ...], out_ndim: int, channel_dim: int) -> int | None:
-    """Axis of a parameter that broadcasts onto ``channel_dim`` of an ``out_ndim``-D result.
-
-    Returns ``None`` when the parameter does not span that dim (size-1 or missing axis), i.e. it
-    needs no slicing. Example: layer-scale ``(C, 1, 1)`` times ``(B, C, H, W)`` with channel
-    dim 1 -> axis 0; a class token ``(1, 1, C)`` concatenated to ``(B, N, C)`` on dim 2 -> axis 2.
-    """
-    cd = channel_dim % out_ndim
-    axis = cd - (out_ndim - len(param_shape))
-    if axis < 0 or param_shape[axis] == 1:
-        return None
-    return axis
-
-
-def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
-    owner_name, _, leaf = name.rpartition(".")
-    try:
-        owner = model.get_submodule(owner_name) if owner_name else model
-    except AttributeError as err:
-        raise ValueError(f"parameter {name!r} not found in {type(model).__name__}") from err
-    if not isinstance(getattr(owner, leaf, None), nn.Parameter):
-        raise ValueError(f"{name!r} is not an nn.Parameter of {type(owner).__name__}")  # noqa: TRY004
-    return owner, leaf
-
-
-class ParameterHandler:
-    """Slices raw ``nn.Parameter`` tensors (addressed by qualified name) along one axis."""
-
-    def channels(self, model: nn.Module, name: str, axis: int) -> int:
-        owner, leaf = _owner(model, name)
-        return getattr(owner, leaf).shape[axis]
-
-    def weight_slices(self, model: nn.Module, name: str, axis: int) -> list[tuple[Tensor, int]]:
-        owner, leaf = _owner(model, name)
-        return [(getattr(owner, leaf), axis)]
-
-    def prune(self, model: nn.Module, name: str, axis: int, keep: Tensor) -> None:
-        """Keep ``keep`` along ``axis`` of parameter ``name``."""
-        owner, leaf = _owner(model, name)
-        p = getattr(owner, leaf)
-        idx = as_index(keep, p.shape[axis], f"parameter {name} axis {axis}")
-        slice_param(owner, leaf, axis, idx)
-
-    def resize(self, model: nn.Module, name: str, shape: tuple[int, ...]) -> None:
-        owner, leaf = _owner(model, name)
-        resize_param(owner, leaf, tuple(shape))
-
-
-PARAMETERS = ParameterHandler()
 EMBEDDING_HANDLER = EmbeddingHandler()
 register_handler(nn.Embedding, EMBEDDING_HANDLER)
 register_handler(nn.EmbeddingBag, EMBEDDING_HANDLER)

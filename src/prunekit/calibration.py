@@ -91,37 +91,63 @@ def collect_stats(
     stats = {n: LayerStats(extra={"name": n, "in_dim": _in_dim(m)}) for n, m in layers.items()}
     if not needs:
         return stats
-    if "grad" in needs and loss_fn is None:
-        raise ValueError("gradient-based criteria need loss_fn=(output, target) -> loss")
     handles = []
     if "act" in needs:
         handles = [m.register_forward_pre_hook(_act_hook(stats[n])) for n, m in layers.items()]
+
+    def accumulate_grads() -> None:
+        for n, m in layers.items():
+            w = weight_param(m)
+            if w.grad is None:
+                continue
+            g = w.grad.detach().float()
+            s = stats[n]
+            s.grad_abs = g.abs() if s.grad_abs is None else s.grad_abs + g.abs()
+            t = (g * w.detach().float()).abs()
+            s.taylor = t if s.taylor is None else s.taylor + t
+            s.batches += 1
+
+    run_calibration(model, calib_data, loss_fn=loss_fn, handles=handles, max_batches=max_batches,
+                    on_backward=accumulate_grads if "grad" in needs else None,
+                    who="gradient-based criteria need")
+    return stats
+
+
+def run_calibration(
+    model: nn.Module,
+    calib_data: Iterable[Any],
+    *,
+    loss_fn: Callable[[Any, Any], Tensor] | None = None,
+    on_backward: Callable[[], None] | None = None,
+    handles: Iterable[Any] = (),
+    max_batches: int | None = None,
+    who: str = "this criterion needs",
+) -> int:
+    """Run every calibration batch once in eval mode, for the hooks in ``handles`` to observe.
+
+    With ``on_backward``, each batch is ``(inputs, target)``: forward, ``loss_fn``, backward, then
+    ``on_backward()`` reads the gradients; otherwise a ``torch.no_grad`` forward. Afterwards the
+    hooks are removed and the parameters' ``.grad`` and the training mode are restored, even on
+    error. Returns the number of batches; raises ValueError if there were none.
+    """
     was_training = model.training
-    model.eval()
     saved_grads = {id(p): p.grad for p in model.parameters()}
+    model.eval()
     seen = 0
     try:
+        if on_backward is not None and loss_fn is None:
+            raise ValueError(f"{who} loss_fn=(output, target) -> loss")
         for batch in calib_data:
             if max_batches is not None and seen >= max_batches:
                 break
             inputs, target = _split(batch)
-            if "grad" in needs:
+            if on_backward is not None:
                 if target is None:
-                    raise ValueError("gradient-based criteria need (inputs, target) batches")
+                    raise ValueError(f"{who} (inputs, target) batches")
                 model.zero_grad(set_to_none=True)
                 with torch.enable_grad():
-                    loss = loss_fn(call_model(model, inputs), target)
-                    loss.backward()
-                for n, m in layers.items():
-                    w = weight_param(m)
-                    if w.grad is None:
-                        continue
-                    g = w.grad.detach().float()
-                    s = stats[n]
-                    s.grad_abs = g.abs() if s.grad_abs is None else s.grad_abs + g.abs()
-                    t = (g * w.detach().float()).abs()
-                    s.taylor = t if s.taylor is None else s.taylor + t
-                    s.batches += 1
+                    loss_fn(call_model(model, inputs), target).backward()
+                on_backward()
             else:
                 with torch.no_grad():
                     call_model(model, inputs)
@@ -134,4 +160,4 @@ def collect_stats(
         model.train(was_training)
     if seen == 0:
         raise ValueError("calib_data yielded no batches")
-    return stats
+    return seen

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from prunekit._registry import Registry
-from prunekit.calibration import _split, call_model
+from prunekit.calibration import run_calibration
 
 
 @dataclass
@@ -172,43 +172,20 @@ def collect_group_stats(model: nn.Module, consumers: dict[str, tuple[nn.Module, 
         params: tensors whose ``w * grad`` is accumulated (``taylor``).
     """
     stats, counts = GroupStats(), {}
-    if "grad" in needs and loss_fn is None:
-        raise ValueError("criterion 'taylor' needs loss_fn=(output, target) -> loss")
     handles = []
     if "act" in needs:
         handles = [m.register_forward_pre_hook(_act_hook(n, d, stats, counts))
                    for n, (m, d) in consumers.items()]
-    was_training = model.training
-    saved = {id(p): p.grad for p in model.parameters()}
-    model.eval()
-    seen = 0
-    try:
-        for batch in calib_data:
-            if max_batches is not None and seen >= max_batches:
-                break
-            inputs, target = _split(batch)
-            if "grad" in needs:
-                if target is None:
-                    raise ValueError("criterion 'taylor' needs (inputs, target) batches")
-                model.zero_grad(set_to_none=True)
-                with torch.enable_grad():
-                    loss_fn(call_model(model, inputs), target).backward()
-                for p in params:
-                    if p.grad is not None:
-                        t = (p.grad.detach() * p.detach()).float()
-                        stats.taylor[id(p)] = stats.taylor.get(id(p), 0) + t
-            else:
-                with torch.no_grad():
-                    call_model(model, inputs)
-            seen += 1
-    finally:
-        for h in handles:
-            h.remove()
-        for p in model.parameters():
-            p.grad = saved.get(id(p))
-        model.train(was_training)
-    if seen == 0:
-        raise ValueError("calib_data yielded no batches")
+
+    def accumulate_taylor() -> None:
+        for p in params:
+            if p.grad is not None:
+                t = (p.grad.detach() * p.detach()).float()
+                stats.taylor[id(p)] = stats.taylor.get(id(p), 0) + t
+
+    run_calibration(model, calib_data, loss_fn=loss_fn, handles=handles, max_batches=max_batches,
+                    on_backward=accumulate_taylor if "grad" in needs else None,
+                    who="criterion 'taylor' needs")
     for n, c in counts.items():
         stats.act_mean[n] /= max(c, 1)
         stats.act_zero[n] /= max(c, 1)

@@ -179,15 +179,6 @@ class MultiheadAttentionHandler(HandlerBase):
     def out_channels(self, m: nn.MultiheadAttention) -> int:
         return m.out_proj.out_features
 
-    def in_out_coupled(self, m: nn.Module) -> bool:
-        return False
-
-    def in_granularity(self, m: nn.Module) -> int:
-        return 1
-
-    def out_granularity(self, m: nn.Module) -> int:
-        return 1
-
     def prune_in(self, m: nn.MultiheadAttention, keep: Tensor) -> None:
         prune_mha_in(m, keep)
 

@@ -22,15 +22,6 @@ class EmbeddingHandler(HandlerBase):
     def out_channels(self, m: nn.Module) -> int:
         return m.embedding_dim
 
-    def in_out_coupled(self, m: nn.Module) -> bool:
-        return False
-
-    def in_granularity(self, m: nn.Module) -> int:
-        return 1
-
-    def out_granularity(self, m: nn.Module) -> int:
-        return 1
-
     def prune_in(self, m: nn.Module, keep: Tensor) -> None:
         raise ValueError(f"{type(m).__name__}: consumes indices, it has no input channels")
 
@@ -41,9 +32,6 @@ class EmbeddingHandler(HandlerBase):
 
     def weight_slices(self, m: nn.Module, dim: str) -> list[tuple[Tensor, int]]:
         return [] if dim == "in" else [(m.weight, 1)]
-
-    def internal_groups(self, m: nn.Module) -> list:
-        return []
 
     def resize(self, m: nn.Module, shapes: dict[str, tuple[int, ...]]) -> None:
         if "weight" in shapes:

@@ -169,15 +169,6 @@ class RNNHandler(HandlerBase):
         """The output features are this many concatenated copies of one unit space."""
         return directions(m)
 
-    def in_out_coupled(self, m: nn.RNNBase) -> bool:
-        return False
-
-    def in_granularity(self, m: nn.RNNBase) -> int:
-        return 1
-
-    def out_granularity(self, m: nn.RNNBase) -> int:
-        return 1
-
     def prune_in(self, m: nn.RNNBase, keep: Tensor) -> None:
         prune_rnn_input(m, keep)
 

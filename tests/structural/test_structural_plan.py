@@ -210,3 +210,20 @@ def test_hard_coded_reshape_is_refused_after_trial():
     assert any(n == "a.out" and "fixed in the code" in why for n, _, why in plan.fixed), plan.fixed
     assert any(e.name == "c" for e in plan.edits)  # the rest is still pruned
     assert pk.verify(m, plan).ok
+
+
+def test_trial_shares_parameters_and_leaves_the_model_untouched():
+    from prunekit.structural.apply import shared_copy
+
+    m, x = _model()
+    params = {n: p for n, p in m.named_parameters()}
+    before = _state(m)
+    cp = shared_copy(m)
+    assert all(cp.get_parameter(n) is p for n, p in params.items())  # no second copy
+    assert all(a is not b for a, b in zip(cp.buffers(), m.buffers(), strict=True))  # buffers are copied
+    plan = pk.plan_structured(m, x, ratio=0.5)  # the trial prunes a shared copy
+    assert plan.checked
+    assert _same(m, before)
+    assert all(m.get_parameter(n) is p for n, p in params.items())
+    pruned = plan.apply()
+    assert sum(p.numel() for p in pruned.parameters()) < sum(t.numel() for t in params.values())

@@ -186,14 +186,15 @@ class DependencyGraph:
         n = len(self.uf)
         self._ugroup = torch.full((n,), -1, dtype=torch.long)
         self._upos = torch.full((n,), -1, dtype=torch.long)
-        for u, (gi, i) in self.unit_of.items():
-            self._ugroup[u], self._upos[u] = gi, i
+        for g in self.groups:
+            self._ugroup[g.units] = g.index
+            self._upos[g.units] = torch.arange(g.size)
         for name, rec in self.leaves.items():
             for side, roots in (("out", self.out_roots[name]), ("in", self.in_roots[name])):
                 if roots is None:
                     continue
-                gs = {self.unit_of[u][0] for u in torch.unique(roots).tolist() if u in self.unit_of}
-                for gi in gs:
+                gs = torch.unique(self._ugroup[roots]).tolist()
+                for gi in (g for g in gs if g >= 0):
                     if name not in self.groups[gi].members:
                         self.groups[gi].members.append(name)
                 if side == "out" and bool((roots == FIXED).any()) and not rec.coupled:

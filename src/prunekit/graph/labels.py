@@ -74,12 +74,15 @@ class Coupling:
     def union_pairs(self, a: Tensor, b: Tensor, why: str) -> None:
         """Couple ``a[i]`` with ``b[i]`` element-wise (shapes must broadcast)."""
         a, b = torch.broadcast_tensors(a, b)
-        pairs = torch.stack([a.reshape(-1), b.reshape(-1)], 1)
-        pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-        if pairs.numel() == 0:
+        diff = a != b
+        if not bool(diff.any()):
             return
-        for x, y in torch.unique(pairs, dim=0).tolist():
-            self.union(int(x), int(y), why)
+        pairs = dict.fromkeys(zip(a[diff].tolist(), b[diff].tolist(), strict=True))  # dedupe, keep order
+        find, union = self.find, self.union
+        for x, y in pairs:
+            if x != FIXED and y != FIXED and find(x) == find(y):
+                continue
+            union(x, y, why)
 
     def union_all(self, ids: Tensor, why: str) -> None:
         """Couple every id in ``ids`` into one class."""

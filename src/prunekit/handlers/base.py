@@ -210,7 +210,7 @@ def slice_param(m: nn.Module, name: str, axis: int, keep: Tensor) -> None:
     if cur is None:
         return
     idx = keep.to(cur.device)
-    new = cur.detach().index_select(axis, idx).clone()
+    new = cur.detach().index_select(axis, idx)  # a new tensor already
     if isinstance(cur, nn.Parameter):
         setattr(m, name, nn.Parameter(new, requires_grad=cur.requires_grad))
     elif name in m._buffers:

@@ -59,13 +59,13 @@ GROUP_CRITERIA: Registry[GroupCriterion] = Registry("group criterion")
 NEEDS: dict[str, frozenset[str]] = {}
 
 
-def _per_position(p: Tensor, axis: int, fn: Callable[[Tensor], Tensor]) -> Tensor:
+def _per_position(p: Tensor, axis: int, fn: Callable[[Tensor, list[int]], Tensor]) -> Tensor:
+    """``fn(x, dims)`` reduces ``x`` over ``dims`` (every dim but ``axis``): one value per
+    position along ``axis``. No transposed copy is made (strided reduction)."""
     x = p.detach().float()
     if x.dim() == 1:
-        return fn(x.reshape(-1, 1))
-    if axis != 0:
-        x = x.movedim(axis, 0).contiguous()
-    return fn(x.reshape(x.shape[0], -1))
+        return fn(x.reshape(-1, 1), [1])
+    return fn(x, [d for d in range(x.dim()) if d != axis])
 
 
 def _accumulate(slices: list[SliceRef], size: int, per_slice: Callable[[SliceRef], Tensor | None]
@@ -92,12 +92,12 @@ def _register(name: str, needs: frozenset[str] = frozenset()):
 
 @_register("l1")
 def l1(slices, size, stats, gen) -> Tensor:
-    return _accumulate(slices, size, lambda s: _per_position(s.param, s.axis, lambda x: x.abs().sum(1)))
+    return _accumulate(slices, size, lambda s: _per_position(s.param, s.axis, lambda x, d: x.abs().sum(d)))
 
 
 @_register("l2")
 def l2(slices, size, stats, gen) -> Tensor:
-    sq = _accumulate(slices, size, lambda s: _per_position(s.param, s.axis, lambda x: x.pow(2).sum(1)))
+    sq = _accumulate(slices, size, lambda s: _per_position(s.param, s.axis, lambda x, d: x.pow(2).sum(d)))
     return sq.sqrt()
 
 
@@ -118,7 +118,7 @@ def bn_scale(slices, size, stats, gen) -> Tensor:
 def taylor(slices, size, stats, gen) -> Tensor:
     def one(s: SliceRef) -> Tensor | None:
         acc = stats.taylor.get(id(s.param)) if stats else None
-        return None if acc is None else _per_position(acc, s.axis, lambda x: x.sum(1).abs())
+        return None if acc is None else _per_position(acc, s.axis, lambda x, d: x.sum(d).abs())
     return _accumulate(slices, size, one)
 
 

@@ -133,6 +133,27 @@ def _pop(stack: list[str]) -> None:
         stack.pop()
 
 
+def shared_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` that *shares* its parameters (buffers and everything else are
+    copied).
+
+    Pruning it is safe for the original: handlers never edit a tensor in place, they assign
+    new, smaller ones to the copy's modules. Its cost is the pruned tensors alone, which
+    :func:`apply_plan` needs anyway, so a trial never holds a second full copy of the model.
+    """
+    memo: dict[int, Any] = {id(p): p for p in model.parameters()}
+    return _copy.deepcopy(model, memo)
+
+
+def trial(plan) -> None:
+    """Apply ``plan`` to a throw-away :func:`shared_copy` and run the example inputs through it.
+
+    Raises:
+        PruneError: the pruned copy fails (naming the module) or changes the output shapes.
+    """
+    apply_plan(plan, validate=True, model=shared_copy(plan.model))
+
+
 def apply_plan(plan, copy: bool = False, validate: bool = True, model: Any = None) -> nn.Module:
     """Apply ``plan`` (see :meth:`StructuredPlan.apply`)."""
     target = model if model is not None else plan.model

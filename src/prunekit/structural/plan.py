@@ -172,15 +172,23 @@ def _internal_params(ig: InternalGroup) -> int:
 
 def _ensure_nonempty(graph: DependencyGraph, masks: list[Tensor], scores: list[Tensor]) -> None:
     """No module may lose all its channels on one side: give back its best unit."""
-    for name, rec in graph.leaves.items():
+    if not masks:
+        return
+    offsets = torch.tensor([0] + [m.numel() for m in masks]).cumsum(0)
+    flat_mask, flat_score = torch.cat(masks), torch.cat(scores)
+    start = torch.cat([offsets[:-1], offsets.new_zeros(1)])  # group -1 -> 0, masked below
+    glob = torch.where(graph._ugroup >= 0, start[graph._ugroup] + graph._upos, -1)
+    for name in graph.leaves:
         for roots in (graph.out_roots[name], graph.in_roots[name]):
-            if roots is None or roots.numel() == 0 or bool((roots == FIXED).any()):
+            if roots is None or roots.numel() == 0:
                 continue
-            hits = [graph.unit_of.get(int(u)) for u in roots.tolist()]
-            if any(h is None for h in hits) or not all(bool(masks[g][i]) for g, i in hits):
+            idx = glob[roots]
+            if bool((idx < 0).any()) or not bool(flat_mask[idx].all()):
                 continue
-            g, i = max(hits, key=lambda h: float(scores[h[0]][h[1]]))
-            masks[g][i] = False
+            best = int(idx[int(torch.argmax(flat_score[idx]))])
+            flat_mask[best] = False
+            g = int(torch.searchsorted(offsets, best, right=True)) - 1
+            masks[g][best - int(offsets[g])] = False
 
 
 def plan_structured(
@@ -216,7 +224,8 @@ def plan_structured(
             the counted parameters / MACs (overrides ``ratio``), or ``TargetSpec(ratio=r)``.
         per_layer_min / per_layer_max: bounds of the fraction removed from any group.
         calib_data / loss_fn / max_batches: calibration for ``taylor`` / ``activation``/``apoz``.
-        check: apply the plan to a deep copy and run the example inputs before returning it.
+        check: apply the plan to a copy that shares the model's parameters (so it costs only
+            the pruned tensors) and run the example inputs through it before returning.
             If the pruned copy fails inside a module (typically a reshape with sizes written
             as constants in the model's code), the channels reshaped/split in that module are
             made unprunable and the plan is recomputed (at most ``max_refusals`` times).
@@ -229,7 +238,7 @@ def plan_structured(
     """
     cfg = StructuredConfig(criterion, ratio, scope, round_to, tuple(exclude), target,
                            per_layer_min, per_layer_max, seed)
-    from prunekit.structural.apply import apply_plan
+    from prunekit.structural.apply import trial
 
     refuse: dict[str, str] = {}
     while True:
@@ -237,7 +246,7 @@ def plan_structured(
         if not check or not plan.edits:
             return plan
         try:  # trial on a copy: catches reshapes with sizes hard-coded in the model's code
-            apply_plan(plan, copy=True, validate=True)
+            trial(plan)
             plan.checked = True
             return plan
         except PruneError as err:

@@ -35,9 +35,8 @@ class CostModel:
 
     def __init__(self, graph: DependencyGraph, offsets: list[int], total: int) -> None:
         self.total = total
-        table = torch.full((len(graph.uf),), -1, dtype=torch.long)
-        for u, (g, i) in graph.unit_of.items():
-            table[u] = offsets[g] + i
+        group_start = torch.tensor(offsets + [0], dtype=torch.long)  # [-1] -> 0, masked below
+        table = torch.where(graph._ugroup >= 0, group_start[graph._ugroup] + graph._upos, -1)
 
         def gidx(roots: Tensor | None) -> Tensor | None:
             return None if roots is None else table[roots]

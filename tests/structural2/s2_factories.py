@@ -30,3 +30,16 @@ def self_attention() -> nn.Module:
 
 def tagger() -> nn.Module:
     return Tagger()
+
+
+def tiny_swin(v2: bool = False, num_classes: int = 5) -> nn.Module:
+    """A two-stage torchvision Swin (V1 or V2 blocks) small enough for unit tests (64x64 input)."""
+    from torchvision.models.swin_transformer import (
+        PatchMergingV2,
+        SwinTransformer,
+        SwinTransformerBlockV2,
+    )
+
+    kw = {"block": SwinTransformerBlockV2, "downsample_layer": PatchMergingV2} if v2 else {}
+    return SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[2, 2], num_heads=[2, 4],
+                           window_size=[4, 4], num_classes=num_classes, **kw)

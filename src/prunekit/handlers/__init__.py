@@ -11,6 +11,7 @@ from prunekit.handlers import (  # noqa: F401
     norm,
     rnn,
     tv_attention,
+    tv_swin,
 )
 from prunekit.handlers.base import (
     HANDLERS,

@@ -24,21 +24,23 @@ from prunekit.handlers.base import PruneError, call_opt, get_handler, slice_para
 from prunekit.structural.attrs import sync_model_attributes, undo_attributes
 
 
-def _snapshot(mods: list[nn.Module]) -> list[tuple[nn.Module, dict]]:
+def _snapshot(mods: list[nn.Module]) -> list[tuple[nn.Module, dict, type]]:
     snaps = []
     for root in mods:
         for m in root.modules():
             d = dict(m.__dict__)
             for key in ("_parameters", "_buffers", "_modules"):
                 d[key] = dict(m.__dict__[key])
-            snaps.append((m, d))
+            snaps.append((m, d, type(m)))  # handlers may swap the class (pruned attention)
     return snaps
 
 
-def _restore(snaps: list[tuple[nn.Module, dict]]) -> None:
-    for m, d in reversed(snaps):
+def _restore(snaps: list[tuple[nn.Module, dict, type]]) -> None:
+    for m, d, cls in reversed(snaps):
         m.__dict__.clear()
         m.__dict__.update(d)
+        if type(m) is not cls:
+            m.__class__ = cls
 
 
 def _validate(plan, modules: dict[str, nn.Module]) -> None:

@@ -70,6 +70,7 @@ class TraceResult:
     free: list[FreeParam]
     outputs: Any
     sized: dict[str, list[Tensor]] = field(default_factory=dict)
+    train_outputs: Any = None  # outputs of the containers-in-training-mode pass, if one ran
 
 
 def find_leaves(model: nn.Module) -> dict[str, nn.Module]:
@@ -115,6 +116,7 @@ class Tracer:
         self._owned: dict[int, str] = {}
         self._free_src: dict[int, tuple[str, nn.Module, str, Tensor]] = {}
         self.sized: dict[str, list[Tensor]] = {}
+        self.count_only: set[str] | None = None  # second pass: count MACs of these leaves only
         self._index()
 
     # ---------------------------------------------------------------- bookkeeping
@@ -261,7 +263,7 @@ class Tracer:
             if t.shape[dim] != cout:
                 continue
             rec.out_dim = dim
-            if i == 0:
+            if i == 0 and (self.count_only is None or rec.name in self.count_only):
                 rec.positions += t.numel() // max(cout, 1)
             shape = [1] * t.dim()
             shape[dim] = cout
@@ -311,19 +313,11 @@ def fix_outputs(tracer: Tracer, out: Any) -> list[str]:
     return seen
 
 
-def trace(model: nn.Module, example_inputs: Any) -> TraceResult:
-    """Run ``model`` once on ``example_inputs`` (eval mode, no grad) and record coupling.
-
-    Raises:
-        ValueError: the model does not run on ``example_inputs`` (the message names the module).
-    """
-    tracer = Tracer(model)
+def _run(tracer: Tracer, model: nn.Module, example_inputs: Any) -> Any:
     handles = _hooks(tracer)
-    was_training = model.training
-    model.eval()
     try:
         with torch.no_grad(), _Mode(tracer):
-            out = call_model(model, example_inputs)
+            return call_model(model, example_inputs)
     except Exception as e:
         where = tracer.stack[-1] if tracer.stack else "<model>"
         raise ValueError(f"example_inputs do not run through the model (failed in module "
@@ -331,10 +325,63 @@ def trace(model: nn.Module, example_inputs: Any) -> TraceResult:
     finally:
         for hd in handles:
             hd.remove()
+        tracer.stack.clear()
+
+
+def _train_pass(tracer: Tracer, model: nn.Module, example_inputs: Any) -> Any:
+    """Second run for modules an eval-mode forward never calls (auxiliary heads).
+
+    The same tracer goes on (same ids, same leaf records), so a module called in both runs
+    couples its channels with themselves and the newly called modules join the graph.
+    Containers run in training mode, layers in eval mode (:mod:`prunekit.graph.modes`).
+
+    Raises:
+        ValueError: the model does not run like this (the tracer is then half-updated).
+    """
+    from prunekit.graph.modes import containers_training
+
+    tracer.count_only = {n for n, r in tracer.leaves.items() if r.calls == 0}
+    try:
+        with containers_training(model):
+            return _run(tracer, model, example_inputs)
+    finally:
+        tracer.count_only = None
+
+
+def _eval_pass(model: nn.Module, example_inputs: Any) -> tuple[Tracer, Any]:
+    tracer = Tracer(model)
+    was_training = model.training
+    model.eval()
+    try:
+        return tracer, _run(tracer, model, example_inputs)
+    finally:
         model.train(was_training)
+
+
+def trace(model: nn.Module, example_inputs: Any) -> TraceResult:
+    """Run ``model`` once on ``example_inputs`` (eval mode, no grad) and record coupling.
+
+    When some handled modules are not called in eval mode (training-only branches such as
+    GoogLeNet's auxiliary classifiers), the model runs a second time with its containers in
+    training mode (:func:`_train_pass`) so the channels those modules read are coupled too.
+    If that run fails (e.g. inputs too small for an auxiliary head's pooling), the eval-only
+    trace is redone and those modules stay "not called" (reported, never pruned).
+
+    Raises:
+        ValueError: the model does not run on ``example_inputs`` (the message names the module).
+    """
+    tracer, out = _eval_pass(model, example_inputs)
+    train_out = None
+    if any(r.calls == 0 for r in tracer.leaves.values()):
+        try:
+            train_out = _train_pass(tracer, model, example_inputs)
+            fix_outputs(tracer, train_out)
+        except ValueError:
+            tracer, out = _eval_pass(model, example_inputs)
     fix_outputs(tracer, out)
     for rec in tracer.leaves.values():
         if rec.external:
             tracer.uf.fix(rec.in_labels, f"{rec.name}: {rec.external}")
             tracer.uf.fix(rec.out_ids, f"{rec.name}: {rec.external}")
-    return TraceResult(tracer.uf, tracer.leaves, list(tracer.free.values()), out, tracer.sized)
+    return TraceResult(tracer.uf, tracer.leaves, list(tracer.free.values()), out, tracer.sized,
+                       train_out)

@@ -104,30 +104,46 @@ def _mutate(plan, modules: dict[str, nn.Module]) -> None:
             raise PruneError(f"parameter {p.owner}.{p.attr} slice failed: {err}") from err
 
 
-def _check_forward(plan, model: nn.Module) -> None:
+def _run_named(plan, model: nn.Module, what: str) -> Any:
+    """Run the example inputs; a failure names the innermost module that was running."""
     stack: list[str] = []
     handles = []
     for name, m in model.named_modules():
         handles.append(m.register_forward_pre_hook(lambda mod, a, n=name: stack.append(n)))
         handles.append(m.register_forward_hook(lambda mod, a, o: _pop(stack)))
-    was = model.training
-    model.eval()
     try:
         with torch.no_grad():
             out = call_model(model, plan.example_inputs)
     except Exception as err:
         where = stack[-1] if stack else "<model>"
-        raise PruneError(f"pruned model fails in module {where!r}: {type(err).__name__}: "
-                         f"{err}", module=where if stack else "") from err
+        raise PruneError(f"pruned model fails{what} in module {where!r}: "
+                         f"{type(err).__name__}: {err}", module=where if stack else "") from err
     finally:
         for hd in handles:
             hd.remove()
-        model.train(was)
     if hasattr(out, "to_tuple") and callable(out.to_tuple):
         out = out.to_tuple()
-    shapes = [tuple(t.shape) for t in flat_tensors(out)]
+    return [tuple(t.shape) for t in flat_tensors(out)]
+
+
+def _check_forward(plan, model: nn.Module) -> None:
+    was = model.training
+    model.eval()
+    try:
+        shapes = _run_named(plan, model, "")
+    finally:
+        model.train(was)
     if plan.output_shapes and shapes != plan.output_shapes:
         raise PruneError(f"pruned model output shapes {shapes} differ from {plan.output_shapes}")
+    expected = getattr(plan, "train_output_shapes", None)
+    if expected:  # training-only branches (auxiliary heads) were traced: they must run too
+        from prunekit.graph.modes import containers_training
+
+        with containers_training(model):
+            shapes = _run_named(plan, model, " in training mode")
+        if shapes != expected:
+            raise PruneError(f"pruned model output shapes in training mode {shapes} differ "
+                             f"from {expected}")
 
 
 def _pop(stack: list[str]) -> None:

@@ -48,6 +48,7 @@ class StructuredPlan:
     macs: tuple[int, int]
     output_shapes: list[tuple[int, ...]] = field(default_factory=list)
     not_called: list[str] = field(default_factory=list)
+    train_output_shapes: list[tuple[int, ...]] | None = None  # training-only branches ran
     checked: bool = False  # a copy was pruned and ran the example inputs at planning time
 
     @classmethod
@@ -84,8 +85,11 @@ class StructuredPlan:
 
         shapes = [tuple(t.shape) for t in flat_tensors(_tuple(graph.result.outputs))]
         idle = [n for n, r in graph.leaves.items() if r.calls == 0]
+        train = graph.result.train_outputs
+        train_shapes = None if train is None else [
+            tuple(t.shape) for t in flat_tensors(_tuple(train))]
         return cls(model, example_inputs, cfg, edits, pedits, reports, fixed,
-                   (dense[0], planned[0]), (dense[1], planned[1]), shapes, idle)
+                   (dense[0], planned[0]), (dense[1], planned[1]), shapes, idle, train_shapes)
 
     # ------------------------------------------------------------------ reading
     def summary(self, max_rows: int = 200) -> str:
@@ -109,7 +113,9 @@ class StructuredPlan:
             lines.append(f"    {p.owner}.{p.attr}: axis {p.axis} {p.full} -> {len(p.keep)}")
         if self.not_called:
             lines.append(f"  warning: {len(self.not_called)} handled modules were not called on the "
-                         f"example inputs (e.g. training-only branches) and are not pruned: "
+                         f"example inputs, not even with the model's containers in training mode, "
+                         f"and are not pruned; if they read pruned channels the pruned model "
+                         f"fails where they run (give example inputs on which they run): "
                          f"{', '.join(self.not_called[:8])}{' ...' if len(self.not_called) > 8 else ''}")
         if self.fixed:
             lines.append("  not pruned (why):")

@@ -202,8 +202,12 @@ def run_one(family: str, name: str) -> dict:
     torch.manual_seed(0)  # the same seed rebuilds the same dense model to verify against
     dense, _ = build(family, name)
     v = pk.verify(dense.eval(), plan, x, pruned=pruned)
-    rec.update(params=n0, params_pruned=n1, params_kept=round(n1 / n0, 4),
-               forward=True, shapes_same=shapes == dense_shapes, reduced=n1 < n0,
+    from prunekit.graph.ragged import same_shapes  # detections: counts are data-dependent
+
+    if any(plan.output_ragged):
+        rec["ragged_dims"] = plan.output_ragged
+    rec.update(params=n0, params_pruned=n1, params_kept=round(n1 / n0, 4), forward=True,
+               shapes_same=same_shapes(shapes, dense_shapes, plan.output_ragged), reduced=n1 < n0,
                verify_ok=bool(v.ok), max_abs_diff=v.max_abs_diff, rss_peak_mb=round(_rss_mb()))
     rec["ok"] = rec["shapes_same"] and rec["reduced"] and rec["verify_ok"]
     if not rec["ok"]:

@@ -172,6 +172,9 @@ def movement(ctx: Ctx, func, args, kwargs, out) -> None:
     outs, labs = flat_tensors(out), flat_tensors(res)
     if len(outs) != len(labs):
         return fix_all(ctx, func, args, kwargs, out, "label mirror failed")
+    if any(o.numel() == 0 for o in outs):  # an empty result carries no labels to follow
+        return fix_all(ctx, func, args, kwargs, out, "channels flow into an empty tensor "
+                                                     "(e.g. no detections): positions unknown")
     for o, r in zip(outs, labs):
         ctx.set(o, canon(r) if tuple(r.shape) == tuple(o.shape) else None)
 

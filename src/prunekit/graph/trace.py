@@ -30,6 +30,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 
 from prunekit.calibration import call_model
 from prunekit.graph.labels import Coupling, canon, fiber
+from prunekit.graph.ragged import RaggedTracker
 from prunekit.graph.rules import flat_tensors, rule_for
 from prunekit.handlers.base import call_opt, get_handler
 
@@ -71,6 +72,8 @@ class TraceResult:
     outputs: Any
     sized: dict[str, list[Tensor]] = field(default_factory=dict)
     train_outputs: Any = None  # outputs of the containers-in-training-mode pass, if one ran
+    ragged: list[tuple[int, ...]] = field(default_factory=list)  # data-dependent output dims
+    train_ragged: list[tuple[int, ...]] = field(default_factory=list)
 
 
 def find_leaves(model: nn.Module) -> dict[str, nn.Module]:
@@ -97,6 +100,7 @@ class _Mode(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
+        self.tracer.ragged.observe(func, args, kwargs, out)
         if self.tracer.depth == 0:
             self.tracer.on_op(func, args, kwargs, out)
         return out
@@ -116,6 +120,7 @@ class Tracer:
         self._owned: dict[int, str] = {}
         self._free_src: dict[int, tuple[str, nn.Module, str, Tensor]] = {}
         self.sized: dict[str, list[Tensor]] = {}
+        self.ragged = RaggedTracker()
         self.count_only: set[str] | None = None  # second pass: count MACs of these leaves only
         self._index()
 
@@ -384,4 +389,5 @@ def trace(model: nn.Module, example_inputs: Any) -> TraceResult:
             tracer.uf.fix(rec.in_labels, f"{rec.name}: {rec.external}")
             tracer.uf.fix(rec.out_ids, f"{rec.name}: {rec.external}")
     return TraceResult(tracer.uf, tracer.leaves, list(tracer.free.values()), out, tracer.sized,
-                       train_out)
+                       train_out, tracer.ragged.output_dims(out),
+                       [] if train_out is None else tracer.ragged.output_dims(train_out))

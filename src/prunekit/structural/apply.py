@@ -127,23 +127,36 @@ def _run_named(plan, model: nn.Module, what: str) -> Any:
 
 
 def _check_forward(plan, model: nn.Module) -> None:
+    """Run the pruned model; outputs must keep their number, ranks and every size that does
+    not depend on data (:mod:`prunekit.graph.ragged`: e.g. the number of detections)."""
+    from prunekit.graph.ragged import same_shapes
+
     was = model.training
     model.eval()
     try:
         shapes = _run_named(plan, model, "")
     finally:
         model.train(was)
-    if plan.output_shapes and shapes != plan.output_shapes:
-        raise PruneError(f"pruned model output shapes {shapes} differ from {plan.output_shapes}")
+    ragged = getattr(plan, "output_ragged", None)
+    if plan.output_shapes and not same_shapes(shapes, plan.output_shapes, ragged):
+        raise PruneError(f"pruned model output shapes {shapes} differ from {plan.output_shapes}"
+                         + _ragged_note(ragged))
     expected = getattr(plan, "train_output_shapes", None)
     if expected:  # training-only branches (auxiliary heads) were traced: they must run too
         from prunekit.graph.modes import containers_training
 
         with containers_training(model):
             shapes = _run_named(plan, model, " in training mode")
-        if shapes != expected:
+        ragged = getattr(plan, "train_output_ragged", None)
+        if not same_shapes(shapes, expected, ragged):
             raise PruneError(f"pruned model output shapes in training mode {shapes} differ "
-                             f"from {expected}")
+                             f"from {expected}" + _ragged_note(ragged))
+
+
+def _ragged_note(ragged: list[tuple[int, ...]] | None) -> str:
+    if not ragged or not any(ragged):
+        return ""
+    return f" (data-dependent dims per output, not compared: {ragged})"
 
 
 def _pop(stack: list[str]) -> None:

@@ -49,6 +49,8 @@ class StructuredPlan:
     output_shapes: list[tuple[int, ...]] = field(default_factory=list)
     not_called: list[str] = field(default_factory=list)
     train_output_shapes: list[tuple[int, ...]] | None = None  # training-only branches ran
+    output_ragged: list[tuple[int, ...]] = field(default_factory=list)  # data-dependent dims
+    train_output_ragged: list[tuple[int, ...]] = field(default_factory=list)
     checked: bool = False  # a copy was pruned and ran the example inputs at planning time
 
     @classmethod
@@ -89,7 +91,8 @@ class StructuredPlan:
         train_shapes = None if train is None else [
             tuple(t.shape) for t in flat_tensors(_tuple(train))]
         return cls(model, example_inputs, cfg, edits, pedits, reports, fixed,
-                   (dense[0], planned[0]), (dense[1], planned[1]), shapes, idle, train_shapes)
+                   (dense[0], planned[0]), (dense[1], planned[1]), shapes, idle, train_shapes,
+                   graph.result.ragged, graph.result.train_ragged)
 
     # ------------------------------------------------------------------ reading
     def summary(self, max_rows: int = 200) -> str:

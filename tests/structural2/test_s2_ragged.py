@@ -92,7 +92,9 @@ def test_tiny_faster_rcnn_prunes_with_changing_detection_count():
                    box_score_thresh=0.34, box_detections_per_img=300).eval()
     x = ([torch.rand(3, 64, 64)],)
     plan = pk.plan_structured(m, x, ratio=0.5)
-    assert plan.output_ragged[0] and 0 in plan.output_ragged[0]
+    assert plan.output_ragged[0] == (0,)
+    edits = {e.name: e for e in plan.edits}  # roi_align keeps the backbone channels prunable
+    assert edits["backbone.3"].keep_out is not None
     pruned = plan.apply(copy=True)
     with torch.no_grad():
         got = pruned(*x)[0]
@@ -100,3 +102,24 @@ def test_tiny_faster_rcnn_prunes_with_changing_detection_count():
     assert got["boxes"].shape[0] == got["scores"].shape[0]
     assert got["boxes"].shape[0] != plan.output_shapes[0][0]  # a strict shape check would refuse
     assert pk.verify(m, plan).ok
+
+
+def test_stacked_coordinates_stay_static():
+    from prunekit.graph.trace import _Mode, Tracer
+
+    class Boxes(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 1)
+
+        def forward(self, x):
+            b = self.conv(x).flatten(2)[0].t()  # (HW, 4)
+            b = b[b[:, 0] > 0]  # boolean index: data-dependent rows
+            x0, y0, x1, y1 = b.unbind(1)
+            return torch.stack((x0 * 2, y0, x1, y1), dim=1)
+
+    m = Boxes().eval()
+    tracer = Tracer(m)
+    with torch.no_grad(), _Mode(tracer):
+        out = m(torch.randn(1, 3, 6, 6))
+    assert tracer.ragged.output_dims(out) == [(0,)]

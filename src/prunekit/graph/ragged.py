@@ -80,9 +80,12 @@ class RaggedTracker:
         ragged = {t.shape[d] for t, dims in marked for d in dims}
         static = {s for t in ins for d, s in enumerate(t.shape)
                   if d not in self.dims.get(t, frozenset())}
+        new_dim = -1  # stack's new dim counts the stacked tensors: static
+        if func.overloadpacket is torch.ops.aten.stack and len(outs) == 1:
+            new_dim = (args[1] if len(args) > 1 else kwargs.get("dim", 0)) % outs[0].dim()
         for o in outs:
             self.dims[o] = frozenset(d for d, s in enumerate(o.shape)
-                                     if s in ragged or s not in static)
+                                     if d != new_dim and (s in ragged or s not in static))
 
     def output_dims(self, out: Any) -> list[tuple[int, ...]]:
         """Sorted ragged dims of every output tensor (in ``flat_tensors`` order).

@@ -387,6 +387,10 @@ def rule_for(func) -> Rule:
     if packet in (aten.max, aten.min) and any(a.name == "other" for a in func._schema.arguments):
         return pointwise
     r = RULES.get(packet)
+    if r is None:
+        from prunekit.graph.rules_roi import extra_rule  # index_put, roi_align
+
+        r = extra_rule(packet)
     if r is not None:
         return r
     if torch.Tag.pointwise in func.tags or func is aten.copy_.default:

@@ -12,7 +12,13 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from prunekit.handlers.base import HandlerBase, register_handler, resize_params, slice_param
+from prunekit.handlers.base import (
+    HANDLERS,
+    HandlerBase,
+    register_handler,
+    resize_params,
+    slice_param,
+)
 
 _STATS = ("weight", "bias", "running_mean", "running_var")
 
@@ -95,6 +101,46 @@ class ChannelsFirstLayerNormHandler(LayerNormHandler):
     out_dim = in_dim
 
 
+class RMSNormHandler(LayerNormHandler):
+    """RMS normalisation over the last axis: ``x * rsqrt(mean(x^2) + eps) * weight`` (Zhang &
+    Sennrich, "Root Mean Square Layer Normalization", NeurIPS 2019).
+
+    ``torch.nn.RMSNorm`` and the ``*RMSNorm`` classes of Hugging Face models (LLaMA, Qwen2,
+    Mistral, Gemma, ...), recognised by structure: a 1-D ``weight`` and no children. Like
+    LayerNorm, removing a channel changes the statistics, so masking is not exact.
+    """
+
+    def in_channels(self, m: nn.Module) -> int | None:
+        w = getattr(m, "weight", None)
+        if isinstance(w, Tensor) and w.dim() == 1:
+            return int(w.numel())
+        shape = getattr(m, "normalized_shape", None)
+        return int(shape[0]) if shape is not None and len(shape) == 1 else None
+
+    out_channels = in_channels
+
+    def weight_slices(self, m: nn.Module, dim: str) -> list[tuple[Tensor, int]]:
+        w = getattr(m, "weight", None)
+        return [(w, 0)] if isinstance(w, Tensor) else []
+
+    def prune_out(self, m: nn.Module, keep: Tensor) -> None:
+        slice_param(m, "weight", 0, keep)
+        if getattr(m, "normalized_shape", None) is not None:
+            m.normalized_shape = (len(keep),)
+
+    def resize(self, m: nn.Module, shapes: dict[str, tuple[int, ...]]) -> None:
+        if "weight" in shapes and getattr(m, "normalized_shape", None) is not None:
+            m.normalized_shape = (int(shapes["weight"][0]),)
+        resize_params(m, shapes)
+
+
+def is_hf_rmsnorm(m: nn.Module) -> bool:
+    """A Hugging Face-style ``*RMSNorm`` module (by structure; transformers is not imported)."""
+    w = m._parameters.get("weight")
+    return (type(m).__name__.endswith("RMSNorm") and isinstance(w, Tensor) and w.dim() == 1
+            and not m._modules and set(m._parameters) == {"weight"})
+
+
 class GroupNormHandler(_ChannelNorm):
     def in_channels(self, m: nn.Module) -> int:
         return m.num_channels
@@ -166,6 +212,10 @@ for _c in (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d):
 register_handler(nn.LayerNorm, LayerNormHandler())
 register_handler(nn.GroupNorm, GroupNormHandler())
 register_handler(nn.PReLU, PReLUHandler())
+RMSNORM = RMSNormHandler()
+if hasattr(nn, "RMSNorm"):
+    register_handler(nn.RMSNorm, RMSNORM)
+HANDLERS.add_resolver(lambda m: RMSNORM if is_hf_rmsnorm(m) else None)
 
 try:  # torchvision ConvNeXt's channels-first LayerNorm (overrides forward, so register it)
     from torchvision.models.convnext import LayerNorm2d as _TVLayerNorm2d

@@ -6,38 +6,47 @@ import pytest
 import torch
 from s2_factories import tiny_swin
 from torchvision.models.swin_transformer import ShiftedWindowAttention, ShiftedWindowAttentionV2
+from torchvision.models.video.swin_transformer import ShiftedWindowAttention3d
 
 import prunekit as pk
 from prunekit.handlers import get_handler
 from prunekit.handlers import tv_swin
 
-CLASSES = {False: ShiftedWindowAttention, True: ShiftedWindowAttentionV2}
+CLASSES = {"v1": ShiftedWindowAttention, "v2": ShiftedWindowAttentionV2,
+           "3d": ShiftedWindowAttention3d}
 
 
-def _attn(v2: bool, shift=(2, 2), heads=4):
-    m = CLASSES[v2](32, [4, 4], list(shift), heads).eval()
+def _attn(kind: str, shift=(2, 2), heads=4):
+    window = [4, 4] if kind != "3d" else [2, 4, 4]
+    shift = list(shift) if kind != "3d" else [1, *shift]
+    m = CLASSES[kind](32, window, shift, heads).eval()
     with torch.no_grad():
         m.qkv.bias.normal_()  # V2 must ignore the key third at run time
         m.proj.bias.normal_()
     return m
 
 
-@pytest.mark.parametrize("v2", [False, True])
+def _input(kind: str, hw) -> torch.Tensor:
+    return torch.randn(2, *hw, 32) if kind != "3d" else torch.randn(2, 3, *hw, 32)
+
+
+@pytest.mark.parametrize("kind", ["v1", "v2", "3d"])
 @pytest.mark.parametrize("shift,hw", [((0, 0), (8, 8)), ((2, 2), (10, 7)), ((0, 2), (9, 8)),
                                       ((2, 2), (4, 4))])
-def test_rewritten_forward_matches_torchvision(v2, shift, hw):
-    m = _attn(v2, shift)
+def test_rewritten_forward_matches_torchvision(kind, shift, hw):
+    m = _attn(kind, shift)
     p = copy.deepcopy(m)
     tv_swin._swap(p)
-    assert type(p).__name__.startswith("Pruned") and isinstance(p, CLASSES[v2])
-    x = torch.randn(2, *hw, 32)
+    assert type(p).__name__.startswith("Pruned") and isinstance(p, CLASSES[kind])
+    x = _input(kind, hw)
     assert torch.allclose(m(x), p(x), atol=1e-6)
 
 
-@pytest.mark.parametrize("v2", [False, True])
-def test_zeroed_heads_equal_removed_heads(v2):
-    m = _attn(v2)
-    x = torch.randn(2, 8, 8, 32)
+@pytest.mark.parametrize("kind", ["v1", "v2", "3d"])
+def test_zeroed_heads_equal_removed_heads(kind):
+    m = _attn(kind)
+    v2 = kind == "v2"
+    x = _input(kind, (8, 8))
     z = copy.deepcopy(m)
     with torch.no_grad():  # head 1 silenced: its value rows and proj columns are zero
         z.qkv.weight[64 + 8:64 + 16] = 0
@@ -54,6 +63,7 @@ def test_zeroed_heads_equal_removed_heads(v2):
     h.prune_in(m, keep)
     h.prune_out(m, torch.arange(20))
     assert m.num_heads == 3 and m.qkv.weight.shape == (72, 31) and m.proj.weight.shape == (20, 24)
+    assert type(m).__name__ == "Pruned" + CLASSES[kind].__name__
     if v2:
         assert m.logit_scale.shape == (3, 1, 1) and m.cpb_mlp[-1].out_features == 3
     else:
@@ -112,3 +122,15 @@ def test_failed_apply_restores_swapped_attention_class(monkeypatch):
     assert model.features[1][0].attn.num_heads == 2
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_tiny_video_swin_plan_prunes_heads_and_verifies():
+    from torchvision.models.video.swin_transformer import SwinTransformer3d
+
+    model = SwinTransformer3d(patch_size=[2, 4, 4], embed_dim=16, depths=[2, 2], num_heads=[2, 4],
+                              window_size=[2, 4, 4], num_classes=5).eval()
+    x = torch.randn(1, 3, 4, 32, 32)
+    plan = pk.plan_structured(model, x, ratio=0.5)
+    assert sum("heads" in e.internal for e in plan.edits) == 4
+    assert pk.verify(model, plan).ok
+    assert plan.apply(copy=True)(x).shape == (1, 5)

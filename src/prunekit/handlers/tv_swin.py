@@ -1,4 +1,5 @@
-"""Heads and width of torchvision's Swin attention (``ShiftedWindowAttention`` and ``...V2``).
+"""Heads and width of torchvision's Swin attention (``ShiftedWindowAttention``, ``...V2``, and
+the video ``ShiftedWindowAttention3d``).
 
 Both classes pass ``self.qkv.weight`` / ``self.proj.weight`` to the functional
 ``shifted_window_attention``, which derives the head width as ``C // num_heads`` from the
@@ -32,37 +33,60 @@ from torch import Tensor, nn
 from prunekit.handlers._slicing import as_index, block_rows, slice_param, strided_rows
 from prunekit.handlers.base import HANDLERS, HandlerBase, InternalGroup, resize_params
 
-_MODULE = "torchvision.models.swin_transformer"
-_NAMES = ("ShiftedWindowAttention", "ShiftedWindowAttentionV2")
+_BASES = {"ShiftedWindowAttention": "torchvision.models.swin_transformer",
+          "ShiftedWindowAttentionV2": "torchvision.models.swin_transformer",
+          "ShiftedWindowAttention3d": "torchvision.models.video.swin_transformer"}
+
+
+def _base_of(cls: type) -> type | None:
+    return next((c for c in cls.__mro__ if _BASES.get(c.__name__) == c.__module__), None)
 
 
 def is_swin_attention(m: nn.Module) -> bool:
-    return any(c.__name__ in _NAMES and c.__module__ == _MODULE for c in type(m).__mro__)
+    return _base_of(type(m)) is not None
 
 
 def _is_v2(m: nn.Module) -> bool:
     return hasattr(m, "logit_scale") and hasattr(m, "cpb_mlp")
 
 
-def _shift_mask(pad_h: int, pad_w: int, window: list[int], shift: list[int],
-                like: Tensor) -> Tensor:
+def _shift_mask(padded: list[int], window: list[int], shift: list[int], like: Tensor) -> Tensor:
     """Additive mask ``(num_windows, N, N)``: -100 between tokens of different shifted regions.
 
-    A row/column belongs to region 0, 1 or 2 depending on whether it lies before the last
-    window, in the last window before the shift, or in the wrapped-around shift strip.
+    Along each spatial dim a position belongs to region 0, 1 or 2: before the last window, in
+    the last window before the shift, or in the wrapped-around shift strip (one region when
+    that dim is not shifted); a token's region is the combination over dims.
     """
-    def regions(size: int, win: int, s: int) -> Tensor:
-        idx = torch.arange(size, device=like.device)
-        if s == 0:
-            return torch.zeros_like(idx)
-        return (idx >= size - win).long() + (idx >= size - s).long()
-
-    rh, rw = regions(pad_h, window[0], shift[0]), regions(pad_w, window[1], shift[1])
-    reg = (rh[:, None] * 3 + rw[None, :]).to(like.dtype)  # (pad_H, pad_W)
-    reg = reg.view(pad_h // window[0], window[0], pad_w // window[1], window[1])
-    reg = reg.permute(0, 2, 1, 3).reshape(-1, window[0] * window[1])  # (nW, N)
+    k = len(padded)
+    reg = torch.zeros(padded, dtype=torch.long, device=like.device)
+    for i in range(k):
+        if shift[i] == 0:
+            continue
+        idx = torch.arange(padded[i], device=like.device)
+        r = (idx >= padded[i] - window[i]).long() + (idx >= padded[i] - shift[i]).long()
+        reg = reg + r.view([-1 if j == i else 1 for j in range(k)]) * 3 ** (k - 1 - i)
+    reg = _partition(reg.to(like.dtype)[None, ..., None], window)[..., 0]  # (nW, N)
     diff = reg[:, None, :] - reg[:, :, None]
     return torch.where(diff != 0, torch.full_like(diff, -100.0), torch.zeros_like(diff))
+
+
+def _partition(x: Tensor, window: list[int]) -> Tensor:
+    """``(B, P1..Pk, C)`` -> ``(B * nW, w1*..*wk, C)`` windows, in torchvision's order."""
+    b, sizes, c = x.shape[0], x.shape[1:-1], x.shape[-1]
+    k = len(window)
+    split = [v for i in range(k) for v in (sizes[i] // window[i], window[i])]
+    x = x.view(b, *split, c)
+    order = [0, *(1 + 2 * i for i in range(k)), *(2 + 2 * i for i in range(k)), 2 * k + 1]
+    return x.permute(order).reshape(-1, math.prod(window), c)
+
+
+def _merge(x: Tensor, b: int, padded: list[int], window: list[int]) -> Tensor:
+    """Inverse of :func:`_partition` for ``x`` ``(B * nW, N, C_out)``."""
+    k = len(window)
+    counts = [padded[i] // window[i] for i in range(k)]
+    x = x.view(b, *counts, *window, x.shape[-1])
+    order = [0, *(v for i in range(k) for v in (1 + i, 1 + k + i)), 2 * k + 1]
+    return x.permute(order).reshape(b, *padded, x.shape[-1])
 
 
 def _attend(m: nn.Module, x: Tensor, bias: Tensor) -> tuple[Tensor, Tensor, int]:
@@ -87,50 +111,60 @@ def _attend(m: nn.Module, x: Tensor, bias: Tensor) -> tuple[Tensor, Tensor, int]
     return attn + bias, v, inner
 
 
+def _windows(m: nn.Module, sizes: list[int]) -> tuple[list[int], list[int], list[int], Tensor]:
+    """Window, shift, padding and relative position bias for an input of spatial ``sizes``,
+    adapted to small inputs as torchvision does (2-D: no shift when one window covers the padded
+    dim; video: the window shrinks to the input)."""
+    win, shift = list(m.window_size), list(m.shift_size)
+    if len(sizes) == 3:
+        for i in range(3):
+            if sizes[i] <= win[i]:
+                win[i], shift[i] = sizes[i], 0
+        bias = m.get_relative_position_bias(win)
+    else:
+        bias = m.get_relative_position_bias()
+    pads = [(win[i] - sizes[i] % win[i]) % win[i] for i in range(len(sizes))]
+    if len(sizes) == 2:
+        shift = [0 if win[i] >= sizes[i] + pads[i] else shift[i] for i in range(2)]
+    return win, shift, pads, bias
+
+
 def window_attention(m: nn.Module, x: Tensor) -> Tensor:
     """Shifted-window attention of ``m`` with widths read from its tensors.
 
     Args:
-        m: a (pruned) Swin attention module.
-        x: ``(B, H, W, C_in)``.
+        m: a (pruned) Swin attention module (2-D or video).
+        x: ``(B, H, W, C_in)`` or ``(B, T, H, W, C_in)``.
 
     Returns:
-        ``(B, H, W, C_out)`` with ``C_out = m.proj.out_features``.
+        The same layout with ``C_out = m.proj.out_features`` channels.
     """
-    b, h, w, c = x.shape
-    win = list(m.window_size)
-    pad_r, pad_b = (win[1] - w % win[1]) % win[1], (win[0] - h % win[0]) % win[0]
-    x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
-    ph, pw = x.shape[1], x.shape[2]
-    shift = [0 if win[0] >= ph else m.shift_size[0], 0 if win[1] >= pw else m.shift_size[1]]
+    b, sizes = x.shape[0], list(x.shape[1:-1])
+    k = len(sizes)
+    win, shift, pads, bias = _windows(m, sizes)
+    x = F.pad(x, [0, 0] + [p for i in reversed(range(k)) for p in (0, pads[i])])
+    padded = list(x.shape[1:-1])
+    dims = tuple(range(1, k + 1))
     if sum(shift) > 0:
-        x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
-    nwh, nww = ph // win[0], pw // win[1]
-    n = win[0] * win[1]
-    x = x.view(b, nwh, win[0], nww, win[1], c).permute(0, 1, 3, 2, 4, 5).reshape(-1, n, c)
-    attn, v, inner = _attend(m, x, m.get_relative_position_bias())
+        x = torch.roll(x, shifts=tuple(-s for s in shift), dims=dims)
+    x = _partition(x, win)  # (B*nW, N, C_in)
+    attn, v, inner = _attend(m, x, bias)
     if sum(shift) > 0:
-        heads = m.num_heads
-        mask = _shift_mask(ph, pw, win, shift, x)  # (nW, N, N)
-        attn = attn.view(b, nwh * nww, heads, n, n) + mask[None, :, None]
+        heads, n = m.num_heads, x.shape[1]
+        mask = _shift_mask(padded, win, shift, x)  # (nW, N, N)
+        attn = attn.view(b, mask.shape[0], heads, n, n) + mask[None, :, None]
         attn = attn.view(-1, heads, n, n)
     attn = F.dropout(F.softmax(attn, dim=-1), p=m.attention_dropout, training=m.training)
-    out = (attn @ v).transpose(1, 2).reshape(-1, n, inner)
+    out = (attn @ v).transpose(1, 2).reshape(x.shape[0], x.shape[1], inner)
     out = F.dropout(F.linear(out, m.proj.weight, m.proj.bias), p=m.dropout, training=m.training)
-    co = out.shape[-1]
-    out = out.view(b, nwh, nww, win[0], win[1], co).permute(0, 1, 3, 2, 4, 5)
-    out = out.reshape(b, ph, pw, co)
+    out = _merge(out, b, padded, win)
     if sum(shift) > 0:
-        out = torch.roll(out, shifts=(shift[0], shift[1]), dims=(1, 2))
-    return out[:, :h, :w, :].contiguous()
+        out = torch.roll(out, shifts=tuple(shift), dims=dims)
+    return out[(slice(None), *(slice(0, s) for s in sizes))].contiguous()
 
 
-@functools.lru_cache(maxsize=2)
-def _pruned_cls(v2: bool) -> type:
-    from torchvision.models import swin_transformer as sw
-
-    base = sw.ShiftedWindowAttentionV2 if v2 else sw.ShiftedWindowAttention
-
+@functools.lru_cache(maxsize=4)
+def _pruned_cls(base: type) -> type:
     def forward(self, x: Tensor) -> Tensor:
         return window_attention(self, x)
 
@@ -142,15 +176,18 @@ def _pruned_cls(v2: bool) -> type:
 
 def __getattr__(name: str) -> type:
     """The pruned classes by name (so a pickled pruned model finds them)."""
-    for v2 in (False, True):
-        if name == f"Pruned{_NAMES[int(v2)]}":
-            return _pruned_cls(v2)
+    base = name.removeprefix("Pruned")
+    if name.startswith("Pruned") and base in _BASES:
+        import importlib
+
+        return _pruned_cls(getattr(importlib.import_module(_BASES[base]), base))
     raise AttributeError(name)
 
 
 def _swap(m: nn.Module) -> None:
-    if type(m).__module__ == _MODULE and type(m).__name__ in _NAMES:
-        m.__class__ = _pruned_cls(_is_v2(m))
+    cls = type(m)
+    if _BASES.get(cls.__name__) == cls.__module__:
+        m.__class__ = _pruned_cls(cls)
 
 
 def _head_dim(m: nn.Module) -> int:

@@ -1,6 +1,7 @@
 """torchvision Swin attention (V1 / V2): whole heads and the embedding width are removed."""
 
 import copy
+import pickle
 
 import pytest
 import torch
@@ -102,6 +103,8 @@ def test_tiny_swin_save_load_round_trip(v2, tmp_path):
     a, b = pruned.features[1][0].attn, back.features[1][0].attn
     assert type(a) is type(b) and a.num_heads == b.num_heads
     assert torch.allclose(back(x), ref, atol=1e-6)
+    again = pickle.loads(pickle.dumps(pruned))  # the pruned classes are importable by name
+    assert type(again.features[1][0].attn) is type(a) and torch.allclose(again(x), ref)
 
 
 def test_failed_apply_restores_swapped_attention_class(monkeypatch):

@@ -104,7 +104,7 @@ def _mutate(plan, modules: dict[str, nn.Module]) -> None:
             raise PruneError(f"parameter {p.owner}.{p.attr} slice failed: {err}") from err
 
 
-def _run_named(plan, model: nn.Module, what: str) -> Any:
+def _run_named(plan, model: nn.Module, what: str) -> list[tuple[int, ...]]:
     """Run the example inputs; a failure names the innermost module that was running."""
     stack: list[str] = []
     handles = []

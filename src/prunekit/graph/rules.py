@@ -320,7 +320,8 @@ _MOVEMENT = [
 ]
 _IDENTITY = ["clone", "contiguous", "detach", "alias", "_to_copy", "to", "lift_fresh",
              "lift_fresh_copy", "_copy", "dropout", "native_dropout", "feature_dropout",
-             "alpha_dropout", "_conj", "resolve_conj", "resolve_neg", "type_as", "_assert_tensor_metadata"]
+             "alpha_dropout", "_conj", "resolve_conj", "resolve_neg", "type_as",
+             "_assert_tensor_metadata"]
 _REDUCTION = ["sum", "mean", "amax", "amin", "var", "std", "var_mean", "std_mean", "argmax",
               "argmin", "norm", "linalg_vector_norm", "logsumexp", "prod", "any", "all",
               "nansum", "nanmean", "count_nonzero", "median", "nanmedian", "mode", "aminmax"]

@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from prunekit.handlers._slicing import as_index, block_rows, slice_param, strided_rows
-from prunekit.handlers.base import HANDLERS, HandlerBase, InternalGroup, resize_params
+from prunekit.handlers._slicing import as_index, slice_param
+from prunekit.handlers._fused_qkv import FusedQKVHandler, slice_fused_heads
+from prunekit.handlers.base import HANDLERS, InternalGroup
 
 _NAME = "RelativePositionalMultiHeadAttention"
 
@@ -57,43 +58,19 @@ def _swap(m: nn.Module) -> None:
 def prune_maxvit_heads(m: nn.Module, keep: Tensor) -> None:
     """Keep heads ``keep``: q/k/v rows of ``to_qkv``, ``merge`` columns, bias-table columns."""
     heads = as_index(keep, m.n_heads, f"{type(m).__name__} heads")
-    inner = m.n_heads * m.head_dim
-    elems = block_rows(heads, m.head_dim)
-    rows = strided_rows(elems, inner, 3)
-    slice_param(m.to_qkv, "weight", 0, rows)
-    slice_param(m.to_qkv, "bias", 0, rows)
-    m.to_qkv.out_features = rows.numel()
-    slice_param(m.merge, "weight", 1, elems)
-    m.merge.in_features = elems.numel()
+    slice_fused_heads(m.to_qkv, m.merge, heads, m.head_dim)
     slice_param(m, "relative_position_bias_table", 1, heads)
     m.n_heads = heads.numel()
     _swap(m)
 
 
-class MaxViTAttentionHandler(HandlerBase):
+class MaxViTAttentionHandler(FusedQKVHandler):
     """in: ``to_qkv`` input features; out: ``merge`` output features; internal: heads."""
 
-    def in_channels(self, m: nn.Module) -> int:
-        return m.to_qkv.in_features
+    QKV, OUT = "to_qkv", "merge"
 
-    def out_channels(self, m: nn.Module) -> int:
-        return m.merge.out_features
-
-    def prune_in(self, m: nn.Module, keep: Tensor) -> None:
-        slice_param(m.to_qkv, "weight", 1, keep)
-        m.to_qkv.in_features = len(keep)
+    def swap(self, m: nn.Module) -> None:
         _swap(m)
-
-    def prune_out(self, m: nn.Module, keep: Tensor) -> None:
-        slice_param(m.merge, "weight", 0, keep)
-        slice_param(m.merge, "bias", 0, keep)
-        m.merge.out_features = len(keep)
-        _swap(m)
-
-    def weight_slices(self, m: nn.Module, dim: str) -> list[tuple[Tensor, int]]:
-        if dim == "in":
-            return [(m.to_qkv.weight, 1)]
-        return [(m.merge.weight, 0), (m.merge.bias, 0)]
 
     def internal_groups(self, m: nn.Module) -> list[InternalGroup]:
         inner = m.n_heads * m.head_dim
@@ -104,15 +81,8 @@ class MaxViTAttentionHandler(HandlerBase):
                               lambda keep: prune_maxvit_heads(m, keep))]
 
     def resize(self, m: nn.Module, shapes: dict[str, tuple[int, ...]]) -> None:
-        for child in ("to_qkv", "merge"):
-            sub = {k.split(".", 1)[1]: v for k, v in shapes.items() if k.startswith(child + ".")}
-            if sub:
-                resize_params(getattr(m, child), sub)
-                lin = getattr(m, child)
-                lin.out_features, lin.in_features = lin.weight.shape
-        resize_params(m, shapes)
+        self.resize_linears(m, shapes, ["to_qkv", "merge"])
         m.n_heads = m.relative_position_bias_table.shape[1]
-        _swap(m)
 
 
 MAXVIT_HANDLER = MaxViTAttentionHandler()

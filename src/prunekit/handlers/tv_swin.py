@@ -30,8 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from prunekit.handlers._slicing import as_index, block_rows, slice_param, strided_rows
-from prunekit.handlers.base import HANDLERS, HandlerBase, InternalGroup, resize_params
+from prunekit.handlers._slicing import as_index, slice_param
+from prunekit.handlers._fused_qkv import FusedQKVHandler, slice_fused_heads
+from prunekit.handlers.base import HANDLERS, InternalGroup
 
 _BASES = {"ShiftedWindowAttention": "torchvision.models.swin_transformer",
           "ShiftedWindowAttentionV2": "torchvision.models.swin_transformer",
@@ -197,15 +198,9 @@ def _head_dim(m: nn.Module) -> int:
 def prune_swin_heads(m: nn.Module, keep: Tensor) -> None:
     """Keep heads ``keep``: q/k/v rows of ``qkv``, ``proj`` columns, per-head bias/scale."""
     heads = as_index(keep, m.num_heads, f"{type(m).__name__} heads")
-    inner, hd = m.qkv.weight.shape[0] // 3, _head_dim(m)
+    hd = _head_dim(m)
     _swap(m)
-    elems = block_rows(heads, hd)
-    rows = strided_rows(elems, inner, 3)
-    slice_param(m.qkv, "weight", 0, rows)
-    slice_param(m.qkv, "bias", 0, rows)
-    m.qkv.out_features = rows.numel()
-    slice_param(m.proj, "weight", 1, elems)
-    m.proj.in_features = elems.numel()
+    slice_fused_heads(m.qkv, m.proj, heads, hd)
     if _is_v2(m):
         last = m.cpb_mlp[-1]
         slice_param(last, "weight", 0, heads)
@@ -217,33 +212,13 @@ def prune_swin_heads(m: nn.Module, keep: Tensor) -> None:
     m.num_heads = heads.numel()
 
 
-class SwinAttentionHandler(HandlerBase):
+class SwinAttentionHandler(FusedQKVHandler):
     """in: ``qkv`` input features; out: ``proj`` output features; internal: heads."""
 
-    def in_channels(self, m: nn.Module) -> int:
-        return m.qkv.in_features
+    QKV, OUT = "qkv", "proj"
 
-    def out_channels(self, m: nn.Module) -> int:
-        return m.proj.out_features
-
-    def prune_in(self, m: nn.Module, keep: Tensor) -> None:
-        idx = as_index(keep, m.qkv.in_features, f"{type(m).__name__} input")
+    def swap(self, m: nn.Module) -> None:
         _swap(m)
-        slice_param(m.qkv, "weight", 1, idx)
-        m.qkv.in_features = idx.numel()
-
-    def prune_out(self, m: nn.Module, keep: Tensor) -> None:
-        idx = as_index(keep, m.proj.out_features, f"{type(m).__name__} output")
-        _swap(m)
-        slice_param(m.proj, "weight", 0, idx)
-        slice_param(m.proj, "bias", 0, idx)
-        m.proj.out_features = idx.numel()
-
-    def weight_slices(self, m: nn.Module, dim: str) -> list[tuple[Tensor, int]]:
-        if dim == "in":
-            return [(m.qkv.weight, 1)]
-        out = [(m.proj.weight, 0)]
-        return out + ([(m.proj.bias, 0)] if m.proj.bias is not None else [])
 
     def internal_groups(self, m: nn.Module) -> list[InternalGroup]:
         """Heads, scored by their q/k/v rows and ``proj`` columns (the bias tables are
@@ -259,14 +234,7 @@ class SwinAttentionHandler(HandlerBase):
         children = ["qkv", "proj"]
         if _is_v2(m):
             children.append(f"cpb_mlp.{len(m.cpb_mlp) - 1}")
-        for child in children:
-            sub = {k[len(child) + 1:]: v for k, v in shapes.items() if k.startswith(child + ".")}
-            if sub:
-                lin = m.get_submodule(child)
-                resize_params(lin, sub)
-                lin.out_features, lin.in_features = lin.weight.shape
-        resize_params(m, shapes)
-        _swap(m)
+        self.resize_linears(m, shapes, children)
         if _is_v2(m):
             m.num_heads = m.cpb_mlp[-1].out_features
         else:

@@ -38,6 +38,7 @@ from prunekit.llm.oneshot import prune_llm  # noqa: E402
 
 SHAPES = (("50%", {"sparsity": 0.5}), ("4:8", {"pattern": "4:8"}), ("2:4", {"pattern": "2:4"}))
 EXTRA_SHAPES = (("70%", {"sparsity": 0.7}),)
+OWL_SHAPES = (("50% OWL", {"sparsity": 0.5, "owl": True}), ("70% OWL", {"sparsity": 0.7, "owl": True}))
 SEEDS = (0, 1, 2)
 
 
@@ -71,7 +72,8 @@ def run_lm(args) -> dict:
 
     rows = {"dense": {"": [ppl(dense)]}}
     print(f"dense: {rows['dense']['']}", flush=True)
-    for shape, kw in (EXTRA_SHAPES if args.extra else SHAPES):
+    shapes = OWL_SHAPES if args.owl else EXTRA_SHAPES if args.extra else SHAPES
+    for shape, kw in shapes:
         for method in ("magnitude", "wanda", "sparsegpt"):
             seeds = SEEDS[:1] if method == "magnitude" else SEEDS[: args.seeds]
             for seed in seeds:
@@ -186,6 +188,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--extra", action="store_true",
                     help="lm: the 70%% rows only; minilm: the structured rows only")
+    ap.add_argument("--owl", action="store_true",
+                    help="lm: 50%% and 70%% with OWL non-uniform block sparsity (Yin et al. 2024)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -16,7 +16,7 @@ Output (outside git): ``$PRUNEKIT_CACHE/tiny-lm`` (default ``~/.cache/prunekit/t
 
 Usage::
 
-    python benchmarks/train_tiny_lm.py    # 1600 steps, 2.0M params: 44 min on 2 shared cores
+    python benchmarks/train_tiny_lm.py    # 1600 steps, 2.0M params: ~8 min on 2 idle cores
     python benchmarks/train_tiny_lm.py --steps 20 --out /tmp/t  # smoke run
 """
 

@@ -76,7 +76,6 @@ class DependencyGraph:
         self.free_roots: list[Tensor] = []
         self.groups: list[Group] = []
         self.fixed: list[Fixed] = []
-        self.unit_of: dict[int, tuple[int, int]] = {}
         self.excluded: set[str] = set()
 
     @classmethod
@@ -179,10 +178,7 @@ class DependencyGraph:
             vals, counts = torch.unique(first, return_counts=True)
             cnt = dict(zip(vals.tolist(), counts.tolist()))
             widths = torch.tensor([cnt.get(u, 0) for u in units])
-            grp = Group(len(self.groups), torch.tensor(units), names, widths=widths)
-            for i, u in enumerate(units):
-                self.unit_of[u] = (grp.index, i)
-            self.groups.append(grp)
+            self.groups.append(Group(len(self.groups), torch.tensor(units), names, widths=widths))
         n = len(self.uf)
         self._ugroup = torch.full((n,), -1, dtype=torch.long)
         self._upos = torch.full((n,), -1, dtype=torch.long)
@@ -209,6 +205,14 @@ class DependencyGraph:
         return rec.grouped > 1 and bool(cin) and cin // rec.grouped == 1
 
     # ------------------------------------------------------------------ queries
+    def global_index(self, offsets: list[int] | Tensor) -> Tensor:
+        """Per channel id: the index of its unit when every group's units are laid end to end,
+        group ``g`` starting at ``offsets[g]`` (extra offsets are ignored); -1 where the id is
+        not a unit."""
+        start = torch.as_tensor(offsets, dtype=torch.long)[: len(self.groups)]
+        start = torch.cat([start, start.new_zeros(1)])  # group -1 -> 0, masked below
+        return torch.where(self._ugroup >= 0, start[self._ugroup] + self._upos, -1)
+
     def unit_index(self, roots: Tensor, group: int) -> Tensor:
         """Per position: index of its unit inside ``group``, or -1."""
         hit = self._ugroup[roots] == group

@@ -119,10 +119,6 @@ class RMSNormHandler(LayerNormHandler):
 
     out_channels = in_channels
 
-    def weight_slices(self, m: nn.Module, dim: str) -> list[tuple[Tensor, int]]:
-        w = getattr(m, "weight", None)
-        return [(w, 0)] if isinstance(w, Tensor) else []
-
     def prune_out(self, m: nn.Module, keep: Tensor) -> None:
         slice_param(m, "weight", 0, keep)
         if getattr(m, "normalized_shape", None) is not None:

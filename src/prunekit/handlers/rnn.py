@@ -68,6 +68,18 @@ def prune_rnn_input(m: nn.RNNBase, keep: Tensor) -> None:
     _refresh(m)
 
 
+def _slice_unit_readers(m: nn.RNNBase, idx: Tensor, size: int) -> None:
+    """Keep units ``idx`` (of ``size``) where a layer's output is read: the recurrent
+    ``weight_hh`` columns of every layer and the ``weight_ih`` columns of the next layers
+    (one block per direction)."""
+    inner = strided_rows(idx, size, directions(m))
+    for layer in range(m.num_layers):
+        for s in _sfx(m):
+            slice_param(m, f"weight_hh_l{layer}{s}", 1, idx)
+            if layer > 0:
+                slice_param(m, f"weight_ih_l{layer}{s}", 1, inner)
+
+
 def prune_rnn_hidden(m: nn.RNNBase, keep: Tensor) -> None:
     """Keep hidden (cell) units ``keep`` in every layer and direction; updates ``hidden_size``."""
     h = m.hidden_size
@@ -79,12 +91,10 @@ def prune_rnn_hidden(m: nn.RNNBase, keep: Tensor) -> None:
             for kind in ("ih", "hh"):
                 slice_param(m, f"weight_{kind}_l{layer}{s}", 0, rows)
                 slice_param(m, f"bias_{kind}_l{layer}{s}", 0, rows)
-            if proj:
+            if proj:  # the projection reads the cell units; its outputs are what layers read
                 slice_param(m, f"weight_hr_l{layer}{s}", 1, idx)
-            else:
-                slice_param(m, f"weight_hh_l{layer}{s}", 1, idx)
-                if layer > 0:
-                    slice_param(m, f"weight_ih_l{layer}{s}", 1, strided_rows(idx, h, directions(m)))
+    if not proj:
+        _slice_unit_readers(m, idx, h)
     m.hidden_size = idx.numel()
     _refresh(m)
 
@@ -96,9 +106,7 @@ def prune_rnn_proj(m: nn.LSTM, keep: Tensor) -> None:
     for layer in range(m.num_layers):
         for s in _sfx(m):
             slice_param(m, f"weight_hr_l{layer}{s}", 0, idx)
-            slice_param(m, f"weight_hh_l{layer}{s}", 1, idx)
-            if layer > 0:
-                slice_param(m, f"weight_ih_l{layer}{s}", 1, strided_rows(idx, r, directions(m)))
+    _slice_unit_readers(m, idx, r)
     m.proj_size = idx.numel()
     _refresh(m)
 

@@ -176,8 +176,7 @@ def _ensure_nonempty(graph: DependencyGraph, masks: list[Tensor], scores: list[T
         return
     offsets = torch.tensor([0] + [m.numel() for m in masks]).cumsum(0)
     flat_mask, flat_score = torch.cat(masks), torch.cat(scores)
-    start = torch.cat([offsets[:-1], offsets.new_zeros(1)])  # group -1 -> 0, masked below
-    glob = torch.where(graph._ugroup >= 0, start[graph._ugroup] + graph._upos, -1)
+    glob = graph.global_index(offsets)
     for name in graph.leaves:
         for roots in (graph.out_roots[name], graph.in_roots[name]):
             if roots is None or roots.numel() == 0:

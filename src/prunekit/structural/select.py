@@ -35,8 +35,7 @@ class CostModel:
 
     def __init__(self, graph: DependencyGraph, offsets: list[int], total: int) -> None:
         self.total = total
-        group_start = torch.tensor(offsets + [0], dtype=torch.long)  # [-1] -> 0, masked below
-        table = torch.where(graph._ugroup >= 0, group_start[graph._ugroup] + graph._upos, -1)
+        table = graph.global_index(offsets)
 
         def gidx(roots: Tensor | None) -> Tensor | None:
             return None if roots is None else table[roots]

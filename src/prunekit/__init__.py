@@ -45,6 +45,27 @@ from prunekit.methods.wanda import wanda_prune
 
 __version__ = "0.1.0"
 
+# Areas beyond the core pipeline load on first use, so `import prunekit` stays light and an
+# area's optional third-party extras are needed only by those who use it.
+_LAZY_AREAS = ("dynamic", "compression", "recsys", "classic", "keras", "onnx")
+_LAZY_NAMES = {
+    # name -> module that defines it
+    "share_weights": "prunekit.compression",
+    "compress": "prunekit.compression",
+    "decompress": "prunekit.compression",
+    "quantize": "prunekit.compression",
+}
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _LAZY_AREAS:
+        return importlib.import_module(f"prunekit.{name}")
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(_LAZY_NAMES[name]), name)
+    raise AttributeError(f"module 'prunekit' has no attribute {name!r}")
+
 __all__ = [
     "Scope", "TargetSpec", "WeightPruneConfig",
     "export_torch_prune", "finalize", "import_torch_prune", "register_layout",

@@ -70,14 +70,21 @@ def _install(masked: nn.Module, pruned: nn.Module, plan) -> list:
     return handles
 
 
-_CACHE_KWARGS = ("past_key_values", "past_key_value", "layer_past")
+# The names transformers has given the KV cache argument of attention modules: 4.x
+# ``past_key_value``/``layer_past``, 5.x ``past_key_values`` and ``cache``.
+_CACHE_KWARGS = ("past_key_values", "past_key_value", "layer_past", "cache")
+
+
+def _is_cache(name: str, value: Any) -> bool:
+    """A KV cache argument, by its name or by its type (any ``*Cache`` object)."""
+    return name in _CACHE_KWARGS or type(value).__name__.endswith("Cache")
 
 
 def _select_inputs(args: tuple, kwargs: dict, e) -> tuple[tuple, dict]:
     """Keep only ``e.keep_in`` of the channel-carrying input (first arg or ``hidden_states``,
     and every other argument that is the same tensor, as in ``mha(x, x, x)``). A KV cache is
     not passed on: the dense module has already written this step into it."""
-    kwargs = {k: (None if k in _CACHE_KWARGS else v) for k, v in kwargs.items()}
+    kwargs = {k: (None if _is_cache(k, v) else v) for k, v in kwargs.items()}
     if e.keep_in is None:
         return args, kwargs
     if args and isinstance(args[0], Tensor):

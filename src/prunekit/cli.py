@@ -10,6 +10,8 @@ import importlib
 
 import typer
 
+from prunekit import __version__
+
 app = typer.Typer(
     name="prunekit",
     help="Prune PyTorch models and measure what pruning really does to inference speed.",
@@ -17,6 +19,18 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print prunekit's version and exit.")) -> None:
+    """Prune PyTorch models and measure what pruning really does to inference speed."""
+
 
 _COMMAND_MODULES = (
     "prunekit.commands.core",

@@ -15,7 +15,7 @@ plan = pk.plan_structured(model, x, ratio=0.5, criterion="l1")
 pruned = plan.apply()
 assert pk.verify(dense, plan).ok
 with tempfile.TemporaryDirectory() as d:
-    pk.save(pruned, Path(d) / "pruned")
+    pk.save(pruned, Path(d) / "pruned", spec="module:prunekit.demo:DigitsCNN")
     again = pk.load(Path(d) / "pruned")
     assert torch.allclose(again(x), pruned(x))
 res = pk.compare({"dense": dense, "pruned": pruned}, x, pk.BenchConfig(batches=(1,), repeats=5))

@@ -173,7 +173,8 @@ def prune_for_latency(
         criterion: the planner's group criterion.
         round_to: channel rounding; ``None`` chooses it from measured latency tables.
         lut_path: JSON cache of the latency tables (keyed by device, dtype, batch).
-        rel_latency, make: injectable measurement and pruning functions (tests, custom flows).
+        rel_latency: injectable measurement function (tests, custom flows).
+        make: injectable pruning function (tests, custom flows).
 
     Raises:
         RuntimeError: the structural planner is not available and ``make`` was not given.

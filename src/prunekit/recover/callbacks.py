@@ -31,9 +31,12 @@ class ScheduledPruner:
     Args:
         schedule: :class:`OneShot`, :class:`Iterative` or :class:`Cubic`.
         amount: final sparsity (for ``pattern`` it must be ``1 - N/M``; may be omitted).
-        criterion, scope, exclude: as :func:`prunekit.prune_weights`.
+        criterion: as :func:`prunekit.prune_weights`.
+        scope: as :func:`prunekit.prune_weights`.
+        exclude: as :func:`prunekit.prune_weights`.
         pattern: ``"N:M"`` for the N:M ramp (decreasing N at fixed M).
-        calib_data, loss_fn: for gradient/activation criteria.
+        calib_data: calibration batches for gradient/activation criteria.
+        loss_fn: the loss for gradient criteria.
         finalize_at_end: bake masks into plain weights when training ends.
     """
 

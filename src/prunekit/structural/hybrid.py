@@ -68,8 +68,9 @@ def prune_hybrid(model: nn.Module, example_inputs: Any, structured: dict[str, An
         multiple of M so the slimmer layers stay N:M-compatible.
 
     Raises:
-        ValueError: from either step. Both options are validated before anything changes, and the
-        weight step runs on the structurally pruned copy, so ``model`` is never changed.
+        ValueError: from either step. Both options are validated before anything changes,
+            and the weight step runs on the structurally pruned copy, so ``model`` is never
+            changed.
     """
     import math
 

@@ -221,8 +221,11 @@ def plan_structured(
         exclude: module names/globs never modified.
         target: ``TargetSpec(params=f)`` / ``TargetSpec(macs=f)`` keeps the fraction ``f`` of
             the counted parameters / MACs (overrides ``ratio``), or ``TargetSpec(ratio=r)``.
-        per_layer_min / per_layer_max: bounds of the fraction removed from any group.
-        calib_data / loss_fn / max_batches: calibration for ``taylor`` / ``activation``/``apoz``.
+        per_layer_min: lower bound of the fraction removed from any group.
+        per_layer_max: upper bound of the fraction removed from any group.
+        calib_data: calibration batches for ``taylor`` / ``activation`` / ``apoz``.
+        loss_fn: the loss for ``taylor``.
+        max_batches: how many calibration batches to use.
         check: apply the plan to a copy that shares the model's parameters (so it costs only
             the pruned tensors) and run the example inputs through it before returning.
             If the pruned copy fails inside a module (typically a reshape with sizes written

@@ -34,6 +34,9 @@ Every table below is generated from `benchmarks/results/*.json` by
 the date, the load on the machine while it ran, and the spread of its figures. Speed figures
 hold for the machine, runtime, dtype, batch and thread count stated with them. A figure
 labelled "speedup" is measured; a MACs ratio is the prediction it is compared with.
+
+GPU figures: none yet. `benchmarks/gpu_speed.py`, `benchmarks/llm_scale.py --device cuda` and
+`pytest -m gpu` are the commands for a CUDA machine; every table below is from a CPU.
 """
 
 

@@ -1,4 +1,4 @@
-"""Describe the machine a figure was measured on (for reports and BENCHMARKS.md)."""
+"""Describe the machine a figure was measured on (for reports and the results page)."""
 
 from __future__ import annotations
 

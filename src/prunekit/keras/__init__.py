@@ -14,8 +14,12 @@ from prunekit.keras.api import (  # noqa: E402
     UpdatePruningStep, collect_prunable_layers, prune_low_magnitude, strip_pruning,
 )
 from prunekit.keras.schedules import ConstantSparsity, PolynomialDecay, PruningSchedule  # noqa: E402
+from prunekit.keras.structured import (  # noqa: E402
+    KerasStructuredConfig, KerasStructuredPlan, plan_structured, prune_structured,
+)
 from prunekit.keras.wrapper import PruneLowMagnitude  # noqa: E402
 
-__all__ = ["ConstantSparsity", "KerasBackendError", "PolynomialDecay", "PruneLowMagnitude",
+__all__ = ["ConstantSparsity", "KerasBackendError", "KerasStructuredConfig", "KerasStructuredPlan",
+           "PolynomialDecay", "PruneLowMagnitude", "plan_structured", "prune_structured",
            "PruningSchedule", "UpdatePruningStep", "collect_prunable_layers",
            "prune_low_magnitude", "strip_pruning"]

@@ -124,3 +124,30 @@ def test_bad_paths_and_shapes(small_cnn_onnx, tmp_path):
         prune_onnx(small_cnn_onnx, input_shape=(1, 3, 8))
     with pytest.raises(ValueError, match="exclude"):
         prune_onnx(small_cnn_onnx, exclude=("no_such_node",))
+
+
+def test_depthwise_separable_block_is_coupled_and_verified(tmp_path):
+    pytest.importorskip("onnxscript")
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(),
+                        nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.BatchNorm2d(16), nn.ReLU(),
+                        nn.Conv2d(16, 32, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(32, 5)).eval()
+    with torch.no_grad():
+        net[3].running_mean.uniform_(-0.5, 0.5)
+        net[3].bias.uniform_(-0.5, 0.5)
+    import io
+    import warnings
+
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.randn(1, 3, 12, 12),), buf, dynamo=False,
+                          input_names=["x"])
+    res = prune_onnx(onnx.load_from_string(buf.getvalue()), ratio=0.5)
+    assert res.ok and res.params[1] < res.params[0]
+    assert not res.notes  # compared with the masked ONNX graph, not a torch fallback
+    w = [t for t in res.model.graph.initializer if len(t.dims) == 4]
+    assert sorted(int(t.dims[0]) for t in w) == [8, 8, 16]  # depthwise follows its input

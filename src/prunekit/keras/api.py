@@ -14,19 +14,15 @@ from prunekit.keras.wrapper import PRUNABLE, PruneLowMagnitude, prunable_weights
 def _check_model(model: Any, what: str) -> None:
     if not isinstance(model, keras.Model):
         raise ValueError(f"{what} must be a keras.Model, got {type(model).__name__}")
-    if not isinstance(model, keras.Sequential) and type(model).__name__ != "Functional" \
-            and not hasattr(model, "_functional"):
-        if not getattr(model, "_is_graph_network", False) and "Functional" not in [
-                c.__name__ for c in type(model).__mro__]:
-            raise ValueError(f"{what}: subclassed models are not supported (as in TF-MOT); "
-                             f"build a Sequential or functional model, or wrap its layers with "
-                             f"prune_low_magnitude(layer) inside the subclass")
+    if not any(c.__name__ in ("Sequential", "Functional") for c in type(model).__mro__):
+        raise ValueError(f"{what}: subclassed models are not supported (as in TF-MOT); "
+                         f"build a Sequential or functional model, or wrap its layers with "
+                         f"prune_low_magnitude(layer) inside the subclass")
 
 
 def _copy_layer(layer):
-    """A new layer with the same config and weights."""
-    new = layer.__class__.from_config(layer.get_config())
-    return new
+    """A new layer with the same config (weights are copied once the model is built)."""
+    return layer.__class__.from_config(layer.get_config())
 
 
 def _copy_weights(src: keras.Model, dst: keras.Model, name_map: dict[str, str]) -> None:

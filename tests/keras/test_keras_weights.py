@@ -18,7 +18,7 @@ def test_fit_reaches_the_scheduled_sparsity_and_stays_masked(keras, pkk, compile
     before = [np.array(w) for w in dense.get_weights()]
     sched = pkk.PolynomialDecay(0.0, 0.8, begin_step=0, end_step=12, frequency=4)
     pruned = compile_for(pkk.prune_low_magnitude(dense, sched))
-    assert [type(l).__name__ for l in pruned.layers] == [
+    assert [type(lay).__name__ for lay in pruned.layers] == [
         "PruneLowMagnitude", "BatchNormalization", "Flatten", "PruneLowMagnitude",
         "PruneLowMagnitude"]
     pruned.fit(x, y, epochs=2, batch_size=50, verbose=0,
@@ -29,7 +29,7 @@ def test_fit_reaches_the_scheduled_sparsity_and_stays_masked(keras, pkk, compile
         assert _zeros(w.layer) == pytest.approx(0.8, abs=0.01)
         assert np.all(kernel[mask == 0] == 0)
         assert int(w.pruning_step.value) == 15
-    assert all(np.array_equal(a, b) for a, b in zip(before, dense.get_weights()))  # untouched
+    assert all(np.array_equal(a, b) for a, b in zip(before, dense.get_weights(), strict=False))  # untouched
 
 
 def test_fit_without_the_callback_is_a_clear_error(keras, pkk, compile_for, small_cnn, digits_small):
@@ -45,7 +45,7 @@ def test_strip_then_save_reloads_with_plain_keras(keras, pkk, compile_for, small
         small_cnn(), pkk.ConstantSparsity(0.6, 0, frequency=2)))
     pruned.fit(x, y, epochs=1, batch_size=100, verbose=0, callbacks=[pkk.UpdatePruningStep()])
     stripped = pkk.strip_pruning(pruned)
-    assert all(type(l).__module__.startswith("keras.") for l in stripped.layers)
+    assert all(type(lay).__module__.startswith("keras.") for lay in stripped.layers)
     assert _zeros(stripped.get_layer("fc")) == pytest.approx(0.6, abs=0.01)
     np.testing.assert_allclose(stripped.predict(x[:8], verbose=0),
                                pruned.predict(x[:8], verbose=0), atol=1e-5)
@@ -81,7 +81,7 @@ def test_functional_model_and_single_layer(keras, pkk):
     out = keras.layers.Add()([keras.layers.Dense(8, name="b")(h), h])
     model = keras.Model(inp, out)
     pruned = pkk.prune_low_magnitude(model, pkk.ConstantSparsity(0.5, 0))
-    assert {l.name for l in pkk.collect_prunable_layers(pruned)} == {
+    assert {lay.name for lay in pkk.collect_prunable_layers(pruned)} == {
         "prune_low_magnitude_a", "prune_low_magnitude_b"}
     x = np.random.default_rng(0).standard_normal((4, 6)).astype("float32")
     np.testing.assert_allclose(pruned.predict(x, verbose=0), model.predict(x, verbose=0),

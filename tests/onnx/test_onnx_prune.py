@@ -151,3 +151,40 @@ def test_depthwise_separable_block_is_coupled_and_verified(tmp_path):
     assert not res.notes  # compared with the masked ONNX graph, not a torch fallback
     w = [t for t in res.model.graph.initializer if len(t.dims) == 4]
     assert sorted(int(t.dims[0]) for t in w) == [8, 8, 16]  # depthwise follows its input
+
+
+def test_newest_opset_channel_shuffle_is_frozen_and_named():
+    """A default (opset 20) export with a channel shuffle: converted down for onnx2torch, the
+    shuffled channels frozen and named in the summary."""
+    import io
+    import warnings
+
+    from torch import nn
+
+    class Shuffle(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(3, 8, 3, padding=1)
+            self.b = nn.Conv2d(8, 8, 3, padding=1)
+            self.c = nn.Conv2d(8, 12, 3, padding=1)
+            self.fc = nn.Linear(12, 4)
+
+        def forward(self, x):
+            x = torch.relu(self.b(torch.relu(self.a(x))))
+            n, c, h, w = x.shape
+            x = x.reshape(n, 2, 4, h, w).transpose(1, 2).reshape(n, 8, h, w)
+            return self.fc(torch.relu(self.c(x)).mean((2, 3)))
+
+    torch.manual_seed(0)
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Shuffle().eval(), (torch.randn(1, 3, 8, 8),), buf, dynamo=False,
+                          input_names=["x"])
+    src = onnx.load_from_string(buf.getvalue())
+    res = prune_onnx(src, ratio=0.5)
+    assert res.ok and res.params[1] < res.params[0]
+    assert any("opset" in n for n in res.notes)
+    frozen = {node: why for node, _, _, why in res.frozen}
+    assert "reshaped" in frozen["/b/Conv"]
+    assert "frozen channels" in res.summary() and "/b/Conv" in res.summary()

@@ -167,7 +167,7 @@ def strip_pruning(model: keras.Model) -> keras.Model:
             continue
         target = new.get_layer(name_map.get(old.name, old.name))
         if isinstance(old, PruneLowMagnitude):
-            masks = {id(w): m for w, m in zip(old.prunable(), old.masks)}
+            masks = {id(w): m for w, m in zip(old.prunable(), old.masks, strict=False)}
             weights = [w.numpy() * masks[id(w)].numpy() if id(w) in masks else w.numpy()
                        for w in old.layer.weights]
             target.set_weights(weights)

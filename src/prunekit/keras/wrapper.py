@@ -97,7 +97,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
     def update_masks(self, sparsity: float) -> None:
         """Keep the ``round(n * (1 - sparsity))`` largest magnitudes of each weight (>= 1)."""
         with torch.no_grad():
-            for w, m in zip(self.prunable(), self.masks):
+            for w, m in zip(self.prunable(), self.masks, strict=False):
                 a = w.value.detach().abs()
                 k = max(1, int(round(a.numel() * (1.0 - sparsity))))
                 thr = torch.topk(a.flatten(), k).values[-1]
@@ -106,7 +106,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
     def apply_masks(self) -> None:
         """Zero the masked weights (in place, outside autograd)."""
         with torch.no_grad():
-            for w, m in zip(self.prunable(), self.masks):
+            for w, m in zip(self.prunable(), self.masks, strict=False):
                 w.assign(w.value * m.value.to(w.value.dtype))
 
     def call(self, inputs, training=None, **kwargs):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
 from typing import Any
@@ -23,11 +24,15 @@ def export_onnx(model: nn.Module, x: torch.Tensor, input_name: str, output_names
     attempts = []
     if dynamic_batch:
         attempts.append(("dynamo, dynamic batch", True, True))
-    attempts += [("dynamo", True, False), ("torchscript", False, False)]
+    attempts.append(("dynamo", True, False))
+    if dynamic_batch:
+        attempts.append(("torchscript, dynamic batch", False, True))
+    attempts.append(("torchscript", False, False))
     errors = []
     for how, dynamo, dynamic in attempts:
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                    contextlib.redirect_stderr(io.StringIO()):
                 warnings.simplefilter("ignore")
                 proto = _export(model, x, input_name, output_names, dynamo, dynamic, opset)
             onnx.checker.check_model(proto)
@@ -49,6 +54,23 @@ def _export(model, x, input_name, output_names, dynamo, dynamic, opset):
         prog = torch.onnx.export(model, (x,), dynamo=True, verbose=False, **kwargs)
         return prog.model_proto
     buf = io.BytesIO()
+    dyn = {"dynamic_axes": {"input": {0: "batch"}}} if dynamic else {}
     torch.onnx.export(model, (x,), buf, dynamo=False, opset_version=max(opset or 17, 13),
-                      **kwargs)
-    return onnx.load_from_string(buf.getvalue())
+                      input_names=["input"], **dyn)
+    proto = onnx.load_from_string(buf.getvalue())
+    _rename(proto, {"input": input_name} | {
+        o.name: n for o, n in zip(proto.graph.output, output_names, strict=False)})
+    return proto
+
+
+def _rename(proto, names: dict[str, str]) -> None:
+    """Rename graph values (the TorchScript exporter refuses some names, e.g. digits)."""
+    names = {k: v for k, v in names.items() if k != v}
+    if not names:
+        return
+    g = proto.graph
+    for node in g.node:
+        node.input[:] = [names.get(n, n) for n in node.input]
+        node.output[:] = [names.get(n, n) for n in node.output]
+    for v in list(g.input) + list(g.output) + list(g.value_info):
+        v.name = names.get(v.name, v.name)

@@ -108,19 +108,43 @@ def unsupported_ops(model) -> list[tuple[str, str]]:
     return bad
 
 
-def _check_supported(model) -> None:
+def _onnx_opset(model) -> int:
+    return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def make_convertible(model) -> tuple[Any, str | None]:
+    """``model`` itself when onnx2torch converts every op, else the same graph converted down to
+    the newest opset at which it does (onnx2torch lags the newest opsets), with a note.
+
+    Raises:
+        ValueError: no opset works; the message names the ops and nodes.
+    """
     bad = unsupported_ops(model)
-    if bad:
-        ops = sorted({op for op, _ in bad})
-        where = ", ".join(f"{n} ({op})" for op, n in bad[:6]) + (" ..." if len(bad) > 6 else "")
-        raise ValueError(f"ONNX op(s) {', '.join(ops)} cannot be converted by onnx2torch "
-                         f"(nodes: {where}); the model is not pruned")
+    if not bad:
+        return model, None
+    from onnx import version_converter
+
+    opset = _onnx_opset(model)
+    if not any(o.domain not in ("", "ai.onnx") for o in model.opset_import):
+        for target in range(opset - 1, 12, -1):
+            try:
+                down = version_converter.convert_version(model, target)
+            except Exception:  # the converter has no adapter for some op at this opset
+                continue
+            if not unsupported_ops(down):
+                return down, (f"graph converted from opset {opset} to {target} for onnx2torch "
+                              f"(it has no converter for {', '.join(sorted({o for o, _ in bad}))} "
+                              f"at opset {opset})")
+    ops = sorted({op for op, _ in bad})
+    where = ", ".join(f"{n} ({op})" for op, n in bad[:6]) + (" ..." if len(bad) > 6 else "")
+    raise ValueError(f"ONNX op(s) {', '.join(ops)} cannot be converted by onnx2torch "
+                     f"(nodes: {where}); the model is not pruned")
 
 
 def to_torch(model) -> tuple[nn.Module, dict[str, NodeRef]]:
-    """Convert ``model`` (not modified) to a GraphModule; map module names to ONNX nodes."""
+    """Convert ``model`` (not modified; see :func:`make_convertible`) to a GraphModule; map
+    module names to ONNX nodes."""
     _, onnx2torch = require_onnx()
-    _check_supported(model)
     try:
         gm = onnx2torch.convert(copy.deepcopy(model), attach_onnx_mapping=True)
     except NotImplementedError as exc:  # a converter refusing one attribute combination
@@ -163,7 +187,7 @@ def input_spec(model, input_shape: tuple[int, ...] | None) -> InputSpec:
     if not shape or any(v <= 0 for v in shape):
         raise ValueError(f"input_shape must be positive integers, got {input_shape!r}")
     if len(shape) != len(dims) or any(d is not None and d > 0 and d != s
-                                      for d, s in zip(dims, shape)):
+                                      for d, s in zip(dims, shape, strict=False)):
         raise ValueError(f"input_shape {shape} does not fit input {inp.name!r} of shape {dims}")
     return InputSpec(inp.name, shape, dtype)
 

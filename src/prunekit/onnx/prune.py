@@ -29,7 +29,7 @@ from prunekit.masks.apply import finalize
 from prunekit.onnx.export import export_onnx
 from prunekit.onnx.importer import (
     NodeRef, dynamic_batch, example_input, inline_shared_initializers, input_spec, load_model,
-    to_torch,
+    make_convertible, to_torch,
 )
 from prunekit.onnx.reference import input_zero_mask, max_diff, run_ort, write_zeros
 from prunekit.structural import plan_structured, verify
@@ -201,13 +201,19 @@ def prune_onnx(
         OnnxVerifyError: the pruned graph disagrees with the masked reference (``strict``).
     """
     cfg = OnnxPruneConfig(ratio, structured, criterion, tuple(exclude), atol)
-    model = load_model(path_or_model)
-    inline_shared_initializers(model)
-    spec = input_spec(model, None if input_shape is None else tuple(input_shape))
+    source = load_model(path_or_model)
+    inline_shared_initializers(source)
+    spec = input_spec(source, None if input_shape is None else tuple(input_shape))
+    model, opset_note = make_convertible(source)
     gm, refs = to_torch(model)
     x = example_input(spec)
     feed = {spec.name: x.numpy()}
     dense_ort = run_ort(model, feed)
+    if model is not source:  # the down-converted graph must compute what the source does
+        conv = max_diff(run_ort(source, feed), dense_ort)
+        if conv > cfg.atol * max(1.0, max(float(abs(o).max()) for o in dense_ort)):
+            raise ValueError(f"converting the graph to an older opset changed its outputs "
+                             f"(max abs diff {conv:.3g}); the model is not pruned")
     with torch.no_grad():
         conv_diff = max_diff(dense_ort, _outputs(gm(x)))
     scale = max((float(abs(o).max()) for o in dense_ort if o.size), default=0.0)
@@ -220,6 +226,8 @@ def prune_onnx(
     run = _structured if cfg.structured else _weights
     result = run(cfg, model, gm, refs, x, feed, spec, excl, tol)
     result.conversion_diff = conv_diff
+    if opset_note:
+        result.notes.append(opset_note)
     if skip:
         result.notes.append(f"{len(skip)} weighted module(s) whose weight is shared or computed "
                             f"were left dense: {', '.join(skip[:5])}")

@@ -36,10 +36,10 @@ def run_ort(model_or_bytes: Any, feed: dict[str, np.ndarray], threads: int = 1) 
 
 def max_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     """Largest absolute difference over matching outputs (inf when shapes differ)."""
-    if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b)):
+    if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b, strict=False)):
         return float("inf")
     return max((float(np.abs(x.astype(np.float64) - y.astype(np.float64)).max())
-                for x, y in zip(a, b) if x.size), default=0.0)
+                for x, y in zip(a, b, strict=False) if x.size), default=0.0)
 
 
 def input_zero_mask(module: nn.Module, keep_in: Tensor) -> Tensor | None:

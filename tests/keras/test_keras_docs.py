@@ -3,9 +3,12 @@
 import re
 from pathlib import Path
 
+import pytest
+
 DOC = Path(__file__).resolve().parents[2] / "docs" / "keras.md"
 
 
+@pytest.mark.slow
 def test_keras_doc_python_blocks_run(pkk, tmp_path, monkeypatch):
     blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
     assert len(blocks) == 2

@@ -8,6 +8,7 @@ import pytest
 DOC = Path(__file__).resolve().parents[2] / "docs" / "onnx.md"
 
 
+@pytest.mark.slow
 def test_onnx_doc_python_blocks_run(tmp_path, monkeypatch):
     pytest.importorskip("onnx2torch")
     pytest.importorskip("onnxruntime")

@@ -61,6 +61,7 @@ def test_weight_pruning_keeps_the_graph_and_zeroes_initializers(small_cnn_onnx):
     assert all(float((v == 0).mean()) == 0.0 for v in _weights(src).values() if v.ndim >= 2)
 
 
+@pytest.mark.slow
 def test_dynamic_batch_needs_shape_and_stays_dynamic(make_small_cnn_onnx):
     path = make_small_cnn_onnx(dynamic=True, name="dyn.onnx")
     with pytest.raises(ValueError, match="input_shape"):
@@ -153,6 +154,7 @@ def test_depthwise_separable_block_is_coupled_and_verified(tmp_path):
     assert sorted(int(t.dims[0]) for t in w) == [8, 8, 16]  # depthwise follows its input
 
 
+@pytest.mark.slow
 def test_newest_opset_channel_shuffle_is_frozen_and_named():
     """A default (opset 20) export with a channel shuffle: converted down for onnx2torch, the
     shuffled channels frozen and named in the summary."""

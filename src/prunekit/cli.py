@@ -38,6 +38,7 @@ _COMMAND_MODULES = (
     "prunekit.commands.bench",
     "prunekit.commands.recovery",
     "prunekit.commands.llm",
+    "prunekit.commands.onnx",
 )
 
 

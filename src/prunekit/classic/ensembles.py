@@ -160,6 +160,20 @@ def _truncate(est: Any, k: int, new_trees: dict[int, Any] | None = None,
     return new
 
 
+def _stable_prefix(stages: list[tuple[float, float]], floor: float) -> int:
+    """Fewest stages from which on every longer prefix also scores at least ``floor``.
+
+    A short prefix that meets the floor by luck while longer ones fall below it again is
+    not taken: the staged curve of boosting is noisy early and only settles later.
+    """
+    k = len(stages)
+    for size, value in reversed(stages):
+        if value < floor:
+            break
+        k = int(size)
+    return k
+
+
 def ccp_applies(est: Any) -> bool:
     """Cost-complexity pruning keeps a boosting stage's meaning only under squared error.
 
@@ -171,10 +185,11 @@ def ccp_applies(est: Any) -> bool:
 
 def prune_boosting(est: Any, X: np.ndarray, y: np.ndarray, floor: float,
                    max_candidates: int) -> Outcome:
-    """Fewest boosting stages within the drop, then (squared error only) one shared alpha."""
+    """Fewest boosting stages within the drop (:func:`_stable_prefix`), then (squared error
+    only) one cost-complexity alpha shared by the kept stage trees."""
     classifier = hasattr(est, "classes_")
     stages = _stage_scores(est, X, y, classifier)
-    k = int(min((s for s, v in stages if v >= floor), default=float(len(stages))))
+    k = _stable_prefix(stages, floor)
     trunc = _truncate(est, k)
     if not ccp_applies(est):
         return Outcome(trunc, "boosting stage truncation", {"n_estimators": float(k)}, stages)

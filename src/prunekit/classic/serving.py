@@ -102,7 +102,8 @@ def describe(est: Any, X: np.ndarray, onnx: bool = True) -> tuple[ModelSize, byt
     return size, onx
 
 
-def _ort_predict(onx: bytes) -> Callable[[np.ndarray], Any]:
+def ort_predictor(onx: bytes) -> Callable[[np.ndarray], Any]:
+    """A one-thread ONNX Runtime session as ``f(X) -> outputs`` (first output only)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -147,7 +148,7 @@ def compare(dense: Any, pruned: Any, X: np.ndarray, *, batch_sizes: Sequence[int
             elif rt == "onnxruntime":
                 if onnx[0] is None or onnx[1] is None:
                     continue
-                fns, dtype = {"dense": _ort_predict(onnx[0]), "pruned": _ort_predict(onnx[1])}, np.float32
+                fns, dtype = {"dense": ort_predictor(onnx[0]), "pruned": ort_predictor(onnx[1])}, np.float32
             else:
                 raise ValueError(f"runtime must be one of {RUNTIMES}, got {rt!r}")
             for b in batch_sizes:
@@ -165,7 +166,7 @@ def onnx_agreement(est: Any, onx: bytes, X: np.ndarray) -> float | None:
     if not hasattr(est, "classes_"):
         return None
     try:
-        labels = _ort_predict(onx)(X.astype(np.float32))[0]
+        labels = ort_predictor(onx)(X.astype(np.float32))[0]
     except Exception:  # noqa: BLE001 - a runtime failure leaves the figure out
         return None
     return float(np.mean(np.asarray(labels).ravel() == est.predict(X)))

@@ -77,8 +77,8 @@ def test_zero_drop_never_scores_lower(cancer, fast, drop):
 
 
 def test_stable_prefix_ignores_a_lucky_early_dip():
-    from prunekit.classic.ensembles import _stable_prefix
+    from prunekit.classic.ensembles import stable_prefix
 
     stages = [(1.0, 0.5), (2.0, 0.9), (3.0, 0.7), (4.0, 0.9), (5.0, 0.95)]
-    assert _stable_prefix(stages, 0.9) == 4
-    assert _stable_prefix(stages, 0.99) == 5
+    assert stable_prefix(stages, 0.9) == 4
+    assert stable_prefix(stages, 0.99) == 5

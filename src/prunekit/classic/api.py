@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from prunekit.classic import ensembles, serving, svm, trees
+from prunekit.classic import boosters, ensembles, serving, svm, trees
 from prunekit.classic.report import ClassicReport
 from prunekit.classic.validation import (check_fitted, check_validation, is_classifier, score,
                                          sklearn)
@@ -120,6 +120,14 @@ for _name in ("SVC", "NuSVC", "SVR", "NuSVR"):
     register_pruner("sklearn.svm", _name, _svm)
 
 
+def _lgbm(est, X, y, floor, cfg):
+    return boosters.prune_lightgbm(est, X, y, floor, cfg.max_candidates)
+
+
+for _name in ("LGBMClassifier", "LGBMRegressor"):
+    register_pruner("lightgbm", _name, _lgbm)
+
+
 def _split_pipeline(est: Any, X: np.ndarray) -> tuple[Any, np.ndarray]:
     if getattr(est, "steps", None):
         return est.steps[-1][1], (est[:-1].transform(X) if len(est.steps) > 1 else X)
@@ -140,7 +148,8 @@ def prune(estimator: Any, X_val: Any, y_val: Any, max_drop: float = 0.005, *,
     Decision trees: minimal cost-complexity pruning computed on the fitted tree (no refit).
     Random forests / extra trees: greedy tree-subset selection, then one cost-complexity
     alpha for every kept tree. Gradient boosting: stage truncation (plus cost-complexity
-    pruning of each stage under squared-error loss). SVC/NuSVC/SVR/NuSVR: support-vector
+    pruning of each stage under squared-error loss); LightGBM's LGBMClassifier/LGBMRegressor:
+    boosting-round truncation. SVC/NuSVC/SVR/NuSVR: support-vector
     reduction with a least-squares re-fit of the dual coefficients. A ``Pipeline`` ending in
     one of these has its last step pruned.
 

@@ -160,7 +160,7 @@ def _truncate(est: Any, k: int, new_trees: dict[int, Any] | None = None,
     return new
 
 
-def _stable_prefix(stages: list[tuple[float, float]], floor: float) -> int:
+def stable_prefix(stages: list[tuple[float, float]], floor: float) -> int:
     """Fewest stages from which on every longer prefix also scores at least ``floor``.
 
     A short prefix that meets the floor by luck while longer ones fall below it again is
@@ -185,11 +185,11 @@ def ccp_applies(est: Any) -> bool:
 
 def prune_boosting(est: Any, X: np.ndarray, y: np.ndarray, floor: float,
                    max_candidates: int) -> Outcome:
-    """Fewest boosting stages within the drop (:func:`_stable_prefix`), then (squared error
+    """Fewest boosting stages within the drop (:func:`stable_prefix`), then (squared error
     only) one cost-complexity alpha shared by the kept stage trees."""
     classifier = hasattr(est, "classes_")
     stages = _stage_scores(est, X, y, classifier)
-    k = _stable_prefix(stages, floor)
+    k = stable_prefix(stages, floor)
     trunc = _truncate(est, k)
     if not ccp_applies(est):
         return Outcome(trunc, "boosting stage truncation", {"n_estimators": float(k)}, stages)

@@ -90,6 +90,13 @@ def describe(est: Any, X: np.ndarray, onnx: bool = True) -> tuple[ModelSize, byt
     """Size figures of ``est`` and its ONNX bytes (``None`` when not converted)."""
     core = final_step(est)
     trees = _trees(core)
+    booster = getattr(core, "booster_", None) if hasattr(core, "fitted_") else None
+    if booster is not None:  # LightGBM: leaves from the model dump
+        leaves = [t["num_leaves"] for t in booster.dump_model()["tree_info"]]
+        onx, err = (None, "skl2onnx does not convert LightGBM models without onnxmltools")
+        return ModelSize(len(leaves), int(sum(2 * v - 1 for v in leaves)), int(sum(leaves)),
+                         None, len(pickle.dumps(est, protocol=pickle.HIGHEST_PROTOCOL)),
+                         None, err), None
     sv = getattr(core, "support_vectors_", None)
     onx, err = to_onnx(est, X) if onnx else (None, "not requested")
     size = ModelSize(

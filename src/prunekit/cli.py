@@ -39,6 +39,7 @@ _COMMAND_MODULES = (
     "prunekit.commands.recovery",
     "prunekit.commands.llm",
     "prunekit.commands.onnx",
+    "prunekit.commands.classic",
 )
 
 

@@ -1,0 +1,207 @@
+"""``prune(estimator, X_val, y_val, max_drop)``: prune a fitted classical model, measured.
+
+Dispatch is by estimator type through an explicit registry (:func:`register_pruner`);
+every pruner takes ``(estimator, X_val, y_val, floor, config)`` and returns an
+:class:`~prunekit.classic.trees.Outcome` whose validation score is at least ``floor``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from prunekit.classic import boosters, ensembles, serving, svm, trees
+from prunekit.classic.report import ClassicReport
+from prunekit.classic.validation import (check_fitted, check_validation, is_classifier, score,
+                                         sklearn)
+
+Pruner = Callable[[Any, np.ndarray, np.ndarray, float, "ClassicConfig"], trees.Outcome]
+_PRUNERS: dict[str, tuple[str, str, Pruner]] = {}
+
+
+@dataclass(frozen=True)
+class ClassicConfig:
+    """Options of :func:`prune` besides the allowed drop.
+
+    Attributes:
+        max_candidates: alphas scored per cost-complexity search.
+        forest_max_fraction: largest share of a forest's trees the subset search considers.
+        measure: time predict latency (dense vs pruned) into the report.
+        batch_sizes: batch sizes to time.
+        runtimes: "sklearn" and/or "onnxruntime" (through skl2onnx, where it converts).
+        repeats / warmup: timed and untimed interleaved rounds per cell.
+        clock: "wall" or "process_cpu" (CPU time of this process; all timing is 1 thread).
+    """
+
+    max_candidates: int = 48
+    forest_max_fraction: float = 0.5
+    measure: bool = True
+    batch_sizes: tuple[int, ...] = (1, 10_000)
+    runtimes: tuple[str, ...] = serving.RUNTIMES
+    repeats: int = 15
+    warmup: int = 2
+    clock: str = "wall"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_candidates, int) or self.max_candidates < 2:
+            raise ValueError(f"max_candidates must be an int >= 2, got {self.max_candidates!r}")
+        if not 0 < self.forest_max_fraction <= 1:
+            raise ValueError("forest_max_fraction must be in (0, 1], got "
+                             f"{self.forest_max_fraction!r}")
+        if not self.batch_sizes or any(not isinstance(b, int) or b < 1 for b in self.batch_sizes):
+            raise ValueError(f"batch_sizes must be positive ints, got {self.batch_sizes!r}")
+        bad = set(self.runtimes) - set(serving.RUNTIMES)
+        if bad:
+            raise ValueError(f"runtimes must be among {serving.RUNTIMES}, got {sorted(bad)}")
+        if not isinstance(self.repeats, int) or self.repeats < 1 or self.warmup < 0:
+            raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {self.repeats!r}, "
+                             f"{self.warmup!r}")
+        serving.make_clock(self.clock)
+
+
+def _key(module: str, name: str) -> str:
+    return f"{module.split('.')[0]}.{name}"
+
+
+def register_pruner(module: str, name: str, pruner: Pruner) -> None:
+    """Register ``pruner`` for the estimator class ``name`` of package ``module``.
+
+    Lookup walks the estimator's MRO, so subclasses of a registered class are pruned by its
+    pruner. A second registration of the same class is refused.
+    """
+    key = _key(module, name)
+    if key in _PRUNERS:
+        raise ValueError(f"a pruner for {key} is already registered")
+    _PRUNERS[key] = (module, name, pruner)
+
+
+def supported() -> list[str]:
+    """Class names :func:`prune` accepts (also as the last step of a ``Pipeline``)."""
+    return sorted(name for _, name, _ in _PRUNERS.values())
+
+
+def _pruner_for(est: Any) -> Pruner:
+    for cls in type(est).__mro__:
+        hit = _PRUNERS.get(_key(cls.__module__, cls.__name__))
+        if hit is not None:
+            return hit[2]
+    raise ValueError(f"estimator type {type(est).__name__} is not supported; supported: "
+                     f"{', '.join(supported())} (or a Pipeline ending in one of them)")
+
+
+def _tree(est, X, y, floor, cfg):
+    return trees.prune_decision_tree(est, X, y, floor, cfg.max_candidates)
+
+
+def _forest(est, X, y, floor, cfg):
+    return ensembles.prune_forest(est, X, y, floor, cfg.max_candidates, cfg.forest_max_fraction)
+
+
+def _boost(est, X, y, floor, cfg):
+    return ensembles.prune_boosting(est, X, y, floor, cfg.max_candidates)
+
+
+def _svm(est, X, y, floor, cfg):
+    return svm.prune_svm(est, X, y, floor)
+
+
+for _name, _fn in (("DecisionTreeClassifier", _tree), ("DecisionTreeRegressor", _tree)):
+    register_pruner("sklearn.tree", _name, _fn)
+for _name in ("RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
+              "ExtraTreesRegressor"):
+    register_pruner("sklearn.ensemble", _name, _forest)
+for _name in ("GradientBoostingClassifier", "GradientBoostingRegressor"):
+    register_pruner("sklearn.ensemble", _name, _boost)
+for _name in ("SVC", "NuSVC", "SVR", "NuSVR"):
+    register_pruner("sklearn.svm", _name, _svm)
+
+
+def _lgbm(est, X, y, floor, cfg):
+    return boosters.prune_lightgbm(est, X, y, floor, cfg.max_candidates)
+
+
+for _name in ("LGBMClassifier", "LGBMRegressor"):
+    register_pruner("lightgbm", _name, _lgbm)
+
+
+def _split_pipeline(est: Any, X: np.ndarray) -> tuple[Any, np.ndarray]:
+    if getattr(est, "steps", None):
+        return est.steps[-1][1], (est[:-1].transform(X) if len(est.steps) > 1 else X)
+    return est, X
+
+
+def _join_pipeline(est: Any, final: Any) -> Any:
+    if not getattr(est, "steps", None):
+        return final
+    last = est.steps[-1][1]
+    return copy.deepcopy(est, memo={id(last): final})
+
+
+def prune(estimator: Any, X_val: Any, y_val: Any, max_drop: float = 0.005, *,
+          config: ClassicConfig | None = None) -> tuple[Any, ClassicReport]:
+    """Prune a fitted scikit-learn model, choosing the amount on validation data.
+
+    Decision trees: minimal cost-complexity pruning computed on the fitted tree (no refit).
+    Random forests / extra trees: greedy tree-subset selection, then one cost-complexity
+    alpha for every kept tree. Gradient boosting: stage truncation (plus cost-complexity
+    pruning of each stage under squared-error loss); LightGBM's LGBMClassifier/LGBMRegressor:
+    boosting-round truncation. SVC/NuSVC/SVR/NuSVR: support-vector
+    reduction with a least-squares re-fit of the dual coefficients. A ``Pipeline`` ending in
+    one of these has its last step pruned.
+
+    Args:
+        estimator: a fitted estimator (left untouched; the result is a new object of the same type).
+        X_val: validation features ``(n, n_features)``; y_val: labels or targets ``(n,)``.
+        max_drop: allowed drop of validation accuracy (classifiers) or R^2 (regressors).
+        config: :class:`ClassicConfig` (measurement and search options).
+
+    Returns:
+        ``(pruned_estimator, report)``; ``report.summary()`` prints the before/after table.
+
+    Raises:
+        ValueError: unfitted or unsupported estimator (the message lists the supported
+            types), validation data that does not fit it (unseen classes, wrong feature count).
+
+    References:
+        Breiman et al., "Classification and Regression Trees", 1984; Caruana et al.,
+        "Ensemble Selection from Libraries of Models", ICML 2004; Burges, "Simplified Support
+        Vector Decision Rules", ICML 1996.
+    """
+    sklearn()
+    cfg = config or ClassicConfig()
+    if isinstance(max_drop, bool) or not isinstance(max_drop, (int, float)) \
+            or not 0 <= max_drop < 1:
+        raise ValueError(f"max_drop must be a number in [0, 1), got {max_drop!r}")
+    core = serving.final_step(estimator)
+    pruner = _pruner_for(core)
+    check_fitted(estimator)
+    X, y = check_validation(estimator, X_val, y_val)
+    _, Xc = _split_pipeline(estimator, X)
+    before = score(estimator, X, y)
+    outcome = pruner(core, Xc, y, before - max_drop, cfg)
+    pruned = _join_pipeline(estimator, outcome.estimator)
+    return pruned, _report(estimator, pruned, outcome, X, y, before, max_drop, cfg)
+
+
+def _report(dense: Any, pruned: Any, outcome: trees.Outcome, X: np.ndarray, y: np.ndarray,
+            before: float, max_drop: float, cfg: ClassicConfig) -> ClassicReport:
+    want_onnx = cfg.measure and "onnxruntime" in cfg.runtimes
+    size_b, onx_b = serving.describe(dense, X, onnx=want_onnx)
+    size_a, onx_a = serving.describe(pruned, X, onnx=want_onnx)
+    latency = ()
+    if cfg.measure:
+        latency = tuple(serving.compare(dense, pruned, X, batch_sizes=cfg.batch_sizes,
+                                        runtimes=cfg.runtimes, onnx=(onx_b, onx_a),
+                                        repeats=cfg.repeats, warmup=cfg.warmup, clock=cfg.clock))
+    agree = serving.onnx_agreement(pruned, onx_a, X) if onx_a is not None else None
+    return ClassicReport(
+        estimator=type(pruned).__name__ if not getattr(pruned, "steps", None)
+        else f"Pipeline({type(serving.final_step(pruned)).__name__})",
+        method=outcome.method, metric="accuracy" if is_classifier(dense) else "r2",
+        max_drop=float(max_drop), amount=dict(outcome.amount), val_before=before,
+        val_after=score(pruned, X, y), before=size_b, after=size_a, latency=latency,
+        candidates=tuple(outcome.candidates), clock=cfg.clock, onnx_agreement=agree)

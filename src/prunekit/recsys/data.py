@@ -87,6 +87,8 @@ def read_ratings(path: str | Path, expected_rows: int | None = None) -> np.ndarr
             ``expected_rows`` is given) a different row count, naming the file and line.
     """
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"movielens100k: no such ratings file: {path}")
     rows: list[list[float]] = []
     with path.open(newline="") as fh:
         reader = csv.reader(fh)

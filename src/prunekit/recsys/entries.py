@@ -6,9 +6,12 @@ Entry methods (registered in :data:`ENTRY_METHODS`):
   Recommender Systems", ICLR 2021): tables are re-parametrised as
   ``sign(v) * relu(|v| - sigmoid(s))`` with learnable thresholds ``s`` and trained with the
   task loss, so entries whose magnitude does not pay for itself fall to exactly zero. After
-  training, the ``1 - ratio`` largest re-parametrised entries of each table are kept (an exact
+  training, the ``1 - ratio`` largest re-parametrised entries over all tables are kept (an exact
   size target; PEP instead stops when its learned sparsity reaches the target).
-* ``magnitude`` — keep the largest ``|v|`` entries of each table (one-shot baseline).
+* ``magnitude`` — keep the largest ``|v|`` entries (one-shot baseline).
+
+Both select entries over all tables together, so each table's (and each id's) size follows from
+the scores — PEP's point: sizes are learned, not fixed per table.
 
 Mixed dimensions (``mixed_dims``): ids are ranked by frequency and given a ladder of widths
 ``d, d/2, d/4, ..., 1, 0`` in tiers of geometric size ``t, 2t, 4t, ...`` (frequent ids keep
@@ -26,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from prunekit._registry import Registry
+from prunekit.recover.schedules import events
 from prunekit.recsys.data import Interactions
 from prunekit.recsys.tables import PEPEmbedding, SparseEmbedding
 from prunekit.recsys.train import TrainConfig, train_explicit, train_implicit
@@ -55,6 +59,20 @@ def keep_top_entries(scores: Tensor, ratio: float) -> Tensor:
     return mask.view_as(scores)
 
 
+def global_masks(scores: dict[str, Tensor], ratio: float) -> dict[str, Tensor]:
+    """Keep the ``1 - ratio`` highest scores over all tables together (each table's share is
+    decided by its scores, as PEP's learned thresholds decide each feature's size)."""
+    names = list(scores)
+    flat = torch.cat([scores[n].reshape(-1) for n in names])
+    mask = keep_top_entries(flat, ratio)
+    out, start = {}, 0
+    for n in names:
+        size = scores[n].numel()
+        out[n] = mask[start:start + size].view_as(scores[n])
+        start += size
+    return out
+
+
 def _sparse(weight: Tensor, mask: Tensor, mode: str | None) -> SparseEmbedding:
     """CSR of ``weight`` at ``mask``; kept entries that are exactly zero are stored too."""
     w = weight.detach().clone()
@@ -82,13 +100,10 @@ ENTRY_METHODS: Registry[EntryMethod] = Registry("entry method")
 @ENTRY_METHODS.register("magnitude")
 def magnitude_entries(model: nn.Module, names: list[str], ratio: float, **_: object
                       ) -> EntryResult:
-    """Keep the largest-magnitude ``1 - ratio`` entries of every table in ``names``."""
-    out = {}
-    for name in names:
-        table = model.get_submodule(name)
-        w = table.weight.detach()
-        out[name] = _sparse(w, keep_top_entries(w.abs(), ratio), _mode(table))
-    return EntryResult(out)
+    """Keep the largest-magnitude ``1 - ratio`` entries over all tables in ``names``."""
+    tables = {n: model.get_submodule(n) for n in names}
+    masks = global_masks({n: t.weight.detach().abs() for n, t in tables.items()}, ratio)
+    return EntryResult({n: _sparse(t.weight, masks[n], _mode(t)) for n, t in tables.items()})
 
 
 def _swap(model: nn.Module, name: str, new: nn.Module) -> None:
@@ -111,13 +126,10 @@ def pep_entries(model: nn.Module, names: list[str], ratio: float, *, train: Inte
         modes[name] = _mode(table)
         _swap(work, name, PEPEmbedding(table.weight, pep.granularity, pep.s_init, modes[name]))
     (train_implicit if feedback == "implicit" else train_explicit)(work, train, pep.train)
-    out = {}
-    for name in names:
-        table = work.get_submodule(name)
-        soft = table.soft_weight().detach()
-        score = soft.abs() + 1e-12 * table.weight.detach().abs()
-        out[name] = _sparse(soft, keep_top_entries(score, ratio), modes[name])
-    return EntryResult(out, work)
+    soft = {n: work.get_submodule(n).soft_weight().detach() for n in names}
+    masks = global_masks({n: soft[n].abs() + 1e-12 * work.get_submodule(n).weight.detach().abs()
+                          for n in names}, ratio)
+    return EntryResult({n: _sparse(soft[n], masks[n], modes[n]) for n in names}, work)
 
 
 def mixed_dims(counts: Tensor, dim: int, ratio: float) -> Tensor:
@@ -152,3 +164,39 @@ def mixed_table(table: nn.Module, counts: Tensor, ratio: float) -> SparseEmbeddi
     rank_of_col[order] = torch.arange(order.numel())
     mask = rank_of_col.unsqueeze(0) < widths.unsqueeze(1)
     return _sparse(w, mask, _mode(table))
+
+
+class GradualEntryMasks:
+    """Magnitude masks on embedding entries raised along a pruning schedule during training.
+
+    Called before every optimizer step (``on_step`` of the trainers): at the schedule's events
+    (:func:`prunekit.recover.schedules.events` — one-shot, iterative or the cubic ramp of Zhu &
+    Gupta, 2017) each table's mask is recomputed at the new amount; pruned entries are re-zeroed
+    at every step, so the final tables hold exactly ``amount`` zeros per table. :meth:`finish`
+    converts them to CSR tables.
+    """
+
+    def __init__(self, model: nn.Module, names: list[str], amount: float, schedule: object,
+                 total_steps: int) -> None:
+        self.model, self.names = model, names
+        self.events = dict(events(schedule, amount, total_steps))
+        self.masks: dict[str, Tensor] = {}
+
+    def _apply(self) -> None:
+        with torch.no_grad():
+            for name, mask in self.masks.items():
+                self.model.get_submodule(name).weight.mul_(mask)
+
+    def __call__(self, step: int) -> None:
+        level = self.events.get(step)
+        if level is not None:
+            for name in self.names:
+                w = self.model.get_submodule(name).weight.detach()
+                self.masks[name] = keep_top_entries(w.abs(), level).to(w.dtype)
+        self._apply()
+
+    def finish(self) -> dict[str, SparseEmbedding]:
+        """Apply the final masks and return the CSR tables (not yet swapped in)."""
+        self._apply()
+        return {n: _sparse(self.model.get_submodule(n).weight, self.masks[n].bool(),
+                           _mode(self.model.get_submodule(n))) for n in self.names}

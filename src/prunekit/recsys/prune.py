@@ -133,7 +133,8 @@ def _record_swap(model: nn.Module, name: str, table: nn.Module) -> None:
                  "spec": f"module:{type(table).__module__}:{type(table).__name__}"})
 
 
-def _swap(model: nn.Module, names: list[str], table: nn.Module) -> None:
+def install_table(model: nn.Module, names: list[str], table: nn.Module) -> None:
+    """Put pruned ``table`` at every name in ``names`` and record it for :func:`prunekit.save`."""
     for name in names:
         parent, _, attr = name.rpartition(".")
         setattr(model.get_submodule(parent) if parent else model, attr, table)
@@ -201,7 +202,7 @@ def prune_embeddings(model: nn.Module, train: Interactions, *, rows: float | Non
                                         feedback=feedback, pep=pep)
         new, work = res.tables, (res.trained or work)
     for name, table in new.items():
-        _swap(work, tables[name][0], table)
+        install_table(work, tables[name][0], table)
     _adopt(model, work)
     for name in tables:
         t = model.get_submodule(name)

@@ -169,7 +169,7 @@ class PEPEmbedding(nn.Module):
         _check_mode(mode)
         self.mode = mode
         self.weight = nn.Parameter(weight.detach().clone())
-        self.s = nn.Parameter(torch.full(self._SHAPES[granularity](*weight.shape), s_init))
+        self.s = nn.Parameter(torch.full(self._SHAPES[granularity](*weight.shape), float(s_init)))
 
     @property
     def embedding_dim(self) -> int:

@@ -40,6 +40,7 @@ _COMMAND_MODULES = (
     "prunekit.commands.llm",
     "prunekit.commands.onnx",
     "prunekit.commands.classic",
+    "prunekit.commands.recsys",
 )
 
 

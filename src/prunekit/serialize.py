@@ -4,7 +4,9 @@ A saved model is a directory:
 
 * ``prunekit.json`` — the base architecture (``"torchvision:resnet18"``, ``"timm:name"``,
   ``"module:pkg.mod:factory"``, or an HF config dict + class name), the history of layer
-  removals (:func:`prunekit.drop_layers`) and the format version;
+  removals (:func:`prunekit.drop_layers`) and module replacements (``replace_module``: a pruned
+  layer of another type, e.g. a remapped embedding table, rebuilt from its ``module:`` spec and
+  sizes) and the format version;
 * ``model.safetensors`` — the ordinary state_dict (atomic write).
 
 :func:`load` rebuilds the base (random init), replays the layer removals, resizes every module
@@ -179,12 +181,30 @@ def _build_base(meta: dict[str, Any]) -> nn.Module:
     raise ValueError(f"load: unknown base kind {kind!r} in {_META}")
 
 
+def _replace_module(model: nn.Module, op: dict[str, Any]) -> None:
+    """Put a freshly built module (``op["spec"]`` called with ``op["kwargs"]``) at
+    ``op["name"]``: how pruned layers of another type (e.g. a remapped embedding table) are
+    restored. Only ``module:`` specs, like the base model's."""
+    spec, name = op.get("spec", ""), op.get("name", "")
+    if not spec.startswith("module:") or not name:
+        raise ValueError(f"load: replace_module needs a 'module:' spec and a name, got {op!r}")
+    new = _build_spec(spec, dict(op.get("kwargs") or {}))
+    parent, _, attr = name.rpartition(".")
+    try:
+        owner = model.get_submodule(parent) if parent else model
+    except AttributeError:
+        raise ValueError(f"load: replace_module: the model has no module {parent!r}") from None
+    setattr(owner, attr, new)
+
+
 def _replay(model: nn.Module, history: list[dict[str, Any]], from_config: bool) -> None:
     from prunekit.structural.layers import replay_drop
 
     for op in history:
         if op.get("op") == "drop_layers":
             replay_drop(model, op, skip_config_deletions=from_config)
+        elif op.get("op") == "replace_module":
+            _replace_module(model, op)
         else:
             raise ValueError(f"load: unknown history op {op.get('op')!r}")
     model.__dict__["_prunekit_history"] = list(history)

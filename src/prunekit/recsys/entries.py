@@ -1,0 +1,202 @@
+"""Per-entry embedding sparsity and mixed dimensions, stored CSR.
+
+Entry methods (registered in :data:`ENTRY_METHODS`):
+
+* ``pep`` — Learnable Embedding sizes via Pruning (Liu et al., "Learnable Embedding Sizes for
+  Recommender Systems", ICLR 2021): tables are re-parametrised as
+  ``sign(v) * relu(|v| - sigmoid(s))`` with learnable thresholds ``s`` and trained with the
+  task loss, so entries whose magnitude does not pay for itself fall to exactly zero. After
+  training, the ``1 - ratio`` largest re-parametrised entries over all tables are kept (an exact
+  size target; PEP instead stops when its learned sparsity reaches the target).
+* ``magnitude`` — keep the largest ``|v|`` entries (one-shot baseline).
+
+Both select entries over all tables together, so each table's (and each id's) size follows from
+the scores — PEP's point: sizes are learned, not fixed per table.
+
+Mixed dimensions (``mixed_dims``): ids are ranked by frequency and given a ladder of widths
+``d, d/2, d/4, ..., 1, 0`` in tiers of geometric size ``t, 2t, 4t, ...`` (frequent ids keep
+more columns, after Ginart et al., "Mixed Dimension Embeddings", ISIT 2021); ``t`` is chosen so
+the stored entries meet the size target. Each id keeps the highest-norm columns of its table.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from prunekit._registry import Registry
+from prunekit.recover.schedules import events
+from prunekit.recsys.data import Interactions
+from prunekit.recsys.tables import PEPEmbedding, SparseEmbedding
+from prunekit.recsys.train import TrainConfig, train_explicit, train_implicit
+
+
+@dataclass(frozen=True)
+class PEPConfig:
+    """PEP training: ``granularity`` of the thresholds, ``s_init`` their initial logit, and the
+    training run (epochs, lr, ...) in ``train``."""
+
+    granularity: str = "entry"
+    s_init: float = -8.0
+    train: TrainConfig = TrainConfig(epochs=3, lr=1e-3)
+
+    def __post_init__(self) -> None:
+        if self.granularity not in PEPEmbedding._SHAPES:
+            raise ValueError(f"PEPConfig.granularity must be one of "
+                             f"{sorted(PEPEmbedding._SHAPES)}, got {self.granularity!r}")
+
+
+def keep_top_entries(scores: Tensor, ratio: float) -> Tensor:
+    """Bool mask keeping the ``1 - ratio`` highest scores (at least one entry)."""
+    flat = scores.reshape(-1)
+    k = max(1, flat.numel() - int(round(ratio * flat.numel())))
+    mask = torch.zeros_like(flat, dtype=torch.bool)
+    mask[torch.topk(flat, k).indices] = True
+    return mask.view_as(scores)
+
+
+def global_masks(scores: dict[str, Tensor], ratio: float) -> dict[str, Tensor]:
+    """Keep the ``1 - ratio`` highest scores over all tables together (each table's share is
+    decided by its scores, as PEP's learned thresholds decide each feature's size)."""
+    names = list(scores)
+    flat = torch.cat([scores[n].reshape(-1) for n in names])
+    mask = keep_top_entries(flat, ratio)
+    out, start = {}, 0
+    for n in names:
+        size = scores[n].numel()
+        out[n] = mask[start:start + size].view_as(scores[n])
+        start += size
+    return out
+
+
+def _sparse(weight: Tensor, mask: Tensor, mode: str | None) -> SparseEmbedding:
+    """CSR of ``weight`` at ``mask``; kept entries that are exactly zero are stored too."""
+    w = weight.detach().clone()
+    w[~mask] = 0.0
+    w[mask & (w == 0)] = torch.finfo(w.dtype).tiny  # keep the pattern exact
+    return SparseEmbedding.from_dense(w, mode)
+
+
+def _mode(table: nn.Module) -> str | None:
+    return None if isinstance(table, nn.Embedding) else getattr(table, "mode", None)
+
+
+@dataclass
+class EntryResult:
+    """New CSR tables by name, and (PEP) the trained copy whose other layers the caller adopts."""
+
+    tables: dict[str, SparseEmbedding]
+    trained: nn.Module | None = None
+
+
+EntryMethod = Callable[..., EntryResult]
+ENTRY_METHODS: Registry[EntryMethod] = Registry("entry method")
+
+
+@ENTRY_METHODS.register("magnitude")
+def magnitude_entries(model: nn.Module, names: list[str], ratio: float, **_: object
+                      ) -> EntryResult:
+    """Keep the largest-magnitude ``1 - ratio`` entries over all tables in ``names``."""
+    tables = {n: model.get_submodule(n) for n in names}
+    masks = global_masks({n: t.weight.detach().abs() for n, t in tables.items()}, ratio)
+    return EntryResult({n: _sparse(t.weight, masks[n], _mode(t)) for n, t in tables.items()})
+
+
+def _swap(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent, _, attr = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, attr, new)
+
+
+@ENTRY_METHODS.register("pep")
+def pep_entries(model: nn.Module, names: list[str], ratio: float, *, train: Interactions,
+                feedback: str = "implicit", pep: PEPConfig | None = None, **_: object
+                ) -> EntryResult:
+    """Train PEP thresholds on a copy of ``model``, then keep the largest ``1 - ratio`` entries of
+    each table (see the module docstring). ``model`` is not modified: the caller adopts the
+    trained copy's other layers (transactional)."""
+    pep = pep or PEPConfig()
+    work = copy.deepcopy(model)
+    modes = {}
+    for name in names:
+        table = work.get_submodule(name)
+        modes[name] = _mode(table)
+        _swap(work, name, PEPEmbedding(table.weight, pep.granularity, pep.s_init, modes[name]))
+    (train_implicit if feedback == "implicit" else train_explicit)(work, train, pep.train)
+    soft = {n: work.get_submodule(n).soft_weight().detach() for n in names}
+    masks = global_masks({n: soft[n].abs() + 1e-12 * work.get_submodule(n).weight.detach().abs()
+                          for n in names}, ratio)
+    return EntryResult({n: _sparse(soft[n], masks[n], modes[n]) for n in names}, work)
+
+
+def mixed_dims(counts: Tensor, dim: int, ratio: float) -> Tensor:
+    """Width per id (frequency ranked ladder, see the module docstring) storing at most
+    ``(1 - ratio) * n * dim`` entries."""
+    n = counts.numel()
+    ladder = [dim]
+    while ladder[-1] > 1:
+        ladder.append(ladder[-1] // 2)
+    widths = torch.tensor(ladder + [0])
+    rank = torch.empty(n, dtype=torch.long)
+    rank[torch.argsort(counts.double(), descending=True, stable=True)] = torch.arange(n)
+    budget = (1.0 - ratio) * n * dim
+
+    def assign(t: float) -> Tensor:
+        tier = torch.floor(torch.log2(rank.double() / max(t, 1e-9) + 1.0)).long()
+        return widths[tier.clamp(max=len(ladder))]
+
+    lo, hi = 0.0, float(n)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if float(assign(mid).sum()) <= budget else (lo, mid)
+    return assign(lo)
+
+
+def mixed_table(table: nn.Module, counts: Tensor, ratio: float) -> SparseEmbedding:
+    """Mixed-dimension CSR table: id ``i`` keeps its ``widths[i]`` highest-norm columns."""
+    w = table.weight.detach()
+    widths = mixed_dims(counts, w.shape[1], ratio)
+    order = torch.argsort(w.norm(dim=0), descending=True)
+    rank_of_col = torch.empty_like(order)
+    rank_of_col[order] = torch.arange(order.numel())
+    mask = rank_of_col.unsqueeze(0) < widths.unsqueeze(1)
+    return _sparse(w, mask, _mode(table))
+
+
+class GradualEntryMasks:
+    """Magnitude masks on embedding entries raised along a pruning schedule during training.
+
+    Called before every optimizer step (``on_step`` of the trainers): at the schedule's events
+    (:func:`prunekit.recover.schedules.events` — one-shot, iterative or the cubic ramp of Zhu &
+    Gupta, 2017) each table's mask is recomputed at the new amount; pruned entries are re-zeroed
+    at every step, so the final tables hold exactly ``amount`` zeros per table. :meth:`finish`
+    converts them to CSR tables.
+    """
+
+    def __init__(self, model: nn.Module, names: list[str], amount: float, schedule: object,
+                 total_steps: int) -> None:
+        self.model, self.names = model, names
+        self.events = dict(events(schedule, amount, total_steps))
+        self.masks: dict[str, Tensor] = {}
+
+    def _apply(self) -> None:
+        with torch.no_grad():
+            for name, mask in self.masks.items():
+                self.model.get_submodule(name).weight.mul_(mask)
+
+    def __call__(self, step: int) -> None:
+        level = self.events.get(step)
+        if level is not None:
+            for name in self.names:
+                w = self.model.get_submodule(name).weight.detach()
+                self.masks[name] = keep_top_entries(w.abs(), level).to(w.dtype)
+        self._apply()
+
+    def finish(self) -> dict[str, SparseEmbedding]:
+        """Apply the final masks and return the CSR tables (not yet swapped in)."""
+        self._apply()
+        return {n: _sparse(self.model.get_submodule(n).weight, self.masks[n].bool(),
+                           _mode(self.model.get_submodule(n))) for n in self.names}

@@ -35,8 +35,9 @@ def _bitarray():
 class Stream:
     """An encoded stream: ``coding`` is ``huffman`` or ``fixed``; ``nbits`` payload bits.
 
-    For ``huffman``, ``count[i]`` is the number of codes of length ``i`` and ``symbol`` lists
-    the symbols in canonical order; for ``fixed``, every symbol takes ``width`` bits.
+    For ``huffman``, ``lengths[s]`` is the code length of symbol ``s`` (0: absent); the
+    canonical code follows from it (symbols ordered by length, then value). For ``fixed``,
+    every symbol takes ``width`` bits.
     """
 
     coding: str
@@ -44,16 +45,21 @@ class Stream:
     nbits: int
     data: bytes
     width: int = 0
-    count: tuple[int, ...] = ()
-    symbol: tuple[int, ...] = ()
+    lengths: tuple[int, ...] = ()
+
+    def table(self) -> bytes:
+        """The stored code table: every symbol's code length in 5 bits."""
+        return fixed_width(np.asarray(self.lengths), LENGTH_BITS).data if self.lengths else b""
 
     def table_bits(self) -> int:
-        """Bits of the stored code table: a 16-bit symbol per entry, 32 bits per code length."""
-        return 16 * len(self.symbol) + 32 * len(self.count)
+        return LENGTH_BITS * len(self.lengths)
 
     def meta(self) -> dict:
         return {"coding": self.coding, "n": self.n, "nbits": self.nbits, "width": self.width,
-                "count": list(self.count), "symbol": list(self.symbol)}
+                "nsym": len(self.lengths)}
+
+
+LENGTH_BITS = 5  # code lengths 0..31 (canonical_decode handles codes up to 31 bits)
 
 
 def fixed_width(symbols: np.ndarray, width: int) -> Stream:
@@ -64,6 +70,26 @@ def fixed_width(symbols: np.ndarray, width: int) -> Stream:
     shifts = np.arange(width - 1, -1, -1, dtype=np.uint32)
     bits = ((s[:, None] >> shifts) & 1).astype(np.uint8).reshape(-1)
     return Stream("fixed", int(s.size), int(bits.size), np.packbits(bits).tobytes(), width)
+
+
+def _canonical(lengths: list[int]) -> tuple[list[int], list[int]]:
+    """``(count, symbol)`` for ``canonical_decode``: symbols by (code length, value)."""
+    order = sorted((n, s) for s, n in enumerate(lengths) if n)
+    count = [0] * (max(n for n, _ in order) + 1)
+    for n, _ in order:
+        count[n] += 1
+    return count, [s for _, s in order]
+
+
+def _code_table(count: list[int], symbol: list[int], ba) -> dict:
+    """The canonical code words of ``(count, symbol)`` (first code of each length: DEFLATE's)."""
+    table, code, i = {}, 0, 0
+    for length in range(1, len(count)):
+        for _ in range(count[length]):
+            table[symbol[i]] = ba.util.int2ba(code, length=length, endian="big")
+            code, i = code + 1, i + 1
+        code <<= 1
+    return table
 
 
 def huffman_encode(symbols: np.ndarray, width: int) -> Stream:
@@ -77,17 +103,25 @@ def huffman_encode(symbols: np.ndarray, width: int) -> Stream:
     values, counts = np.unique(s, return_counts=True)
     freq = Counter({int(k): int(v) for k, v in zip(values, counts, strict=True)})
     if len(freq) == 1:  # one symbol: a 1-bit code (bitarray needs two symbols for a tree)
-        code = {next(iter(freq)): ba.bitarray("0")}
-        count, symbol = [0, 1], [next(iter(freq))]
+        code_len = {next(iter(freq)): 1}
     else:
-        code, count, symbol = ba.util.canonical_huffman(freq)
-    table = 16 * len(symbol) + 32 * len(count)
-    if len(count) > 32 or sum(freq[k] * len(code[k]) for k in freq) + table >= fixed.nbits:
+        code_len = {k: len(c) for k, c in ba.util.canonical_huffman(freq)[0].items()}
+    lengths = [0] * (int(values[-1]) + 1)
+    for k, n in code_len.items():
+        lengths[k] = n
+    payload = sum(freq[k] * code_len[k] for k in freq)
+    if max(lengths) > 31 or payload + LENGTH_BITS * len(lengths) >= fixed.nbits:
         return fixed
+    count, symbol = _canonical(lengths)
     out = ba.bitarray(endian="big")
-    out.encode(code, s.tolist())
-    return Stream("huffman", int(s.size), len(out), out.tobytes(), width,
-                  tuple(int(c) for c in count), tuple(int(x) for x in symbol))
+    out.encode(_code_table(count, symbol, ba), s.tolist())
+    return Stream("huffman", int(s.size), len(out), out.tobytes(), width, tuple(lengths))
+
+
+def lengths_from_table(table: bytes, nsym: int) -> tuple[int, ...]:
+    """Inverse of :meth:`Stream.table`."""
+    return tuple(int(v) for v in decode(Stream("fixed", nsym, nsym * LENGTH_BITS, table,
+                                               LENGTH_BITS)))
 
 
 def decode(stream: Stream) -> np.ndarray:
@@ -110,14 +144,14 @@ def decode(stream: Stream) -> np.ndarray:
     a = ba.bitarray(endian="big")
     a.frombytes(stream.data)
     del a[stream.nbits:]
-    if list(stream.count) == [0, 1]:
-        out = np.full(stream.nbits, stream.symbol[0], dtype=np.int64)
+    count, symbol = _canonical(list(stream.lengths))
+    if len(symbol) == 1:
+        out = np.full(stream.nbits, symbol[0], dtype=np.int64)
     else:
-        out = np.fromiter(ba.util.canonical_decode(a, list(stream.count), list(stream.symbol)),
-                          dtype=np.int64)
+        out = np.fromiter(ba.util.canonical_decode(a, count, symbol), dtype=np.int64)
     if out.size != stream.n:
         raise ValueError(f"stream decodes to {out.size} symbols, expected {stream.n}")
     return out
 
 
-__all__ = ["Stream", "decode", "fixed_width", "huffman_encode"]
+__all__ = ["Stream", "decode", "fixed_width", "huffman_encode", "lengths_from_table"]

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from prunekit.compression.huffman import Stream, decode, huffman_encode
+from prunekit.compression.huffman import Stream, decode, huffman_encode, lengths_from_table
 from prunekit.compression.sparse_index import decode_gaps, encode_gaps
 
 
@@ -57,9 +57,7 @@ class Sections:
 
 
 def _stream_entry(s: Stream, sec: Sections) -> dict[str, Any]:
-    table = np.asarray(s.count, dtype="<u4").tobytes() + np.asarray(s.symbol, dtype="<u2").tobytes()
-    return {**{k: v for k, v in s.meta().items() if k not in ("count", "symbol")},
-            "ncount": len(s.count), "data": sec.add(s.data), "table": sec.add(table)}
+    return {**s.meta(), "data": sec.add(s.data), "table": sec.add(s.table())}
 
 
 def _stream_bits(s: Stream) -> int:
@@ -73,8 +71,36 @@ def encode_raw(key: str, t: Tensor, sec: Sections) -> dict[str, Any]:
             "bits": {"dense": bits, "pruned": bits, "shared": bits, "huffman": bits}}
 
 
-def _positions(mask: Tensor | None) -> np.ndarray | None:
-    return None if mask is None else np.flatnonzero(mask.detach().cpu().reshape(-1).numpy())
+def _scan(mask: Tensor, order: str) -> tuple[np.ndarray, np.ndarray]:
+    """Kept weights' positions in scan ``order`` and their row-major flat indices.
+
+    ``row`` scans the weight row-major (output-major); ``col`` scans its ``(out, -1)`` view
+    column by column (input-major, the CSC order of EIE), where inputs that feed nothing form
+    one run.
+    """
+    m = mask.detach().cpu()
+    if order == "row" or m.dim() < 2:
+        pos = np.flatnonzero(m.reshape(-1).numpy())
+        return pos, pos
+    rows = m.shape[0]
+    m2 = m.reshape(rows, -1)
+    pos = np.flatnonzero(m2.T.contiguous().numpy())
+    return pos, _col_to_flat(pos, rows, m2.shape[1])
+
+
+def _col_to_flat(pos: np.ndarray, rows: int, rest: int) -> np.ndarray:
+    return (pos % rows) * rest + pos // rows
+
+
+def _best_scan(mask: Tensor, index_bits: int) -> tuple[str, np.ndarray, Stream]:
+    """The scan order whose coded gaps are smaller: ``(order, flat indices, gap stream)``."""
+    best = None
+    for order in ("row", "col") if mask.dim() >= 2 else ("row",):
+        pos, flat = _scan(mask, order)
+        gaps = huffman_encode(encode_gaps(pos, index_bits), index_bits)
+        if best is None or _stream_bits(gaps) < _stream_bits(best[2]):
+            best = (order, flat, gaps)
+    return best
 
 
 def encode_layer(key: str, weight: Tensor, mask: Tensor | None, index_bits: int,
@@ -82,19 +108,19 @@ def encode_layer(key: str, weight: Tensor, mask: Tensor | None, index_bits: int,
                  bits: int = 0) -> dict[str, Any]:
     """A ``shared`` (``codebook`` given) or ``sparse`` entry for one weight."""
     elem = weight.element_size() * 8
-    pos = _positions(mask)
     entry: dict[str, Any] = {"key": key, "shape": list(weight.shape), "dtype": _dtype_name(weight),
-                             "index_bits": index_bits, "layout": "dense" if pos is None else "csr"}
-    n_kept = weight.numel() if pos is None else int(pos.size)
+                             "index_bits": index_bits, "layout": "dense" if mask is None else "csr"}
+    pos = None
     stage = {"dense": weight.numel() * elem}
     gap_bits = 0
-    if pos is not None:
-        gaps = huffman_encode(encode_gaps(pos, index_bits), index_bits)
+    if mask is not None:
+        entry["order"], pos, gaps = _best_scan(mask, index_bits)
         entry["gaps"] = _stream_entry(gaps, sec)
         stage["pruned"] = gaps.n * (index_bits + elem)
         gap_fixed, gap_bits = gaps.n * index_bits, _stream_bits(gaps)
     else:
         stage["pruned"], gap_fixed = stage["dense"], 0
+    n_kept = weight.numel() if pos is None else int(pos.size)
     if codebook is None:
         kept = weight.detach().reshape(-1) if pos is None else \
             weight.detach().reshape(-1)[torch.from_numpy(pos)]
@@ -123,11 +149,8 @@ def _read(payload: memoryview, span: list[int]) -> bytes:
 
 
 def _stream(payload: memoryview, e: dict[str, Any]) -> Stream:
-    raw, nc = _read(payload, e["table"]), e["ncount"]
-    count = np.frombuffer(raw[:4 * nc], dtype="<u4").tolist()
-    symbol = np.frombuffer(raw[4 * nc:], dtype="<u2").tolist()
-    return Stream(e["coding"], e["n"], e["nbits"], _read(payload, e["data"]), e["width"],
-                  tuple(count), tuple(symbol))
+    lengths = lengths_from_table(_read(payload, e["table"]), e["nsym"]) if e["nsym"] else ()
+    return Stream(e["coding"], e["n"], e["nbits"], _read(payload, e["data"]), e["width"], lengths)
 
 
 def decode_entry(e: dict[str, Any], payload: memoryview) -> Tensor:
@@ -141,6 +164,8 @@ def decode_entry(e: dict[str, Any], payload: memoryview) -> Tensor:
         pos = decode_gaps(decode(_stream(payload, e["gaps"])), e["index_bits"])
         if pos.size != e["n_kept"] or (pos.size and (pos[-1] >= numel)):
             raise ValueError(f"{e['key']}: positions do not fit the tensor")
+        if e.get("order") == "col":
+            pos = _col_to_flat(pos, shape[0], numel // shape[0])
     if e["kind"] == "sparse":
         vals = bytes_tensor(_read(payload, e["values"]), dtype, [e["n_kept"]])
     elif e["kind"] == "shared":

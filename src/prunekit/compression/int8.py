@@ -1,0 +1,4 @@
+"""placeholder"""
+def quantize(*a, **k):
+    raise NotImplementedError
+class Int8Model: pass

@@ -1,0 +1,19 @@
+"""Dynamic (input-dependent) pruning: activation sparsity, token merging, early exit.
+
+* :func:`sparsify_activations` — TEAL-style per-layer input thresholds with a batch-1 kernel
+  chosen by measurement (:mod:`prunekit.dynamic.activation`, :mod:`prunekit.dynamic.kernels`).
+"""
+
+from prunekit.dynamic.activation import (
+    detach as remove_activation_sparsity,
+    disabled,
+    layer_states,
+    sparsify_activations,
+)
+from prunekit.dynamic.config import KERNELS, ActivationSparsityConfig
+from prunekit.dynamic.report import ActivationSparsityReport, LayerRow
+
+__all__ = [
+    "KERNELS", "ActivationSparsityConfig", "ActivationSparsityReport", "LayerRow",
+    "disabled", "layer_states", "remove_activation_sparsity", "sparsify_activations",
+]

@@ -69,7 +69,7 @@ def input_major(m: nn.Module, st: LayerState) -> Tensor:
 
 
 def mask_input(x: Tensor, threshold: float) -> Tensor:
-    return x * (x.abs() > threshold).to(x.dtype)
+    return torch.where(x.abs() > threshold, x, x.new_zeros(()))
 
 
 def _bias(m: nn.Module) -> Tensor | None:
@@ -116,6 +116,7 @@ def compiled(m: nn.Module, st: LayerState, x: Tensor) -> Tensor:
         fwd = st.orig_forward
         thr = st.threshold
         st._compiled = torch.compile(lambda t: fwd(mask_input(t, thr)), dynamic=False)
+    assert st._compiled is not None
     return st._compiled(x)
 
 

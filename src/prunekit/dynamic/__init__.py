@@ -2,6 +2,8 @@
 
 * :func:`sparsify_activations` — TEAL-style per-layer input thresholds with a batch-1 kernel
   chosen by measurement (:mod:`prunekit.dynamic.activation`, :mod:`prunekit.dynamic.kernels`).
+* :func:`early_exit` — exit heads at named modules; a certain input stops there
+  (:mod:`prunekit.dynamic.early_exit`, :mod:`prunekit.dynamic.exit_train`).
 """
 
 from prunekit.dynamic.activation import (
@@ -10,10 +12,13 @@ from prunekit.dynamic.activation import (
     layer_states,
     sparsify_activations,
 )
+from prunekit.dynamic.early_exit import EarlyExitConfig, EarlyExitModel
+from prunekit.dynamic.exit_train import ExitPoint, early_exit, exit_curve
 from prunekit.dynamic.config import KERNELS, ActivationSparsityConfig
 from prunekit.dynamic.report import ActivationSparsityReport, LayerRow
 
 __all__ = [
     "KERNELS", "ActivationSparsityConfig", "ActivationSparsityReport", "LayerRow",
+    "EarlyExitConfig", "EarlyExitModel", "ExitPoint", "early_exit", "exit_curve",
     "disabled", "layer_states", "remove_activation_sparsity", "sparsify_activations",
 ]

@@ -62,13 +62,18 @@ class _Exit(Exception):  # noqa: N818 - control flow, never seen by users
 
 
 def make_head(feature: Tensor, classes: int) -> nn.Module:
-    """Pool to a vector (``(B, C, ...)`` maps: global average; ``(B, T, C)``: mean over T)."""
+    """A linear classifier on pooled features.
+
+    ``(B, C, H, W)`` maps are average-pooled to 2x2 (the coarse layout is kept: a global
+    average discards where strokes are), ``(B, C, L)`` to 2, ``(B, T, C)`` tokens averaged.
+    """
     if feature.dim() == 2:
         return nn.Linear(feature.shape[1], classes)
     if feature.dim() == 3:
         return nn.Sequential(_TokenMean(), nn.Linear(feature.shape[2], classes))
-    pool = nn.AdaptiveAvgPool2d(1) if feature.dim() == 4 else nn.AdaptiveAvgPool1d(1)
-    return nn.Sequential(pool, nn.Flatten(), nn.Linear(feature.shape[1], classes))
+    pool = nn.AdaptiveAvgPool2d(2) if feature.dim() == 4 else nn.AdaptiveAvgPool1d(2)
+    cells = 4 if feature.dim() == 4 else 2
+    return nn.Sequential(pool, nn.Flatten(), nn.Linear(feature.shape[1] * cells, classes))
 
 
 class _TokenMean(nn.Module):
@@ -101,14 +106,15 @@ class EarlyExitModel(nn.Module):
         self.threshold = float(config.threshold)
         self.criterion = config.criterion
         self.exit_counts = [0] * (len(self.at) + 1)
+        mods = dict(backbone.named_modules())
+        self._points = [mods[n] for n in self.at]  # plain list: not registered twice
 
     def reset_counts(self) -> None:
         self.exit_counts = [0] * (len(self.at) + 1)
 
     @contextmanager
     def _hooks(self, fn: Any) -> Iterator[None]:
-        mods = dict(self.backbone.named_modules())
-        hs = [mods[n].register_forward_hook(fn(i)) for i, n in enumerate(self.at)]
+        hs = [m.register_forward_hook(fn(i)) for i, m in enumerate(self._points)]
         try:
             yield
         finally:
@@ -119,7 +125,7 @@ class EarlyExitModel(nn.Module):
         def fn(i: int):
             def hook(_m: nn.Module, _a: Any, out: Tensor) -> None:
                 logits = self.heads[i](out)
-                if bool(certainty(logits, self.criterion)[0] > self.threshold):
+                if float(certainty(logits, self.criterion)[0]) > self.threshold:
                     raise _Exit(i, logits)
             return hook
 

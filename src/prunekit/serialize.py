@@ -20,6 +20,7 @@ after their config is updated (:func:`prunekit.structural.hf_config.sync_hf_conf
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,22 @@ def _write_json(path: Path, obj: dict[str, Any]) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
 
 
+def _save_extensions(model: nn.Module, path: Path, meta: dict[str, Any]) -> None:
+    """Files that areas keep beside the weights (``{name: module}`` with save/load_extension)."""
+    exts = dict(model.__dict__.get("_prunekit_extensions", {}))
+    for modname in exts.values():
+        importlib.import_module(modname).save_extension(model, path)
+    if exts:
+        meta["extensions"] = exts
+
+
+def _load_extensions(model: nn.Module, path: Path, meta: dict[str, Any]) -> None:
+    for name, modname in dict(meta.get("extensions", {})).items():
+        if not str(modname).startswith("prunekit."):
+            raise ValueError(f"load: extension {name!r} names a module outside prunekit")
+        importlib.import_module(modname).load_extension(model, path)
+
+
 def save(model: nn.Module, path: str | Path, spec: str | None = None,
          spec_kwargs: dict[str, Any] | None = None) -> Path:
     """Save ``model`` (pruned or not) to directory ``path``; see the module docstring.
@@ -121,6 +138,7 @@ def save(model: nn.Module, path: str | Path, spec: str | None = None,
         if sync_hf_config(model):
             model.save_pretrained(str(path))
             meta.update(base={"kind": "hf_pretrained"})
+            _save_extensions(model, path, meta)
             _write_json(path / _META, meta)
             return path
         meta.update(base={"kind": "hf_config", "class": type(model).__name__,
@@ -131,6 +149,7 @@ def save(model: nn.Module, path: str | Path, spec: str | None = None,
         meta.update(base={"kind": "spec", "spec": spec or _infer_spec(model),
                           "kwargs": dict(kwargs)})
     save_weights(model, path / _WEIGHTS)
+    _save_extensions(model, path, meta)
     _write_json(path / _META, meta)
     return path
 
@@ -222,6 +241,7 @@ def load(path: str | Path) -> nn.Module:
     if meta["base"]["kind"] == "hf_pretrained":
         model = load_model_spec(f"hf:{path}")
         model.__dict__["_prunekit_history"] = list(meta.get("history", []))
+        _load_extensions(model, path, meta)
         return model.eval()
     model = _build_base(meta)
     _replay(model, meta.get("history", []), from_config=meta["base"]["kind"] == "hf_config")
@@ -231,4 +251,5 @@ def load(path: str | Path) -> nn.Module:
         model.load_state_dict(sd, strict=True)
     except RuntimeError as exc:
         raise ValueError(f"load: weights in {path} do not fit the rebuilt model: {exc}") from None
+    _load_extensions(model, path, meta)
     return model.eval()

@@ -41,12 +41,21 @@ def _structured_or_drop(model, tok, opts: dict) -> str:
     return str(rep)
 
 
+def _dynamic(net, tok, sparsity: float, calib, nsamples: int, seqlen: int, seed: int) -> str:
+    """Activation sparsity (TEAL) calibrated on the same windows; thresholds saved beside."""
+    from prunekit.dynamic import sparsify_activations
+
+    samples = _calibration(tok, calib, nsamples, seqlen, seed)
+    rep = sparsify_activations(net, samples, sparsity)
+    return rep.summary()
+
+
 def register(app: typer.Typer) -> None:
     @app.command("prune-llm")
     def prune_llm_cmd(
         model: str = typer.Argument(..., help="hf:./dir (a Hugging Face model directory)"),
         output: Path = typer.Option(..., "-o", "--output", help="output directory"),
-        method: str = typer.Option("wanda", help="magnitude | wanda | sparsegpt"),
+        method: str = typer.Option("wanda", help="magnitude | wanda | sparsegpt | none"),
         sparsity: float = typer.Option(0.5, help="unstructured sparsity per layer"),
         pattern: Optional[str] = typer.Option(None, help="N:M pattern, e.g. 2:4 or 4:8"),
         calib: Optional[Path] = typer.Option(None, help="calibration text file"),
@@ -66,6 +75,9 @@ def register(app: typer.Typer) -> None:
         device: Optional[str] = typer.Option(None, help="cpu | cuda (default: cuda if available)"),
         dtype: Optional[str] = typer.Option(None, help="load dtype: float32 | float16 | bfloat16"),
         force: bool = typer.Option(False, help="replace an existing output directory"),
+        dynamic: Optional[float] = typer.Option(
+            None, "--dynamic", help="activation sparsity in [0, 1) calibrated on --calib, after "
+            "any weight pruning (--method none: activation sparsity alone)"),
     ) -> None:
         """One-shot prune a Hugging Face transformer and save it (loads with from_pretrained)."""
         from prunekit.llm.hfio import check_output_dir, load_hf, needs_prunekit_loader, save_hf_atomic
@@ -74,7 +86,12 @@ def register(app: typer.Typer) -> None:
         try:
             check_output_dir(output, force)
             structural = bool(drop_layers) or structured_
-            cfg = None if structural else OneShotConfig(
+            if method == "none" and dynamic is None:
+                raise ValueError("--method none needs --dynamic")
+            if dynamic is not None and not 0.0 <= dynamic < 1.0:
+                raise ValueError(f"--dynamic must be in [0, 1), got {dynamic}")
+            weights = method != "none"
+            cfg = None if structural or not weights else OneShotConfig(
                 method=method, sparsity=sparsity, pattern=pattern, blocksize=blocksize,
                 percdamp=percdamp, owl=owl, device=device)
             if structured_ and not (heads or mlp):
@@ -84,13 +101,18 @@ def register(app: typer.Typer) -> None:
                 opts = dict(calib=calib, nsamples=nsamples, seqlen=seqlen, seed=seed,
                             drop_layers=drop_layers, heads=heads, mlp=mlp, criterion=criterion)
                 summary = _structured_or_drop(net, tok, opts)
+            elif not weights:
+                summary = "no weight pruning"
             else:
                 needs = method != "magnitude" or owl
                 samples = _calibration(tok, calib, nsamples, seqlen, seed) if needs else None
                 rep = prune_llm(net, samples, cfg)
                 summary = f"{method}: mean layer sparsity {rep.overall_sparsity:.4f}, " \
                           f"{sum(rep.block_seconds):.1f}s over {len(rep.block_seconds)} blocks"
-            save_hf_atomic(net, tok, output, overwrite=force, structured=structural)
+            if dynamic is not None:
+                summary += "\n" + _dynamic(net, tok, dynamic, calib, nsamples, seqlen, seed)
+            save_hf_atomic(net, tok, output, overwrite=force,
+                           structured=structural or dynamic is not None)
             if structural and needs_prunekit_loader(output):
                 summary += "\n(per-layer sizes not expressible in the HF config: load with prunekit.load)"
         except ValueError as e:

@@ -140,7 +140,7 @@ def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--epochs", type=int, default=15)
-    ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--repeats", type=int, default=60)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     load_start = load_average()
@@ -186,9 +186,13 @@ def main(argv: list[str]) -> None:
     for batch in (1, 256):
         st = latency(models, r0["x"], batch, args.repeats)
         for name, s in st.items():
-            ratio = np.median(np.array(st["dense"].samples) / np.array(s.samples))
+            r = np.array(st["dense"].samples) / np.array(s.samples)
+            boots = np.median(np.random.default_rng(0).choice(r, (2000, r.size)), axis=1)
+            lo, hi = np.percentile(boots, [2.5, 97.5])
+            med = float(np.median(r))
             lat_rows.append([batch, name, f"{s.median:.3f}", f"{s.p10:.3f}-{s.p90:.3f}",
-                             f"{ratio:.2f}x"])
+                             f"{med:.2f}x", f"{lo:.2f}-{hi:.2f}",
+                             "yes" if (hi - lo) / med < 0.2 else "no (wide interval)"])
     load_end = load_average()
     tables = [
         {"title": "Small CNN on digits (Keras 3, torch backend): accuracy and size",
@@ -203,7 +207,8 @@ def main(argv: list[str]) -> None:
          "notes": "TF-MOT runs on Keras 2 / TensorFlow only; its tutorial figures are for MNIST "
                   "and were not re-run here"},
         {"title": "Latency of model(x) in eager Keras (torch backend, 1 thread)",
-         "columns": ["batch", "model", "median ms", "p10-p90 ms", "speedup vs dense (median of ratios)"],
+         "columns": ["batch", "model", "median ms", "p10-p90 ms",
+                     "speedup vs dense (median of ratios)", "95% CI", "reliable"],
          "rows": lat_rows,
          "notes": f"{args.repeats} interleaved rounds, process CPU time, rotating test images; "
                   f"batch 1 samples average 5 calls; predicted from MACs: structural "

@@ -67,6 +67,8 @@ def test_unstripped_model_round_trips_with_its_masks(keras, pkk, compile_for, sm
     pruned.fit(x[:100], y[:100], epochs=1, batch_size=50, verbose=0,
                callbacks=[pkk.UpdatePruningStep()])
     pruned.save(tmp_path / "p.keras")
+    with pkk.prune_scope():  # TF-MOT's spelling works too
+        keras.models.load_model(tmp_path / "p.keras")
     back = keras.models.load_model(tmp_path / "p.keras")
     layer = back.get_layer("prune_low_magnitude_fc")
     assert isinstance(layer, pkk.PruneLowMagnitude) and int(layer.pruning_step.value) == 1

@@ -11,7 +11,7 @@ from prunekit.keras._backend import KerasBackendError, require_torch_keras
 require_torch_keras()
 
 from prunekit.keras.api import (  # noqa: E402
-    UpdatePruningStep, collect_prunable_layers, prune_low_magnitude, strip_pruning,
+    UpdatePruningStep, collect_prunable_layers, prune_low_magnitude, prune_scope, strip_pruning,
 )
 from prunekit.keras.schedules import ConstantSparsity, PolynomialDecay, PruningSchedule  # noqa: E402
 from prunekit.keras.structured import (  # noqa: E402
@@ -22,4 +22,4 @@ from prunekit.keras.wrapper import PruneLowMagnitude  # noqa: E402
 __all__ = ["ConstantSparsity", "KerasBackendError", "KerasStructuredConfig", "KerasStructuredPlan",
            "PolynomialDecay", "PruneLowMagnitude", "plan_structured", "prune_structured",
            "PruningSchedule", "UpdatePruningStep", "collect_prunable_layers",
-           "prune_low_magnitude", "strip_pruning"]
+           "prune_low_magnitude", "prune_scope", "strip_pruning"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import keras
 
-from prunekit.keras.schedules import ConstantSparsity, PruningSchedule
+from prunekit.keras.schedules import ConstantSparsity, PolynomialDecay, PruningSchedule
 from prunekit.keras.wrapper import PRUNABLE, PruneLowMagnitude, prunable_weights
 
 
@@ -144,6 +144,17 @@ def collect_prunable_layers(model) -> list[PruneLowMagnitude]:
         elif isinstance(layer, keras.Model):
             out += collect_prunable_layers(layer)
     return out
+
+
+def prune_scope():
+    """TF-MOT's deserialization scope: ``with prune_scope(): keras.models.load_model(p)``.
+
+    prunekit registers its wrapper and schedules with Keras, so loading works without it; it
+    is kept so TF-MOT code runs unchanged.
+    """
+    return keras.saving.custom_object_scope({
+        "PruneLowMagnitude": PruneLowMagnitude, "ConstantSparsity": ConstantSparsity,
+        "PolynomialDecay": PolynomialDecay})
 
 
 def strip_pruning(model: keras.Model) -> keras.Model:

@@ -21,7 +21,7 @@ def test_dlrm_implicit_training_and_pruning(split):
     train, _ = split
     model = DLRM([train.n_users, train.n_items], dim=8)
     model.set_dense_counts(train.users, train.items)
-    hist = train_implicit(model, train, TrainConfig(epochs=3, lr=1e-2, batch_size=128))
+    hist = train_implicit(model, train, TrainConfig(epochs=4, lr=2e-2, batch_size=512))
     assert hist[-1] < hist[0]
     rep = prune_embeddings(model, train, rows=0.5, dims=0.5)
     assert rep.removed == pytest.approx(0.75, abs=0.05)

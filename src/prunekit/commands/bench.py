@@ -51,7 +51,7 @@ def load_callable(spec: str, option: str = "--eval") -> Callable[..., Any]:
     return fn
 
 
-def _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn):
+def _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn, adapt=None):
     from prunekit.bench.config import BenchConfig
     from prunekit.bench.runtimes import get_runtime, resolve_device
 
@@ -66,6 +66,9 @@ def _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn):
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--device") from None
     kw = {"threads": threads} if threads else {}
+    if adapt:
+        max_repeats, tolerance, budget = adapt
+        kw.update(max_repeats=max(max_repeats, repeats), tolerance=tolerance, budget_s=budget)
     try:
         return BenchConfig(device=device, dtype=dtype, batches=parse_list(batch, "--batch", int),
                            runtimes=runtimes, repeats=repeats, warmup=warmup, fold_bn=fold_bn, **kw)
@@ -119,6 +122,12 @@ def register(app: typer.Typer) -> None:
         threads: Optional[int] = typer.Option(None, help="intra-op threads (default: torch's)"),
         repeats: int = typer.Option(30, help="timed samples per model"),
         warmup: int = typer.Option(5, help="untimed calls per model"),
+        max_repeats: int = typer.Option(200, help="adaptive: at most this many rounds while "
+                                        "any speedup interval is wider than --tolerance"),
+        tolerance: float = typer.Option(0.05, help="relative half-width of the 95% speedup "
+                                        "interval a figure needs to be reliable"),
+        budget: float = typer.Option(20.0, help="seconds per runtime and batch after which "
+                                     "adaptive repetition stops"),
         fold_bn: bool = typer.Option(True, help="fold BatchNorm into convs in every model"),
         output: Optional[Path] = typer.Option(None, "-o", "--output", help="report directory"),
         trust: bool = typer.Option(False, help="allow unpickling .pt model files you trust"),
@@ -127,7 +136,8 @@ def register(app: typer.Typer) -> None:
         """Time dense and pruned models side by side (same runtime, dtype, batch, threads)."""
         from prunekit.bench.harness import compare
 
-        cfg = _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn)
+        cfg = _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn,
+                      (max_repeats, tolerance, budget))
         named: dict[str, Any] = {}
         for i, spec in enumerate(models):
             key = Path(spec.rstrip("/")).name or spec
@@ -165,6 +175,12 @@ def register(app: typer.Typer) -> None:
         threads: Optional[int] = typer.Option(None),
         repeats: int = typer.Option(20),
         warmup: int = typer.Option(3),
+        max_repeats: int = typer.Option(200, help="adaptive: at most this many rounds while "
+                                        "any speedup interval is wider than --tolerance"),
+        tolerance: float = typer.Option(0.05, help="relative half-width of the 95% speedup "
+                                        "interval a figure needs to be reliable"),
+        budget: float = typer.Option(20.0, help="seconds per runtime and batch after which "
+                                     "adaptive repetition stops"),
         fold_bn: bool = typer.Option(True),
         sparse_backends: bool = typer.Option(True, help="also time weight-sparse cells with "
                                              "sparse kernels where they measure faster"),
@@ -175,7 +191,8 @@ def register(app: typer.Typer) -> None:
         from prunekit.bench.analyze import analyze
         from prunekit.bench.methods import parse_method
 
-        cfg = _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn)
+        cfg = _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn,
+                      (max_repeats, tolerance, budget))
         method_list = parse_list(methods, "--methods")
         for m in method_list:
             try:

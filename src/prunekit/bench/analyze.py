@@ -127,7 +127,7 @@ class AnalyzeResult:
 
 
 def _with_sparse_backends(model: nn.Module, example: Any, cfg: BenchConfig, name: str,
-                          out: list[dict[str, Any]]) -> nn.Module | None:
+                          out: list[dict[str, Any]], timer: Any = None) -> nn.Module | None:
     from prunekit.bench.harness import fixed_threads
     from prunekit.bench.inputs import cast_inputs, resize_batch
     from prunekit.bench.sparse import choose_sparse_backends
@@ -135,7 +135,7 @@ def _with_sparse_backends(model: nn.Module, example: Any, cfg: BenchConfig, name
     m = copy.deepcopy(model).eval().to(device=cfg.device, dtype=cfg.torch_dtype)
     x = cast_inputs(resize_batch(example, cfg.batches[0]), cfg.torch_dtype, cfg.device)
     with fixed_threads(cfg.threads):
-        decisions = choose_sparse_backends(m, x, apply=True)
+        decisions = choose_sparse_backends(m, x, apply=True, timer=timer)
     out += [dict(d.to_dict(), model=name) for d in decisions]
     return m if any(d.backend != "dense" for d in decisions) else None
 
@@ -191,6 +191,7 @@ def analyze(
     command: str | None = None,
     sparse_backends: bool = True,
     accuracy_unit: str | None = None,
+    sparse_timer: Any = None,
 ) -> AnalyzeResult:
     """Sweep ``methods`` × ``ratios`` on copies of ``model``; evaluate, benchmark and report.
 
@@ -208,6 +209,8 @@ def analyze(
         sparse_backends: for weight-sparse cells, also time a ``<name>+sparse`` variant whose
             Linear layers use a sparse kernel where it measured faster than dense (decided at
             the first batch size and runtime-independent eager timing; listed in the report).
+        sparse_timer: the layer timer of :func:`~prunekit.bench.sparse.choose_sparse_backends`
+            (default: measured; tests inject a fake to force a choice).
         accuracy_unit: ``"fraction"`` or ``"percent"`` (also read from ``eval_fn.unit`` or a
             ``"unit"`` key of the returned dict); ``None``: inferred from the values and
             printed with every "within N points" statement.
@@ -240,7 +243,7 @@ def analyze(
         for e in entries:
             if e.status == "ok" and e.kind != "structured":
                 swapped = _with_sparse_backends(models[e.name], example_inputs, cfg, e.name,
-                                                decisions)
+                                                decisions, sparse_timer)
                 if swapped is not None:
                     models[e.name + "+sparse"] = swapped
     res = AnalyzeResult(entries, compare(models, example_inputs, cfg, baseline="dense"),

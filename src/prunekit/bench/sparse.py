@@ -20,6 +20,7 @@ input; on the shapes we measured that costs more than the skipped multiplies sav
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,19 @@ class CSRLinear(nn.Module):
         self.register_buffer("weight", csr, persistent=False)
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(),
                                                                   requires_grad=False)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> CSRLinear:
+        # a sparse CSR tensor has no storage for copy.deepcopy to walk; clone it instead
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        for key, value in self.__dict__.items():
+            if key == "_buffers":
+                value = {n: (b.clone() if b is not None and b.layout == torch.sparse_csr
+                             else copy.deepcopy(b, memo)) for n, b in value.items()}
+            else:
+                value = copy.deepcopy(value, memo)
+            new.__dict__[key] = value
+        return new
 
     def forward(self, x: Tensor) -> Tensor:
         lead = x.shape[:-1]

@@ -6,8 +6,15 @@ dtype, batch, threads). A cell whose pruning or evaluation raises is marked fail
 message and the sweep goes on; a runtime that fails for one model (e.g. ONNX export) marks that
 latency cell failed only.
 
->>> res = analyze(model, torch.randn(1, 3, 224, 224), methods=["l1", "magnitude-unstructured"],
-...               ratios=[0.2, 0.4], eval_fn=evaluate, out_dir="report/")
+>>> import torch
+>>> from torch import nn
+>>> from prunekit.bench import BenchConfig, analyze
+>>> net = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 4))
+>>> res = analyze(net, torch.randn(1, 16), methods=["l1", "magnitude-unstructured"],
+...               ratios=[0.5], eval_fn=lambda m: 0.9, sparse_backends=False,
+...               config=BenchConfig(repeats=5, max_repeats=5, memory=False))
+>>> [(e.name, e.status) for e in res.entries]
+[('l1@0.5', 'ok'), ('magnitude-unstructured@0.5', 'ok')]
 """
 
 from __future__ import annotations

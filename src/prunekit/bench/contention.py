@@ -11,7 +11,7 @@ process's CPU clock, and reads the load average. The machine is called busy when
 - the 1-minute load average exceeds ``max_load_per_cpu`` × the CPU count.
 
 >>> probe = ContentionProbe(threads=1)
->>> probe.sample("before"); probe.sample("after")
+>>> _ = probe.sample("before"), probe.sample("after")
 >>> isinstance(probe.verdict().busy, bool)
 True
 """

@@ -9,9 +9,15 @@ interval is within the tolerance (:mod:`prunekit.bench.adaptive`), and marked un
 it is not, when median-of-ratios and ratio-of-medians disagree, or when the contention probe
 saw a busy machine (:mod:`prunekit.bench.reliability`, :mod:`prunekit.bench.contention`).
 
->>> res = compare({"dense": dense, "pruned": pruned}, torch.randn(1, 3, 224, 224),
-...               BenchConfig(batches=(1, 32), runtimes=("eager", "onnxruntime")))
->>> res.speedups()
+>>> import torch
+>>> from torch import nn
+>>> from prunekit.bench import BenchConfig, compare
+>>> dense, pruned = nn.Linear(64, 64), nn.Linear(64, 16)
+>>> res = compare({"dense": dense, "pruned": pruned}, torch.randn(1, 64),
+...               BenchConfig(batches=(1, 8), repeats=5, max_repeats=10, budget_s=1))
+>>> row = res.speedups()[0]
+>>> sorted(k for k in row if k.startswith("ci_"))
+['ci_half_width', 'ci_high', 'ci_level', 'ci_low']
 """
 
 from __future__ import annotations

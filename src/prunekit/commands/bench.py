@@ -256,10 +256,13 @@ def register(app: typer.Typer) -> None:
 
         info = dict(res.to_dict(), command=command_line(ctx))
         _atomic_write(output / "latency_search.json", json.dumps(info, indent=1).encode())
+        typer.echo(f"measured on {res.setting}")
         for r, rel in res.trace:
-            typer.echo(f"ratio {r:.3f}: measured {rel:.3f}x dense latency")
-        typer.echo(f"{'met' if res.met else 'NOT met'}: {res.relative_latency:.3f}x dense at "
-                   f"ratio {res.ratio:.3f} (target {frac:g}x) -> {output}")
+            typer.echo(f"search: ratio {r:.3f}: measured {rel:.3f}x dense latency")
+        ci = res.relative_interval
+        ci_text = f" (95% CI {ci[0]:.3f}–{ci[1]:.3f}x)" if ci else ""
+        typer.echo(f"{'met' if res.met else 'NOT met'}: fresh re-measurement {res.relative_latency:.3f}x "
+                   f"dense{ci_text} at ratio {res.ratio:.3f} (target {frac:g}x) -> {output}")
         for n in res.notes:
             typer.echo(f"note: {n}")
 

@@ -108,6 +108,8 @@ def _print_speedups(data: dict[str, Any]) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    register_deploy(app)
+
     @app.command("bench")
     def bench_cmd(
         ctx: typer.Context,
@@ -265,6 +267,90 @@ def register(app: typer.Typer) -> None:
                    f"dense{ci_text} at ratio {res.ratio:.3f} (target {frac:g}x) -> {output}")
         for n in res.notes:
             typer.echo(f"note: {n}")
+
+
+def _dense_spec(model: str, dense: Optional[str]) -> Optional[str]:
+    """``--dense``, else the base a ``prunekit.save`` directory was pruned from (None: none)."""
+    if dense:
+        return dense
+    meta = Path(model) / "prunekit.json"
+    if meta.is_file():
+        base = json.loads(meta.read_text()).get("base", {})
+        if base.get("kind") == "spec" and not base.get("kwargs"):
+            return base["spec"]
+    return None
+
+
+def register_deploy(app: typer.Typer) -> None:
+    @app.command("deploy")
+    def deploy_cmd(
+        model: str = typer.Argument(..., help="the pruned model: a prunekit.save directory or "
+                                    + MODEL_HELP),
+        dense: Optional[str] = typer.Option(None, help="the dense model to compare with "
+                                            "(default: the base recorded in the directory)"),
+        output: Path = typer.Option(Path("deployed"), "-o", "--output"),
+        input_shape: str = typer.Option("1,3,224,224", "--input-shape"),
+        input_dtype: str = typer.Option("float32"),
+        device: str = typer.Option("cpu"),
+        dtype: str = typer.Option("fp32"),
+        batch: int = typer.Option(1),
+        runtime: str = typer.Option("eager,compile,onnxruntime", help="runtimes to try"),
+        threads: Optional[str] = typer.Option(None, help="thread counts to try, e.g. 1,2"),
+        channels_last: str = typer.Option("both", help="both, on or off"),
+        fold_bn: str = typer.Option("on", help="both, on or off"),
+        budget: float = typer.Option(10.0, help="seconds of adaptive timing per setting"),
+        trust: bool = typer.Option(False, help="allow unpickling .pt model files you trust"),
+    ) -> None:
+        """Measure pruned and dense in every runtime/setting; write the fastest artifact."""
+        from prunekit.bench.deploy import DeployConfig, deploy
+
+        choice = {"both": (False, True), "on": (True,), "off": (False,)}
+        for opt, v in (("--channels-last", channels_last), ("--fold-bn", fold_bn)):
+            if v not in choice:
+                raise typer.BadParameter(f"must be both, on or off, got {v!r}", param_hint=opt)
+        try:
+            cfg = DeployConfig(device=device, dtype=dtype, batch=batch,
+                               runtimes=parse_list(runtime, "--runtime"),
+                               threads=parse_list(threads, "--threads", int) if threads else (),
+                               channels_last=choice[channels_last], fold_bn=choice[fold_bn],
+                               budget_s=budget)
+        except ValueError as e:
+            raise typer.BadParameter(str(e)) from None
+        pruned = _load_pruned(model, trust)
+        spec = _dense_spec(model, dense)
+        ref = load_cli_model(spec, None, trust) if spec else None
+        x = make_input(parse_shape(input_shape), input_dtype)
+        res = deploy(pruned, x, output, dense=ref, config=cfg)
+        _print_deploy(res)
+
+
+def _load_pruned(model: str, trust: bool) -> Any:
+    if (Path(model) / "prunekit.json").is_file():
+        from prunekit.serialize import load
+
+        return load(model)
+    return load_cli_model(model, None, trust)
+
+
+def _print_deploy(res: Any) -> None:
+    typer.echo("candidate | pruned ms | dense ms | like-for-like speedup (95% CI) | reliable")
+    for c in res.candidates:
+        if c.error:
+            typer.echo(f"{c.name} | SKIPPED: {c.error[:200]}")
+            continue
+        sp = (f"{c.speedup:.2f}× ({c.ci_low:.2f}–{c.ci_high:.2f})" if c.speedup else "–")
+        rel = "yes" if c.reliable else "no: " + "; ".join(c.reasons)
+        typer.echo(f"{c.name} | {c.pruned_ms:.3g} | {c.dense_ms or float('nan'):.3g} | {sp} | {rel}")
+    for n in res.notes:
+        typer.echo(f"note: {n}")
+    if res.winner is None:
+        typer.echo("no candidate could be written; nothing deployed", err=True)
+        raise typer.Exit(2)
+    w = res.winner
+    bvb = f"; best-vs-best {res.best_vs_best:.2f}× (dense in its fastest setting)" \
+        if res.best_vs_best else ""
+    sp = f"like-for-like {w.speedup:.2f}×" if w.speedup else "no dense comparison"
+    typer.echo(f"winner: {w.name} ({sp}{bvb}) -> {res.artifact}; report {res.report}")
 
 
 def _save_structured(model: Any, out: Path, spec: str) -> None:

@@ -68,12 +68,12 @@ def _slower(s: dict[str, Any]) -> bool:
 
 
 def _unmeasurable(data: dict[str, Any], s: dict[str, Any]) -> str:
-    why = "; ".join(s.get("unreliable_reasons") or ["no interval"])
-    busy = "busy: " if not why.startswith("busy") else ""
-    load = f"; {s['load']}" if s.get("load") else ""
+    reasons = list(s.get("unreliable_reasons") or ["no interval"])
+    reasons.sort(key=lambda r: not r.startswith("busy"))  # the machine's state first
+    load = f"; {s['load']} while timing" if s.get("load") else ""
     return (f"{s['model']} on {_setting(data, s)}: not measurable on this machine now "
-            f"({busy}{why}{load}); no figure is stated — re-run when the machine is quiet or "
-            "with a larger --budget.")
+            f"({'; '.join(reasons)}{load}); no figure is stated — re-run when the machine is "
+            "quiet or with a larger --budget.")
 
 
 def accuracy_unit(data: dict[str, Any]) -> tuple[str, str]:

@@ -93,7 +93,8 @@ def model_cost(model: nn.Module, inputs: Any) -> ModelCost:
     """Parameters, non-zeros, stored size and MACs of ``model`` at ``inputs``."""
     seen: set[int] = set()
     size = 0
-    for t in [p for t in list(model.parameters()) + list(model.buffers()) for p in _stored(t)]:
+    tensors = list(model.parameters()) + list(model.buffers())
+    for t in [part for whole in tensors for part in _stored(whole)]:
         if t.data_ptr() in seen:
             continue
         seen.add(t.data_ptr())

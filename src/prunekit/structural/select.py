@@ -134,7 +134,7 @@ def select_global(scores: list[Tensor], n_total: int, per_min: float, per_max: f
         if len(time_weights) != len(scores) or any(not w > 0 for w in time_weights):
             raise ValueError("time_weights must hold one positive weight per group, got "
                              f"{len(time_weights)} for {len(scores)} groups")
-        norm = [s / float(w) for s, w in zip(norm, time_weights)]
+        norm = [s / float(w) for s, w in zip(norm, time_weights, strict=True)]
     masks = [torch.zeros(s.numel(), dtype=torch.bool) for s in scores]
     bounds = [_bounds(s.numel(), per_min, per_max) for s in scores]
     counts = [0] * len(scores)

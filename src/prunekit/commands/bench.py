@@ -234,6 +234,8 @@ def register(app: typer.Typer) -> None:
         runtime: str = typer.Option("eager"),
         threads: Optional[int] = typer.Option(None),
         repeats: int = typer.Option(10, help="timed samples per candidate"),
+        budget: float = typer.Option(10.0, help="seconds of adaptive timing per candidate "
+                                     "(and for the fresh verification run)"),
         round_to: Optional[int] = typer.Option(None, help="fixed rounding (default: measured)"),
         lut: Optional[Path] = typer.Option(None, help="latency-table cache (JSON)"),
         trust: bool = typer.Option(False, help="allow unpickling .pt model files you trust"),
@@ -246,7 +248,8 @@ def register(app: typer.Typer) -> None:
         except ValueError as e:
             raise typer.BadParameter(str(e), param_hint="--target-latency") from None
         x = make_input(parse_shape(input_shape), input_dtype)
-        cfg = _config(device, dtype, str(x.shape[0]), runtime, threads, repeats, 2, True)
+        cfg = _config(device, dtype, str(x.shape[0]), runtime, threads, repeats, 2, True,
+                      (200, 0.05, budget))
         net = load_cli_model(model, None, trust)
         try:
             res = prune_for_latency(net, x, frac, config=cfg, criterion=criterion,

@@ -98,3 +98,16 @@ def test_fastest_within_compares_against_dense_and_states_units():
     assert accuracy_unit(data) == ("fraction", "declared by the eval function")
     text = " ".join(summarize(data))
     assert "No swept setting within 1 point" in text  # 0.8 > 0.01: outside 1 point
+
+
+def test_reports_mark_unreliable_cells(tmp_path):
+    from prunekit.report import write_report
+
+    base, pruned = _timings(10, 0.8, 2.0, 5)
+    row = _row("l1@0.5", base, pruned)
+    assume_unreliable = not row["reliable"]
+    assert assume_unreliable
+    paths = write_report(_data([row], baseline="dense"), tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "**UNRELIABLE:" in md and "not measurable on this machine now" in md
+    assert 'class="failed">UNRELIABLE' in open(paths["html"]).read()

@@ -111,3 +111,14 @@ def test_reports_mark_unreliable_cells(tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert "**UNRELIABLE:" in md and "not measurable on this machine now" in md
     assert 'class="failed">UNRELIABLE' in open(paths["html"]).read()
+
+
+def test_sparse_kernel_speedups_are_measured_against_the_nonzeros():
+    base, pruned = _timings(40, 0.001, 3.0, 7)
+    row = dict(_row("unstructured@0.9+sparse", base, pruned, macs_ratio=1.0),
+               effective_macs_ratio=10.0)
+    text = " ".join(summarize(_data([row])))
+    assert "10.00× fewer effective MACs (non-zeros), so it realises 30%" in text
+    base, pruned = _timings(40, 0.001, 1.0, 8)
+    row = dict(_row("unstructured@0.9", base, pruned, macs_ratio=1.0), effective_macs_ratio=10.0)
+    assert "weight sparsity alone does not buy speed" in " ".join(summarize(_data([row])))

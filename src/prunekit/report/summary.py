@@ -53,6 +53,8 @@ def _speedup_sentence(data: dict[str, Any], s: dict[str, Any]) -> str:
     text += f"; {s['load']})" if s.get("load") else ")"
     if pred > 1.05:
         text += _against_macs(s, pred)
+    elif eff > 1.05 and s.get("ci_low", s["speedup_p10"]) > 1.05:  # sparse kernels paid off
+        text += _against_macs(s, eff).replace("fewer MACs", "fewer effective MACs (non-zeros)")
     elif eff > 1.05:
         text += (f"; its zeros would allow {eff:.2f}× with an ideal sparse kernel, but dense "
                  "kernels multiply zeros too, so weight sparsity alone does not buy speed here.")

@@ -80,11 +80,21 @@ def count_macs(model: nn.Module, inputs: Any) -> tuple[int, int]:
     return macs, max(0, macs - sum(saved))
 
 
+def _stored(t: torch.Tensor) -> list[torch.Tensor]:
+    """The dense tensors that hold ``t`` (a sparse CSR/COO tensor has no storage of its own)."""
+    if t.layout == torch.sparse_csr:
+        return [t.crow_indices(), t.col_indices(), t.values()]
+    if t.layout == torch.sparse_coo:
+        return [t._indices(), t._values()]
+    return [t]
+
+
 def model_cost(model: nn.Module, inputs: Any) -> ModelCost:
     """Parameters, non-zeros, stored size and MACs of ``model`` at ``inputs``."""
     seen: set[int] = set()
     size = 0
-    for t in list(model.parameters()) + list(model.buffers()):
+    tensors = list(model.parameters()) + list(model.buffers())
+    for t in [part for whole in tensors for part in _stored(whole)]:
         if t.data_ptr() in seen:
             continue
         seen.add(t.data_ptr())

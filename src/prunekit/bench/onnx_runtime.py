@@ -110,3 +110,7 @@ def prepare_onnxruntime(model: nn.Module, example: Any, device: torch.device,
         return binding.get_outputs()
 
     return run_cuda
+
+
+export_onnx = _export  # public names for the deploy step (same behaviour)
+onnx_session = _session

@@ -43,16 +43,22 @@ def speedup_vs_macs(data: dict[str, Any]) -> bytes | None:
     for rt in sorted({s["runtime"] for s in rows}):
         for b in sorted({s["batch"] for s in rows if s["runtime"] == rt}):
             pts = [s for s in rows if s["runtime"] == rt and s["batch"] == b]
-            x = [_predicted(s) for s in pts]
-            y = [s["speedup"] for s in pts]
-            err = [[s["speedup"] - s["speedup_p10"] for s in pts],
-                   [s["speedup_p90"] - s["speedup"] for s in pts]]
-            ax.errorbar(x, y, yerr=err, fmt=_MARKERS.get(rt, "o"), capsize=3,
-                        label=f"{rt}, batch {b}")
+            for ok in (True, False):  # hollow markers: unreliable cells
+                sel = [s for s in pts if bool(s.get("reliable", True)) is ok]
+                if not sel:
+                    continue
+                lo = [s.get("ci_low", s["speedup_p10"]) for s in sel]
+                hi_ = [s.get("ci_high", s["speedup_p90"]) for s in sel]
+                y = [s["speedup"] for s in sel]
+                err = [[max(0.0, v - a) for v, a in zip(y, lo, strict=True)],
+                       [max(0.0, b - v) for v, b in zip(y, hi_, strict=True)]]
+                ax.errorbar([_predicted(s) for s in sel], y, yerr=err,
+                            fmt=_MARKERS.get(rt, "o"), capsize=3, mfc=None if ok else "none",
+                            label=f"{rt}, batch {b}" + ("" if ok else " (unreliable)"))
     ax.set_xlim(0, hi)
     ax.set_ylim(0, hi)
     ax.set_xlabel("MACs reduction (dense MACs / pruned MACs), predicted")
-    ax.set_ylabel("measured speedup (median, p10–p90)")
+    ax.set_ylabel("measured speedup (median, 95% CI)")
     ax.set_title("Measured speedup vs MACs reduction")
     ax.legend(fontsize=7)
     return _png(fig)

@@ -54,6 +54,7 @@ _LAZY_NAMES = {
     "compress": "prunekit.compression",
     "decompress": "prunekit.compression",
     "quantize": "prunekit.compression",
+    "deploy": "prunekit.bench",
 }
 
 

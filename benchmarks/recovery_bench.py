@@ -30,7 +30,8 @@ from torch.utils.data import DataLoader
 
 import prunekit as pk
 from prunekit.bench.timer import compare_latency
-from prunekit.recover.finetune import default_accuracy, finetune
+from prunekit.recover.loop import finetune
+from prunekit.recover.training import default_accuracy
 from prunekit.recover.run import weight_sparsity
 from prunekit.recover.structured import count_macs
 from prunekit.recover.tasks import load_task, small_cnn

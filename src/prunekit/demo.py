@@ -25,6 +25,8 @@ from prunekit.io import atomic_path, save_weights
 from prunekit.masks.apply import finalize
 from prunekit.stats import format_bytes, stats
 from prunekit.weights import prune_weights
+from prunekit.structural import plan_structured
+from prunekit._env import machine_description
 
 
 class DigitsCNN(nn.Module):
@@ -121,10 +123,6 @@ def _variants(calib: TensorDataset) -> list[tuple[str, str, Callable[[nn.Module]
 
 
 def _structured_variants(calib: TensorDataset):
-    try:
-        from prunekit.structural import plan_structured  # the structural engine
-    except ImportError:
-        return []
     x = calib.tensors[0][:16]
 
     def make(ratio: float):
@@ -217,8 +215,6 @@ def _table_lines(rows: list[DemoRow]) -> list[str]:
 
 
 def _write_reports(rows: list[DemoRow], out: Path, seconds: float, repeats: int) -> None:
-    from prunekit._env import machine_description
-
     machine = machine_description()
     meta = {"date": date.today().isoformat(), "machine": machine, "threads": torch.get_num_threads(),
             "torch": torch.__version__, "runtime": "eager fp32 CPU", "seconds": round(seconds, 1),

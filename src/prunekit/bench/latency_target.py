@@ -22,6 +22,14 @@ from typing import Any
 
 from torch import nn
 
+from prunekit.bench.harness import compare
+from prunekit.bench.config import BenchConfig
+from prunekit.structural import plan_structured
+from prunekit.bench.harness import fixed_threads
+from prunekit.bench.inputs import cast_inputs, resize_batch
+from prunekit.bench.latency_lut import LatencyLUT, choose_round_to
+from prunekit.bench.timer import compare_latency
+
 RelLatency = Callable[[nn.Module], float]
 MakeFn = Callable[[float], nn.Module]
 
@@ -137,7 +145,6 @@ def search_latency(
 def paired_rel_latency(dense: nn.Module, example_inputs: Any, config: Any) -> RelLatency:
     """Measured latency of a model relative to ``dense``: median of per-round paired ratios,
     both timed interleaved in this process under ``config`` (first runtime and batch)."""
-    from prunekit.bench.harness import compare
 
     def rel(model: nn.Module) -> float:
         res = compare({"dense": dense, "candidate": model}, example_inputs, config)
@@ -178,17 +185,11 @@ def prune_for_latency(
     Raises:
         RuntimeError: the structural planner is not available and ``make`` was not given.
     """
-    from prunekit.bench.config import BenchConfig
 
     target = parse_latency_target(target)
     cfg = config or BenchConfig(repeats=10, warmup=2)
     notes = []
     if make is None:
-        try:
-            from prunekit.structural import plan_structured
-        except ImportError as e:
-            raise RuntimeError("latency-targeted pruning needs prunekit.plan_structured "
-                               "(structural planner) in this build") from e
         if round_to is None:
             round_to, _ = _measured_round_to(model, example_inputs, cfg, lut_path)
             notes.append(f"round_to={round_to} chosen from measured per-layer latency tables")
@@ -206,10 +207,6 @@ def prune_for_latency(
 
 def _measured_round_to(model: nn.Module, example_inputs: Any, cfg: Any,
                        lut_path: str | None) -> tuple[int, dict[str, Any]]:
-    from prunekit.bench.harness import fixed_threads
-    from prunekit.bench.inputs import cast_inputs, resize_batch
-    from prunekit.bench.latency_lut import LatencyLUT, choose_round_to
-
     batch = cfg.batches[0]
     m = copy.deepcopy(model).eval().to(device=cfg.device, dtype=cfg.torch_dtype)
     x = cast_inputs(resize_batch(example_inputs, batch), cfg.torch_dtype, cfg.device)
@@ -217,7 +214,6 @@ def _measured_round_to(model: nn.Module, example_inputs: Any, cfg: Any,
     lut = LatencyLUT(lut_path, LatencyLUT.make_key(cfg.device, cfg.torch_dtype, batch, clock))
     timer = None
     if cfg.clock is not None:  # tables timed with the same clock as the search
-        from prunekit.bench.timer import compare_latency
 
         def timer(mods, xx):
             stats = compare_latency(dict(mods), xx, warmup=2, repeats=10, rotate=None,

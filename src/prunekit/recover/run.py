@@ -1,6 +1,6 @@
-"""``pk.run``: prune with a recipe, recover, checkpoint, resume.
+"""``pk.run_recipe``: prune with a recipe, recover, checkpoint, resume.
 
->>> result = pk.run(recipe, model, train_loader, val_loader, loss_fn, eval_fn,
+>>> result = pk.run_recipe(recipe, model, train_loader, val_loader, loss_fn, eval_fn,
 ...                 checkpoint_dir="runs/a")           # later: resume=True after a crash
 """
 
@@ -19,20 +19,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prunekit.calibration import call_model
+from prunekit.call import call_model
 from prunekit.masks.apply import apply_masks, finalize
 from prunekit.recover import ddp
-from prunekit.recover.checkpoint import Checkpointer, atomic_write_bytes, model_fingerprint
+from prunekit.io import atomic_write_bytes
+from prunekit.recover.checkpoint import Checkpointer, model_fingerprint
 from prunekit.recover.distill import Distiller
-from prunekit.recover.finetune import LoopState, describe, evaluate, peek, split_batch, to_device
+from prunekit.recover.training import LoopState, describe, evaluate, peek, split_batch, to_device
 from prunekit.recover.loop import TrainLoop
-from prunekit.recover.phases import PruneContext, build_phases
+from prunekit.recover.phases import build_phases
+from prunekit.recover.pruners import PruneContext
 from prunekit.recover.recipe import Recipe
+from prunekit.masks.layout import layout_for
+from prunekit.recover.structured import resize_like
 
 
 @dataclass
 class RunResult:
-    """Outcome of :func:`run`. ``metric`` values are whatever ``eval_fn`` returns."""
+    """Outcome of :func:`run_recipe`. ``metric`` values are whatever ``eval_fn`` returns."""
 
     model: nn.Module
     dense_metric: Any
@@ -55,7 +59,6 @@ def seed_everything(seed: int) -> None:
 
 def weight_sparsity(model: nn.Module) -> float:
     """Fraction of zeros over the weights of Linear/Conv (and registered-layout) layers."""
-    from prunekit.masks.layout import layout_for
 
     zeros = total = 0
     for m in model.modules():
@@ -108,14 +111,12 @@ def preflight(model: nn.Module, loader: Iterable, loss_fn: Callable, name: str) 
 
 
 def _restore_model(model: nn.Module, blob: dict) -> None:
-    from prunekit.recover.structured import resize_like
-
     resize_like(model, blob["model"])
     apply_masks(model, blob["masks"])
     model.load_state_dict(blob["model"])
 
 
-def run(recipe: Recipe, model: nn.Module, train_loader: Iterable, val_loader: Iterable | None = None,
+def run_recipe(recipe: Recipe, model: nn.Module, train_loader: Iterable, val_loader: Iterable | None = None,
         loss_fn: Callable | None = None, eval_fn: Callable | None = None, *,
         checkpoint_dir: str | Path | None = None, resume: bool = False,
         device: str | torch.device | None = None, calib_loader: Iterable | None = None,
@@ -205,4 +206,4 @@ def run(recipe: Recipe, model: nn.Module, train_loader: Iterable, val_loader: It
     return result
 
 
-__all__ = ["RunResult", "calib_provider", "preflight", "run", "seed_everything", "weight_sparsity"]
+__all__ = ["RunResult", "calib_provider", "preflight", "run_recipe", "seed_everything", "weight_sparsity"]

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from prunekit.io import load_model_spec
+
 TASKS = ("digits", "mnist1d")
 
 
@@ -95,7 +97,6 @@ def build_model(spec: str) -> nn.Module:
             raise ValueError(f"model: unknown built-in {spec!r}; known: "
                              + ", ".join(f"prunekit:{k}" for k in BUILTIN_MODELS))
         return BUILTIN_MODELS[rest]()
-    from prunekit.io import load_model_spec
 
     try:
         return load_model_spec(spec)

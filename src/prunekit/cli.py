@@ -20,7 +20,6 @@ app = typer.Typer(
 
 _COMMAND_MODULES = (
     "prunekit.commands.core",
-    # "prunekit.commands.structural",
     "prunekit.commands.bench",
     "prunekit.commands.recovery",
     "prunekit.commands.llm",

@@ -5,7 +5,7 @@ layers beneath it)::
 
     8  cli, commands, __main__            strings parsed here only
     7  prunekit/__init__ (the facade)     nothing in src imports it
-    6  dynamic compression recsys classic keras onnx demo
+    6  dynamic compression recsys classic keras onnx demo testing
                                           areas that compose the layers below; never each other
     5  recover llm bench report           bench may import report (analysis writes reports);
                                           recover, llm and report import none of the four
@@ -37,7 +37,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
-NEW_AREAS = ("dynamic", "compression", "recsys", "classic", "keras", "onnx", "demo")
+NEW_AREAS = ("dynamic", "compression", "recsys", "classic", "keras", "onnx", "demo", "testing")
 LAYERS: dict[int, dict[str, tuple[str, ...]]] = {
     # rank: {package: same-layer packages it may import}
     8: {"cli": ("commands",), "commands": (), "__main__": ("cli",)},

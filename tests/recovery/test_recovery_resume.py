@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import signal
@@ -52,6 +54,7 @@ def _launch(tmp: Path, out: str, ckdir: str, delay: float) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_sigkill_resume_is_bit_identical(tmp_path):
     ref = _launch(tmp_path, str(tmp_path / "ref.pt"), str(tmp_path / "ref_run"), 0.0)
     victim = _launch(tmp_path, str(tmp_path / "res.pt"), str(tmp_path / "run"), 0.05)

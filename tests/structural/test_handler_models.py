@@ -1,9 +1,9 @@
-"""plan_structured + verify through the S2 handlers (attention, RNN, HF Conv1D), hybrid, save."""
+"""plan_structured + verify through the attention, RNN and HF Conv1D handlers (attention, RNN, HF Conv1D), hybrid, save."""
 
 import pytest
 import torch
 import torchvision
-from s2_factories import self_attention, tagger
+from structural_factories import self_attention, tagger
 from torch import nn
 
 import prunekit as pk

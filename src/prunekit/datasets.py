@@ -94,4 +94,11 @@ def mlp(in_features: int = 64, hidden: int = 64, num_classes: int = 10) -> nn.Se
                          nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
 
 
-__all__ = ["DigitsCNN", "SPLITS", "digits_split", "mlp", "small_cnn"]
+# ``prunekit:<name>`` model specs (see :data:`prunekit.io.MODEL_SPECS`)
+BUILTIN_MODELS = {
+    "cnn2d": lambda: small_cnn(2),
+    "cnn1d": lambda: small_cnn(1),
+    "mlp": mlp,
+}
+
+__all__ = ["BUILTIN_MODELS", "DigitsCNN", "SPLITS", "digits_split", "mlp", "small_cnn"]

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from prunekit._registry import Registry
+from prunekit.datasets import BUILTIN_MODELS
 
 
 class UnsafeFileError(ValueError):
@@ -173,13 +174,24 @@ def _timm(name: str, kwargs: dict[str, Any]) -> nn.Module:
     return timm.create_model(name, **{"pretrained": False, **kwargs})
 
 
-def _module(target: str, kwargs: dict[str, Any]) -> nn.Module:
+def import_factory(target: str) -> Callable[..., Any]:
+    """``pkg.mod:name`` -> that attribute (imports the module: runs the user's code)."""
     try:
         mod_name, fn_name = target.rsplit(":", 1)
-        factory = getattr(importlib.import_module(mod_name), fn_name)
+        return getattr(importlib.import_module(mod_name), fn_name)
     except (ValueError, ImportError, AttributeError) as exc:
         raise ValueError(f"model spec 'module:{target}' must be 'module:pkg.mod:factory' ({exc})") from None
-    return factory(**kwargs)
+
+
+def _module(target: str, kwargs: dict[str, Any]) -> nn.Module:
+    return import_factory(target)(**kwargs)
+
+
+def _builtin(name: str, kwargs: dict[str, Any]) -> nn.Module:
+    if name not in BUILTIN_MODELS:
+        raise ValueError(f"unknown built-in 'prunekit:{name}'; known: "
+                         + ", ".join(f"prunekit:{k}" for k in BUILTIN_MODELS))
+    return BUILTIN_MODELS[name](**kwargs)
 
 
 def _hf(path: str, kwargs: dict[str, Any]) -> nn.Module:
@@ -194,6 +206,7 @@ MODEL_SPECS.register("torchvision", _torchvision)
 MODEL_SPECS.register("timm", _timm)
 MODEL_SPECS.register("module", _module)
 MODEL_SPECS.register("hf", _hf)
+MODEL_SPECS.register("prunekit", _builtin)
 # marker file -> loader(directory) for saved-model directories (``prunekit.json`` is registered
 # by :mod:`prunekit.serialize`); HF ``config.json`` directories are tried after these
 MODEL_DIRECTORIES: Registry[Callable[[Path], nn.Module]] = Registry("model directory format")

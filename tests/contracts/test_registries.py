@@ -186,11 +186,11 @@ def test_layout(name):
 def test_model_specs(tmp_path):
     from prunekit.io import MODEL_DIRECTORIES, MODEL_SPECS, build_from_spec, load_model_spec
 
-    assert {"torchvision", "timm", "module", "hf"} <= set(MODEL_SPECS.names())
+    assert {"torchvision", "timm", "module", "hf", "prunekit"} <= set(MODEL_SPECS.names())
     assert "prunekit.json" in MODEL_DIRECTORIES
     m = build_from_spec("module:prunekit.handlers.examples:linear")
     assert isinstance(m, nn.Module)
-    with pytest.raises(ValueError, match="not hf:/module:/timm:/torchvision:"):
+    with pytest.raises(ValueError, match="not hf:/module:/prunekit:/timm:/torchvision:"):
         load_model_spec("nope:thing")
     pkt.save(m, tmp_path / "m", spec="module:prunekit.handlers.examples:linear")
     assert isinstance(load_model_spec(tmp_path / "m"), nn.Module)

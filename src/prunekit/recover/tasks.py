@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from prunekit.datasets import digits_split, mlp, small_cnn
+from prunekit.datasets import BUILTIN_MODELS, digits_split, mlp, small_cnn  # noqa: F401
 from prunekit.io import load_model_spec
 
 TASKS = ("digits", "mnist1d")
@@ -50,23 +50,9 @@ def load_task(name: str, limit: int | None = None) -> tuple[TensorDataset, Tenso
     return TensorDataset(t(xt), t(yt)), TensorDataset(t(xv), t(yv))
 
 
-BUILTIN_MODELS = {
-    "cnn2d": lambda: small_cnn(2),
-    "cnn1d": lambda: small_cnn(1),
-    "mlp": mlp,
-}
-
-
 def build_model(spec: str) -> nn.Module:
     """``prunekit:cnn2d|cnn1d|mlp`` or any :func:`prunekit.io.load_model_spec` spec
     (``module:pkg.mod:factory``, ``torchvision:name``, ``timm:name``, ``hf:dir``; random weights)."""
-    kind, _, rest = spec.partition(":")
-    if kind == "prunekit":
-        if rest not in BUILTIN_MODELS:
-            raise ValueError(f"model: unknown built-in {spec!r}; known: "
-                             + ", ".join(f"prunekit:{k}" for k in BUILTIN_MODELS))
-        return BUILTIN_MODELS[rest]()
-
     try:
         return load_model_spec(spec)
     except (ValueError, ImportError) as e:

@@ -116,11 +116,45 @@ def _restore_model(model: nn.Module, blob: dict) -> None:
     model.load_state_dict(blob["model"])
 
 
-def run_recipe(recipe: Recipe, model: nn.Module, train_loader: Iterable, val_loader: Iterable | None = None,
-        loss_fn: Callable | None = None, eval_fn: Callable | None = None, *,
-        checkpoint_dir: str | Path | None = None, resume: bool = False,
-        device: str | torch.device | None = None, calib_loader: Iterable | None = None,
-        finalize_model: bool = True) -> RunResult:
+def _open_checkpoint(recipe: Recipe, model: nn.Module, checkpoint_dir: str | Path | None,
+                     resume: bool) -> tuple[Checkpointer | None, dict | None]:
+    """The run's checkpointer and, when resuming, its saved blob (refuses to overwrite)."""
+    if checkpoint_dir is None:
+        return None, None
+    ckpt = Checkpointer(checkpoint_dir, recipe.fingerprint(), model_fingerprint(model),
+                        enabled=ddp.rank() == 0)
+    if ckpt.exists() and not resume:
+        raise ValueError(f"{ckpt.path} exists; pass resume=True (--resume) to continue that "
+                         "run, or use an empty checkpoint directory (nothing was overwritten)")
+    return ckpt, (ckpt.load() if resume and ckpt.exists() else None)
+
+
+def _distiller(recipe: Recipe, model: nn.Module, x0: Any, dev: torch.device) -> Distiller | None:
+    """The dense model as teacher (projections prepared without consuming the run's RNG)."""
+    if recipe.distill is None:
+        return None
+    distiller = Distiller(copy.deepcopy(model).to(dev), model, recipe.distill)
+    with torch.random.fork_rng(devices=[]):
+        distiller.prepare(x0, model)
+    return distiller.to(dev)
+
+
+def _resumed_state(model: nn.Module, blob: dict, distiller: Distiller | None, x0: Any,
+                   dev: torch.device) -> LoopState:
+    _restore_model(model, blob)
+    if distiller is not None and "distiller" in blob:
+        with torch.random.fork_rng(devices=[]):
+            distiller.prepare(x0, model)  # projections at the restored (pruned) widths
+        distiller.to(dev).load_state_dict(blob["distiller"])
+        distiller.teacher[0].load_state_dict(blob["teacher"])
+    return LoopState(**blob["state"])
+
+
+def run_recipe(recipe: Recipe, model: nn.Module, train_loader: Iterable,
+               val_loader: Iterable | None = None, loss_fn: Callable | None = None,
+               eval_fn: Callable | None = None, *, checkpoint_dir: str | Path | None = None,
+               resume: bool = False, device: str | torch.device | None = None,
+               calib_loader: Iterable | None = None, finalize_model: bool = True) -> RunResult:
     """Prune ``model`` with ``recipe`` and recover accuracy (in place).
 
     Args:
@@ -146,24 +180,12 @@ def run_recipe(recipe: Recipe, model: nn.Module, train_loader: Iterable, val_loa
     if device is not None:
         model.to(device)
     dev = ddp.model_device(model)
-    ckpt = None
-    if checkpoint_dir is not None:
-        ckpt = Checkpointer(checkpoint_dir, recipe.fingerprint(), model_fingerprint(model),
-                            enabled=ddp.rank() == 0)
-        if ckpt.exists() and not resume:
-            raise ValueError(f"{ckpt.path} exists; pass resume=True (--resume) to continue that "
-                             "run, or use an empty checkpoint directory (nothing was overwritten)")
-    blob = ckpt.load() if ckpt is not None and resume and ckpt.exists() else None
+    ckpt, blob = _open_checkpoint(recipe, model, checkpoint_dir, resume)
     x0 = preflight(model, train_loader, loss_fn, "train_loader")
     if val_loader is not None:
         preflight(model, val_loader, loss_fn, "val_loader")
     seed_everything(recipe.seed)
-    distiller = None
-    if recipe.distill is not None:
-        distiller = Distiller(copy.deepcopy(model).to(dev), model, recipe.distill)
-        with torch.random.fork_rng(devices=[]):
-            distiller.prepare(x0, model)
-        distiller.to(dev)
+    distiller = _distiller(recipe, model, x0, dev)
     ctx = PruneContext(recipe, loss_fn, calib_provider(train_loader, recipe.calib_batches, dev,
                                                        calib_loader), x0,
                        out_dir=None if ckpt is None or not ckpt.enabled else ckpt.dir)
@@ -175,13 +197,7 @@ def run_recipe(recipe: Recipe, model: nn.Module, train_loader: Iterable, val_loa
     loop = TrainLoop(model, train_loader, loss_fn, val_loader=val_loader, eval_fn=eval_fn,
                      device=dev, distiller=distiller, save=save)
     if blob is not None:
-        _restore_model(model, blob)
-        if distiller is not None and "distiller" in blob:
-            with torch.random.fork_rng(devices=[]):
-                distiller.prepare(x0, model)  # projections at the restored (pruned) widths
-            distiller.to(dev).load_state_dict(blob["distiller"])
-            distiller.teacher[0].load_state_dict(blob["teacher"])
-        state = LoopState(**blob["state"])
+        state = _resumed_state(model, blob, distiller, x0, dev)
     else:
         state = LoopState(history=[{"phase": "dense", "metric": evaluate(model, val_loader,
                                                                           eval_fn)}])

@@ -30,13 +30,13 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from prunekit.bench.runtimes import prepare_runtime
 from prunekit.bench.sparse import SPARSE_BACKENDS
 from prunekit.call import call_model
 from prunekit.handlers.base import HANDLERS, HandlerExample
 from prunekit.importance.base import CRITERIA, LayerStats
+from prunekit.macs import count_macs
 from prunekit.llm.collect import InputStats
 from prunekit.llm.registry import LLM_METHODS, LayerTarget
 from prunekit.masks.select import is_nm_valid
@@ -63,13 +63,6 @@ def _spec(factory: Any) -> str:
 
 def _params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def flop_counter_macs(model: nn.Module, inputs: Any) -> int:
-    """MACs of one forward on ``inputs`` as FlopCounterMode counts them (FLOPs / 2)."""
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        call_model(model, inputs)
-    return counter.get_total_flops() // 2
 
 
 def _uses(model: nn.Module, cls: type) -> bool:
@@ -103,7 +96,7 @@ def check_handler(cls: type, ratio: float = 0.5) -> dict[str, Any]:
         a, b = _first(call_model(pruned, x)), _first(call_model(loaded, x))
     assert torch.equal(a, b), f"{cls.__qualname__}: save -> load changed the outputs"
     return {"removed": removed, "params": plan.params, "macs": plan.macs,
-            "flop_counter_macs": flop_counter_macs(model, x)}
+            "flop_counter_macs": count_macs(model, x)}
 
 
 def _first(out: Any) -> Tensor:

@@ -17,29 +17,11 @@ import zlib
 import torch
 from torch import nn
 
+from prunekit.macs import count_macs
 from prunekit.recover import ddp
 from prunekit.structural import plan_structured
-from prunekit.call import hooked_forward
 from prunekit.config import TargetSpec
 from prunekit.handlers import get_handler
-
-
-def count_macs(model: nn.Module, example_inputs: Any) -> int:
-    """MACs of one forward pass of Linear/Conv layers (forward hooks; cheap enough to call at
-    every pruning event — ``prunekit.stats`` also measures memory and is slower)."""
-
-    total = 0
-
-    def hook(m: nn.Module, args: Any, out: torch.Tensor) -> None:
-        nonlocal total
-        w = m.weight
-        per_out = w[0].numel() if isinstance(m, nn.modules.conv._ConvNd) else w.shape[1]
-        total += out.numel() * per_out
-
-    hs = [m.register_forward_hook(hook) for m in model.modules()
-          if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
-    hooked_forward(model, example_inputs, hs)
-    return total
 
 
 def count_params(model: nn.Module) -> int:

@@ -39,6 +39,7 @@ def test_hybrid_bad_weight_option_fails_before_any_change():
     assert m[0].out_channels == 24
 
 
+@pytest.mark.slow
 def test_cli_structured_and_hybrid(tmp_path):
     runner = CliRunner()
     r = runner.invoke(app, ["prune", "torchvision:resnet18", "--structured", "--ratio", "0.5",

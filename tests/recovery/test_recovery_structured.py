@@ -36,6 +36,7 @@ RECIPE = R.Recipe(method="structured", criterion="taylor", target=R.TargetSpec(m
                   distill=R.Distill(temperature=2.0, alpha=0.5, hidden=(("6", "6"),)))
 
 
+@pytest.mark.slow
 def test_structured_schedule_and_resume_after_crash(tmp_path):
     model, tl, vl, x = _setup()
     dense = count_macs(model, x)

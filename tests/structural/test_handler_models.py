@@ -65,6 +65,7 @@ def test_hf_llama_plan_save_load(tmp_path):
     assert torch.allclose(pk.load(tmp_path / "llama")(input_ids=ids).logits, ref, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_resnet18_plan_save_load_and_hybrid(tmp_path):
     torch.manual_seed(0)
     x = torch.randn(1, 3, 32, 32)

@@ -1,4 +1,4 @@
-"""pk.run end to end on a tiny task; bad input gives clear errors and never touches checkpoints."""
+"""pk.run_recipe end to end on a tiny task; bad input gives clear errors and never touches checkpoints."""
 
 from __future__ import annotations
 

@@ -30,7 +30,8 @@ from results_schema import load_average, write_result  # noqa: E402
 
 from prunekit.compression import compress, decompress, share_weights  # noqa: E402
 from prunekit.demo import load_digits_data  # noqa: E402
-from prunekit.recover.finetune import default_accuracy, finetune  # noqa: E402
+from prunekit.recover.loop import finetune  # noqa: E402
+from prunekit.recover.training import default_accuracy  # noqa: E402
 from prunekit.recover.recipe import Finetune  # noqa: E402
 from prunekit.weights import prune_weights  # noqa: E402
 

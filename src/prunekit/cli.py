@@ -34,7 +34,6 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 _COMMAND_MODULES = (
     "prunekit.commands.core",
-    # "prunekit.commands.structural",
     "prunekit.commands.bench",
     "prunekit.commands.recovery",
     "prunekit.commands.llm",

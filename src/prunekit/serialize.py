@@ -28,8 +28,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunekit.io import atomic_path, load_model_spec, load_weights, save_weights
+from prunekit.io import MODEL_DIRECTORIES, atomic_path, build_from_spec, load_model_spec, load_weights, save_weights
 from prunekit.structural.resize import resize_to_state_dict
+from prunekit.structural.hf_config import sync_hf_config
+from prunekit.structural.layers import replay_drop
 
 FORMAT = 1
 _META = "prunekit.json"
@@ -133,8 +135,6 @@ def save(model: nn.Module, path: str | Path, spec: str | None = None,
     history = list(model.__dict__.get("_prunekit_history", []))
     meta: dict[str, Any] = {"format": FORMAT, "history": history}
     if spec is None and _is_hf(model):
-        from prunekit.structural.hf_config import sync_hf_config
-
         if sync_hf_config(model):
             model.save_pretrained(str(path))
             meta.update(base={"kind": "hf_pretrained"})
@@ -167,25 +167,6 @@ def _build_hf(base: dict[str, Any]) -> nn.Module:
     return cls._from_config(config)
 
 
-def _build_spec(spec: str, kwargs: dict[str, Any]) -> nn.Module:
-    """``torchvision:``/``timm:``/``module:`` builders called with ``kwargs``."""
-    import importlib
-
-    scheme, _, rest = spec.partition(":")
-    if scheme == "torchvision":
-        import torchvision
-
-        return torchvision.models.get_model(rest, **{"weights": None, **kwargs})
-    if scheme == "timm":
-        import timm
-
-        return timm.create_model(rest, **{"pretrained": False, **kwargs})
-    if scheme == "module":
-        mod_name, _, fn_name = rest.rpartition(":")
-        return getattr(importlib.import_module(mod_name), fn_name)(**kwargs)
-    raise ValueError(f"load: builder kwargs are not supported for spec {spec!r}")
-
-
 def _build_base(meta: dict[str, Any]) -> nn.Module:
     base = meta.get("base", {})
     kind = base.get("kind")
@@ -193,7 +174,7 @@ def _build_base(meta: dict[str, Any]) -> nn.Module:
         return _build_hf(base)
     if kind == "spec":
         kwargs = base.get("kwargs") or {}
-        model = _build_spec(base["spec"], kwargs) if kwargs else load_model_spec(base["spec"])
+        model = build_from_spec(base["spec"], **kwargs) if kwargs else load_model_spec(base["spec"])
         model.__dict__["_prunekit_spec"] = base["spec"]
         model.__dict__["_prunekit_spec_kwargs"] = dict(kwargs)
         return model
@@ -217,8 +198,6 @@ def _replace_module(model: nn.Module, op: dict[str, Any]) -> None:
 
 
 def _replay(model: nn.Module, history: list[dict[str, Any]], from_config: bool) -> None:
-    from prunekit.structural.layers import replay_drop
-
     for op in history:
         if op.get("op") == "drop_layers":
             replay_drop(model, op, skip_config_deletions=from_config)
@@ -253,3 +232,6 @@ def load(path: str | Path) -> nn.Module:
         raise ValueError(f"load: weights in {path} do not fit the rebuilt model: {exc}") from None
     _load_extensions(model, path, meta)
     return model.eval()
+
+
+MODEL_DIRECTORIES.register(_META, load)

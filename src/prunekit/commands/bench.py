@@ -12,6 +12,17 @@ from typing import Any, Callable, Optional
 import typer
 
 from prunekit.commands.core import MODEL_HELP, load_cli_model, make_input, parse_shape
+from prunekit.bench.config import BenchConfig
+from prunekit.bench.runtimes import get_runtime, resolve_device
+from prunekit.report.summary import summarize
+from prunekit.report.tables import latency_table, speedup_table
+from prunekit.bench.harness import compare
+from prunekit.bench.analyze import analyze
+from prunekit.bench.methods import parse_method
+from prunekit.bench.latency_target import parse_latency_target, prune_for_latency
+from prunekit.report import write_report
+from prunekit.io import atomic_write_bytes
+from prunekit.serialize import save as pk_save
 
 
 def parse_list(text: str, option: str, kind: type = str) -> tuple:
@@ -52,9 +63,6 @@ def load_callable(spec: str, option: str = "--eval") -> Callable[..., Any]:
 
 
 def _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn, adapt=None):
-    from prunekit.bench.config import BenchConfig
-    from prunekit.bench.runtimes import get_runtime, resolve_device
-
     runtimes = parse_list(runtime, "--runtime")
     for rt in runtimes:
         try:
@@ -93,9 +101,6 @@ def command_line(ctx: typer.Context) -> str:
 
 
 def _print_speedups(data: dict[str, Any]) -> None:
-    from prunekit.report.summary import summarize
-    from prunekit.report.tables import latency_table, speedup_table
-
     for title, header, rows in (speedup_table(data), latency_table(data)):
         if not rows:
             continue
@@ -136,7 +141,6 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print the JSON result"),
     ) -> None:
         """Time dense and pruned models side by side (same runtime, dtype, batch, threads)."""
-        from prunekit.bench.harness import compare
 
         cfg = _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn,
                       (max_repeats, tolerance, budget))
@@ -149,8 +153,6 @@ def register(app: typer.Typer) -> None:
         data = res.to_dict()
         data["command"] = command_line(ctx)
         if output is not None:
-            from prunekit.report import write_report
-
             paths = write_report(data, output)
             typer.echo(f"report: {paths.get('html')}")
         if as_json:
@@ -190,8 +192,6 @@ def register(app: typer.Typer) -> None:
         trust: bool = typer.Option(False, help="allow unpickling .pt model files you trust"),
     ) -> None:
         """Sweep methods × ratios, evaluate, time side by side, write report/index.html."""
-        from prunekit.bench.analyze import analyze
-        from prunekit.bench.methods import parse_method
 
         cfg = _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn,
                       (max_repeats, tolerance, budget))
@@ -241,7 +241,6 @@ def register(app: typer.Typer) -> None:
         trust: bool = typer.Option(False, help="allow unpickling .pt model files you trust"),
     ) -> None:
         """Structured pruning until the measured latency meets --target-latency (never slower)."""
-        from prunekit.bench.latency_target import parse_latency_target, prune_for_latency
 
         try:
             frac = parse_latency_target(target)
@@ -257,10 +256,9 @@ def register(app: typer.Typer) -> None:
         except RuntimeError as e:
             raise typer.BadParameter(str(e)) from None
         _save_structured(res.model, output, model)
-        from prunekit.report.writer import _atomic_write
 
         info = dict(res.to_dict(), command=command_line(ctx))
-        _atomic_write(output / "latency_search.json", json.dumps(info, indent=1).encode())
+        atomic_write_bytes(output / "latency_search.json", json.dumps(info, indent=1).encode())
         typer.echo(f"measured on {res.setting}")
         for r, rel in res.trace:
             typer.echo(f"search: ratio {r:.3f}: measured {rel:.3f}x dense latency")
@@ -357,15 +355,6 @@ def _print_deploy(res: Any) -> None:
 
 
 def _save_structured(model: Any, out: Path, spec: str) -> None:
-    """Save with the architecture round trip when available, else the weights only."""
-    try:
-        from prunekit.serialize import save as pk_save  # structural2, when merged
-    except ImportError:
-        from prunekit.io import save_weights
-
-        save_weights(model, out / "model.safetensors")
-        typer.echo("note: prunekit.save is not in this build; wrote weights only "
-                   "(pruned shapes: rebuild the architecture to load them)")
-        return
+    """Save the pruned model with its architecture (``prunekit.save``)."""
     pk_save(model, out, spec=spec)
 

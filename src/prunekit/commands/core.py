@@ -8,6 +8,17 @@ from typing import Optional
 
 import typer
 
+from prunekit._version import __version__
+from prunekit.io import UnsafeFileError, load_model, load_model_spec
+from prunekit.stats import render_stats
+from prunekit.stats import stats as compute
+from prunekit.io import save_weights
+from prunekit.masks import finalize
+from prunekit.weights import prune_weights
+from prunekit.demo import run_demo
+from prunekit.commands._structured import run_structured
+from prunekit.commands._structured import run_latency_target
+
 MODEL_HELP = ("model spec: torchvision:NAME, timm:NAME, hf:DIR, module:pkg.mod:factory, a prunekit "
               "directory, or a .pt file (a pickled model needs --trust). With --arch, the weights file.")
 
@@ -35,8 +46,6 @@ def make_input(shape: tuple[int, ...], dtype: str, seed: int = 0):
 
 
 def load_cli_model(model: str, arch: Optional[str], trust: bool):
-    from prunekit.io import UnsafeFileError, load_model, load_model_spec
-
     try:
         if arch:
             return load_model(arch, weights=model, trust=trust)
@@ -62,9 +71,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def version() -> None:
         """Print prunekit's version."""
-        import prunekit
-
-        typer.echo(prunekit.__version__)
+        typer.echo(__version__)
 
     @app.command()
     def stats(
@@ -78,8 +85,6 @@ def register(app: typer.Typer) -> None:
         """Parameters (total/nonzero), MACs, size dense vs compressed, peak memory, per layer."""
         from rich.console import Console
 
-        from prunekit.stats import render_stats
-        from prunekit.stats import stats as compute
 
         m = load_cli_model(model, arch, trust)
         x = make_input(parse_shape(input_shape), input_dtype)
@@ -99,7 +104,7 @@ def register(app: typer.Typer) -> None:
         method: str = typer.Option("magnitude", help="criterion: magnitude|l1|l2|random|gradient|taylor|activation"),
         sparsity: float = typer.Option(0.5, help="fraction of weights zeroed (unstructured)"),
         pattern: str = typer.Option("unstructured", help="unstructured or N:M, e.g. 2:4"),
-        scope: str = typer.Option("layer", help="layer or global"),
+        scope: str = typer.Option("local", help="local (alias: layer) or global"),
         exclude: list[str] = typer.Option([], help="module-name glob or type name to keep dense"),
         override: list[str] = typer.Option([], help="NAME_GLOB=SPARSITY per-layer override"),
         skip_incompatible: bool = typer.Option(False, help="with an N:M pattern, skip layers not divisible by M"),
@@ -125,9 +130,6 @@ def register(app: typer.Typer) -> None:
         remove channels physically (a prunekit directory that reloads without code changes)."""
         from rich.console import Console
 
-        from prunekit.io import save_weights
-        from prunekit.masks import finalize
-        from prunekit.weights import prune_weights
 
         if method in ("gradient", "taylor", "activation"):
             raise typer.BadParameter(f"--method {method} needs calibration data: use the Python API "
@@ -138,11 +140,8 @@ def register(app: typer.Typer) -> None:
         if structured:
             if x is None:
                 raise typer.BadParameter("--structured needs --input-shape (the model is traced once)")
-            from prunekit.commands._structured import run_structured
 
             if target_latency is not None:
-                from prunekit.commands._structured import run_latency_target
-
                 run_latency_target(m, x, output, spec=arch or model, target=target_latency,
                                    criterion=criterion, device=device, dtype=dtype, runtime=runtime)
                 return
@@ -177,7 +176,6 @@ def register(app: typer.Typer) -> None:
         repeats: int = typer.Option(200, min=3, help="timed calls per model at batch 1"),
     ) -> None:
         """Train a CNN on real digits, prune it several ways, fine-tune, measure, report."""
-        from prunekit.demo import run_demo
 
         run_demo(out_dir, epochs=epochs, finetune_epochs=finetune_epochs, seed=seed, threads=threads,
                  repeats=repeats)

@@ -28,8 +28,9 @@ from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.weak import WeakIdKeyDictionary
 
-from prunekit.calibration import call_model
+from prunekit.call import call_model
 from prunekit.graph.labels import Coupling, canon, fiber
+from prunekit.graph.modes import containers_training, find_leaves
 from prunekit.graph.ragged import RaggedTracker
 from prunekit.graph.rules import flat_tensors, rule_for
 from prunekit.handlers.base import call_opt, get_handler
@@ -74,22 +75,6 @@ class TraceResult:
     train_outputs: Any = None  # outputs of the containers-in-training-mode pass, if one ran
     ragged: list[tuple[int, ...]] = field(default_factory=list)  # data-dependent output dims
     train_ragged: list[tuple[int, ...]] = field(default_factory=list)
-
-
-def find_leaves(model: nn.Module) -> dict[str, nn.Module]:
-    """Outermost modules that have a handler (their children are not visited)."""
-    leaves: dict[str, nn.Module] = {}
-    prefixes: list[str] = []
-    for name, m in model.named_modules():
-        if any(name.startswith(p + ".") for p in prefixes):
-            continue
-        h = get_handler(m)
-        if h is not None and name and call_opt(h, "is_leaf", m, default=True):
-            leaves[name] = m
-            prefixes.append(name)
-    if get_handler(model) is not None and not leaves:
-        leaves[""] = model
-    return leaves
 
 
 class _Mode(TorchDispatchMode):
@@ -343,7 +328,6 @@ def _train_pass(tracer: Tracer, model: nn.Module, example_inputs: Any) -> Any:
     Raises:
         ValueError: the model does not run like this (the tracer is then half-updated).
     """
-    from prunekit.graph.modes import containers_training
 
     tracer.count_only = {n for n, r in tracer.leaves.items() if r.calls == 0}
     try:

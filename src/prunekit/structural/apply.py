@@ -18,10 +18,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunekit.calibration import call_model
+from prunekit.call import call_model
 from prunekit.graph.rules import flat_tensors
 from prunekit.handlers.base import PruneError, call_opt, get_handler, slice_param
 from prunekit.structural.attrs import sync_model_attributes, undo_attributes
+from prunekit.graph.ragged import same_shapes
+from prunekit.graph.modes import containers_training
 
 
 def _snapshot(mods: list[nn.Module]) -> list[tuple[nn.Module, dict, type]]:
@@ -129,7 +131,6 @@ def _run_named(plan, model: nn.Module, what: str) -> list[tuple[int, ...]]:
 def _check_forward(plan, model: nn.Module) -> None:
     """Run the pruned model; outputs must keep their number, ranks and every size that does
     not depend on data (:mod:`prunekit.graph.ragged`: e.g. the number of detections)."""
-    from prunekit.graph.ragged import same_shapes
 
     was = model.training
     model.eval()
@@ -143,7 +144,6 @@ def _check_forward(plan, model: nn.Module) -> None:
                          + _ragged_note(ragged))
     expected = getattr(plan, "train_output_shapes", None)
     if expected:  # training-only branches (auxiliary heads) were traced: they must run too
-        from prunekit.graph.modes import containers_training
 
         with containers_training(model):
             shapes = _run_named(plan, model, " in training mode")

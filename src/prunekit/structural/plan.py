@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
-from prunekit.config import TargetSpec, check_ratio
+from prunekit.config import TargetSpec
 from prunekit.graph.dependency import DependencyGraph, Group
-from prunekit.graph.labels import FIXED
 from prunekit.handlers.base import InternalGroup, PruneError, call_opt
 from prunekit.importance.structured import (
     GROUP_CRITERIA,
@@ -22,7 +20,9 @@ from prunekit.importance.structured import (
 )
 
 if TYPE_CHECKING:
-    from prunekit.structural.result import StructuredPlan
+    from prunekit.structural.result import (
+    StructuredConfig, StructuredPlan,
+)
 from prunekit.structural.select import (
     CostModel,
     bisect,
@@ -30,69 +30,11 @@ from prunekit.structural.select import (
     select_global,
     select_local,
 )
-
-
-@dataclass(frozen=True)
-class StructuredConfig:
-    """Validated options of :func:`plan_structured` (see there)."""
-
-    criterion: str = "l1"
-    ratio: float = 0.5
-    scope: str = "local"
-    round_to: int = 1
-    exclude: tuple[str, ...] = ()
-    target: TargetSpec | None = None
-    per_layer_min: float = 0.0
-    per_layer_max: float = 0.9
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        GROUP_CRITERIA.get(self.criterion)
-        check_ratio(self.ratio, "ratio")
-        if self.scope not in ("local", "global"):
-            raise ValueError(f"scope must be 'local' or 'global', got {self.scope!r}")
-        if isinstance(self.round_to, bool) or not isinstance(self.round_to, int) or self.round_to < 1:
-            raise ValueError(f"round_to must be an integer >= 1, got {self.round_to!r}")
-        check_ratio(self.per_layer_min, "per_layer_min")
-        if not (isinstance(self.per_layer_max, (int, float)) and 0.0 <= self.per_layer_max <= 1.0):
-            raise ValueError(f"per_layer_max must be in [0, 1], got {self.per_layer_max!r}")
-        if self.per_layer_min > self.per_layer_max:
-            raise ValueError("per_layer_min must not exceed per_layer_max")
-        if isinstance(self.exclude, str):
-            object.__setattr__(self, "exclude", (self.exclude,))
-        object.__setattr__(self, "exclude", tuple(self.exclude))
-        if self.target is not None and not isinstance(self.target, TargetSpec):
-            raise ValueError("target must be a TargetSpec (ratio=, params= or macs=)")
-        if self.target is not None and self.target.latency is not None:
-            raise ValueError("latency targets are not supported by plan_structured")
-
-
-@dataclass
-class LayerEdit:
-    """What happens to one handled module (kept indices; ``None`` = side unchanged)."""
-
-    name: str
-    kind: str
-    coupled: bool
-    in_full: int | None
-    out_full: int | None
-    keep_in: Tensor | None
-    keep_out: Tensor | None
-    in_dim: int
-    out_dim: int
-    exact: bool = True
-    internal: dict[str, Tensor] = field(default_factory=dict)
-
-
-@dataclass
-class ParamEdit:
-    """A free parameter/buffer sliced along ``axis`` (layer scale, position embedding, ...)."""
-
-    owner: str
-    attr: str
-    axis: int
-    full: int
-    keep: Tensor
+from prunekit.structural.internal import unit_scores  # L1/L2 of the unit's slices
+from prunekit.structural.apply import trial
+from prunekit.structural.result import (
+    StructuredConfig, StructuredPlan,
+)
 
 
 def _slices(graph: DependencyGraph, grp: Group) -> list[SliceRef]:
@@ -161,8 +103,6 @@ def _internal(graph: DependencyGraph) -> list[tuple[str, InternalGroup]]:
 
 
 def _internal_scores(ig: InternalGroup, criterion: str, gen: torch.Generator) -> Tensor:
-    from prunekit.structural.internal import unit_scores  # L1/L2 of the unit's slices
-
     return unit_scores(ig, criterion, gen).float()
 
 
@@ -240,7 +180,6 @@ def plan_structured(
     """
     cfg = StructuredConfig(criterion, ratio, scope, round_to, tuple(exclude), target,
                            per_layer_min, per_layer_max, seed)
-    from prunekit.structural.apply import trial
 
     refuse: dict[str, str] = {}
     while True:
@@ -307,20 +246,6 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
     for (name, ig), m in zip(internal, masks[n_graph:]):
         if bool(m.any()):
             keep_internal.setdefault(name, {})[ig.name] = torch.nonzero(~m).flatten()
-    from prunekit.structural.result import StructuredPlan
 
     return StructuredPlan.build(model, example_inputs, cfg, graph, scores[:n_graph],
                                 masks[:n_graph], dense, evaluate(masks), keep_internal)
-
-
-def keep_from_roots(roots: Tensor, removed: set[int] | Tensor) -> Tensor:
-    """Sorted kept positions: those whose unit is not removed (fixed positions are kept).
-
-    ``removed`` is a set of root ids or a bool tensor indexed by root id.
-    """
-    if isinstance(removed, Tensor):
-        return torch.nonzero(~removed[roots]).flatten()
-    keep = [i for i, u in enumerate(roots.tolist()) if u == FIXED or u not in removed]
-    return torch.tensor(keep, dtype=torch.long)
-
-

@@ -19,8 +19,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from prunekit.calibration import call_model
+from prunekit.call import call_model
 from prunekit.graph.rules import flat_tensors
+from prunekit.structural.apply import apply_plan
 
 
 @dataclass
@@ -130,7 +131,6 @@ def verify(model: nn.Module, plan, example_inputs: Any = None, atol: float = 1e-
         atol: maximum absolute difference allowed (fp32).
         pruned: an already pruned copy to check instead of pruning a fresh copy.
     """
-    from prunekit.structural.apply import apply_plan
 
     x = plan.example_inputs if example_inputs is None else example_inputs
     if pruned is None:

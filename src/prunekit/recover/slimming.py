@@ -16,6 +16,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from prunekit.recover.training import Phase
+from prunekit.recover.structured import structured_pruner
+
 _BN = (nn.modules.batchnorm._BatchNorm,)
 
 
@@ -53,12 +56,10 @@ def gamma_values(model: nn.Module) -> Tensor:
 def plot_gamma(before: Tensor, after: Tensor, path: str | Path,
                title: str = "BatchNorm |gamma| before/after sparse training") -> Path:
     """Histogram of ``|gamma|`` before and after (PNG via matplotlib's Agg backend)."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: the user's backend stays as it is
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.subplots()
     hi = float(max(before.max() if before.numel() else 1, after.max() if after.numel() else 1))
     bins = torch.linspace(0, hi, 50).tolist()
     ax.hist(before.tolist(), bins=bins, alpha=0.6, label=f"before (n={before.numel()})")
@@ -71,15 +72,12 @@ def plot_gamma(before: Tensor, after: Tensor, path: str | Path,
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
 def slimming_phases(model: nn.Module, ctx) -> list:
     """Sparse training (``recipe.pretrain`` with the L1 subgradient), then channel pruning by
     ``|gamma|`` on the recipe's schedule during ``recipe.finetune``."""
-    from prunekit.recover.finetune import Phase
-    from prunekit.recover.structured import structured_pruner
 
     r = ctx.recipe
     bn_l1_penalty(model, r.l1)  # raises early when there is no BN

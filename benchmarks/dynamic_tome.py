@@ -55,7 +55,8 @@ def main() -> None:
             with torch.inference_mode():
                 same = torch.equal(merged(x), dense(x))
             kept = tokens_kept(merged)
-            res = compare_runs(lambda: _ms(dense, x), lambda: _ms(merged, x), args.rounds)
+            res = compare_runs(lambda x=x: _ms(dense, x), lambda m=merged, x=x: _ms(m, x),
+                               args.rounds)
             rows.append([str(r), str(b), f"{kept[-1]}", f"{sum(kept) / len(kept):.0f}",
                          f"{res.base_ms:.0f}", f"{res.cand_ms:.0f}", f"{res.speedup:.2f}x",
                          f"{res.low:.2f}-{res.high:.2f}",

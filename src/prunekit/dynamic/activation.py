@@ -128,7 +128,7 @@ def disabled(model: nn.Module) -> Iterator[nn.Module]:
     try:
         yield model
     finally:
-        for s, p in zip(states, prev):
+        for s, p in zip(states, prev, strict=True):
             s.enabled = p
 
 
@@ -164,7 +164,7 @@ def sparsify_activations(model: nn.Module, calib: Any, sparsity: float | None = 
     try:
         with collect_inputs(layers, cfg.max_rows, cfg.seed) as store:
             _run(model, fit)
-        seen = dict(zip(layers, store.pop("__seen__")[0].tolist()))
+        seen = dict(zip(layers, store.pop("__seen__")[0].tolist(), strict=True))
         short = {n: s for n, s in seen.items() if s < cfg.min_tokens}
         if short:
             name, got = next(iter(short.items()))

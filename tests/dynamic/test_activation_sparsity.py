@@ -173,3 +173,13 @@ def test_empty_input_row_gives_bias_only():
         for k in ("gather_bag", "gather_rows"):
             torch.testing.assert_close(KERNEL_FNS[k](lin, st, torch.randn(1, 8)),
                                        lin.bias.detach().unsqueeze(0))
+
+
+def test_recalibration_uses_dense_inputs(tiny, calib):
+    cfg = ActivationSparsityConfig(**FAST)
+    fresh = copy.deepcopy(tiny)
+    sparsify_activations(tiny, calib, 0.3, config=cfg)
+    again = sparsify_activations(tiny, calib, 0.5, config=cfg)
+    direct = sparsify_activations(fresh, calib, 0.5, config=cfg)
+    assert [r.threshold for r in again.layers] == [r.threshold for r in direct.layers]
+    assert len(layer_states(tiny)) == 5

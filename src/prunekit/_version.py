@@ -1,3 +1,3 @@
-"""The package version (one home; the facade and the CLI read it)."""
+"""The version of prunekit (one home, read by the package, the CLI and the build)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -10,7 +10,7 @@ import importlib
 
 import typer
 
-from prunekit import __version__
+from prunekit._version import __version__
 
 app = typer.Typer(
     name="prunekit",

@@ -36,6 +36,8 @@ COVERED = {
     "METHOD_BUILDERS": "recipe methods: tests/recovery (each needs a training run)",
     "ATTRIBUTE_SYNC": "attribute syncs run inside every handler example's apply",
     "MODEL_SPECS": "test_model_specs", "MODEL_DIRECTORIES": "test_model_specs",
+    "ROW_CRITERIA": "tests/recsys/test_rows.py parametrizes over every row criterion",
+    "ENTRY_METHODS": "tests/recsys/test_train.py runs every entry method",
 }
 
 

@@ -22,6 +22,8 @@ from prunekit.bench.methods import parse_method
 from prunekit.bench.latency_target import parse_latency_target, prune_for_latency
 from prunekit.report import write_report
 from prunekit.io import atomic_write_bytes
+from prunekit.bench.deploy import DeployConfig, deploy
+from prunekit.serialize import load as pk_load
 from prunekit.serialize import save as pk_save
 
 
@@ -303,8 +305,6 @@ def register_deploy(app: typer.Typer) -> None:
         trust: bool = typer.Option(False, help="allow unpickling .pt model files you trust"),
     ) -> None:
         """Measure pruned and dense in every runtime/setting; write the fastest artifact."""
-        from prunekit.bench.deploy import DeployConfig, deploy
-
         choice = {"both": (False, True), "on": (True,), "off": (False,)}
         for opt, v in (("--channels-last", channels_last), ("--fold-bn", fold_bn)):
             if v not in choice:
@@ -327,9 +327,7 @@ def register_deploy(app: typer.Typer) -> None:
 
 def _load_pruned(model: str, trust: bool) -> Any:
     if (Path(model) / "prunekit.json").is_file():
-        from prunekit.serialize import load
-
-        return load(model)
+        return pk_load(model)
     return load_cli_model(model, None, trust)
 
 

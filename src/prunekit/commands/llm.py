@@ -18,6 +18,7 @@ from prunekit.llm.oneshot import OneShotConfig, prune_llm
 from prunekit.llm.calib import encode, read_text
 from prunekit.llm.eval import perplexity
 from prunekit.llm.eval import embedding_fidelity, sentence_embeddings
+from prunekit.dynamic import sparsify_activations
 
 
 def _fail(msg: str) -> None:
@@ -48,8 +49,6 @@ def _structured_or_drop(model, tok, opts: dict) -> str:
 
 def _dynamic(net, tok, sparsity: float, calib, nsamples: int, seqlen: int, seed: int) -> str:
     """Activation sparsity (TEAL) calibrated on the same windows; thresholds saved beside."""
-    from prunekit.dynamic import sparsify_activations
-
     samples = _calibration(tok, calib, nsamples, seqlen, seed)
     rep = sparsify_activations(net, samples, sparsity)
     return rep.summary()

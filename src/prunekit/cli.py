@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "prunekit.commands.bench",
     "prunekit.commands.recovery",
     "prunekit.commands.llm",
+    "prunekit.commands.compression",
 )
 
 

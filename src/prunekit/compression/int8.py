@@ -71,6 +71,20 @@ class _Reader:
         return {n: t.detach().cpu().numpy() for n, t in zip(self.names, xs, strict=True)}
 
 
+def _pre_process(path: str) -> str:
+    """ONNX Runtime's recommended pre-processing (graph optimization folds constants such as
+    exported BatchNorm into initializers, then shape inference); the input path if it fails."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    out = path.replace(".onnx", ".pre.onnx")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            quant_pre_process(path, out, skip_symbolic_shape=True)
+    except Exception:  # noqa: BLE001 - optional step; quantization works without it
+        return path
+    return out
+
+
 def float_nodes(onnx_path: str) -> list[str]:
     """Compute nodes (Conv/MatMul/Gemm) whose inputs are not dequantized int8 in a graph."""
     import onnx
@@ -94,7 +108,7 @@ class Int8Model:
 
     Attributes:
         path: the quantized ``.onnx`` file.
-        mode: ``static`` (calibrated) or ``dynamic``.
+        mode: ``static`` (calibrated), ``dynamic``, or ``fp32`` (:func:`float_model`).
         fp32_nodes: compute nodes left in float by the quantizer.
     """
 
@@ -105,6 +119,7 @@ class Int8Model:
     fp32_nodes: list[str] = field(default_factory=list)
 
     def __call__(self, *inputs: Tensor) -> Tensor:
+        """Run on torch tensors (CPU); returns the first output."""
         feed = {n: t.detach().cpu().numpy() for n, t in zip(self.input_names, inputs, strict=True)}
         return torch.from_numpy(self.session.run(None, feed)[0])
 
@@ -117,6 +132,14 @@ def _session(path: str, threads: int | None):
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+
+
+def float_model(model: nn.Module, example_inputs: Any, threads: int | None = None) -> Int8Model:
+    """The fp32 model in the same runtime (ONNX Runtime), for like-for-like comparisons."""
+    _ort()
+    path = os.path.join(tempfile.mkdtemp(prefix="prunekit-fp32-"), "fp32.onnx")
+    names = export_onnx(model, example_inputs, path)
+    return Int8Model(path, "fp32", names, _session(path, threads), [])
 
 
 def quantize(model: nn.Module, dtype: str = "int8", runtime: str = "onnxruntime", *,
@@ -163,6 +186,7 @@ def quantize(model: nn.Module, dtype: str = "int8", runtime: str = "onnxruntime"
     except Exception as exc:  # noqa: BLE001 - the exporter raises many types
         raise ValueError(f"quantize: ONNX export of {type(model).__name__} failed: "
                          f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from None
+    fp32 = _pre_process(fp32)
     if batches is None:
         q.quantize_dynamic(fp32, out, weight_type=q.QuantType.QInt8)
         mode = "dynamic"
@@ -179,4 +203,4 @@ def quantize(model: nn.Module, dtype: str = "int8", runtime: str = "onnxruntime"
     return Int8Model(out, mode, names, _session(out, threads), left)
 
 
-__all__ = ["COMPUTE_OPS", "Int8Model", "export_onnx", "float_nodes", "quantize"]
+__all__ = ["COMPUTE_OPS", "Int8Model", "export_onnx", "float_model", "float_nodes", "quantize"]

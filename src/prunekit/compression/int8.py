@@ -170,7 +170,7 @@ def quantize(model: nn.Module, dtype: str = "int8", runtime: str = "onnxruntime"
         raise ValueError(f"dtype must be 'int8', got {dtype!r}")
     if runtime != "onnxruntime":
         raise ValueError(f"runtime must be 'onnxruntime', got {runtime!r}")
-    ort = _ort()
+    _ort()
     from onnxruntime import quantization as q
 
     batches = None if calib_data is None else list(calib_data)
@@ -199,7 +199,6 @@ def quantize(model: nn.Module, dtype: str = "int8", runtime: str = "onnxruntime"
     if left:
         warnings.warn(f"quantize: {len(left)} compute node(s) stay fp32 (not covered by ONNX "
                       f"Runtime's {mode} quantizer): {', '.join(left[:10])}", stacklevel=2)
-    del ort
     return Int8Model(out, mode, names, _session(out, threads), left)
 
 

@@ -65,22 +65,28 @@ def table(results: dict[str, dict]) -> dict:
     rows = []
     for arch, info in results.items():
         p = PAPER[arch]
+        shared = [e for e in info["tensors"] if e["kind"] == "shared"]
+        kept = sum(e["n_kept"] for e in shared)
+        code_bits = sum(e["codes"]["nbits"] for e in shared) / kept
+        gap_bits = sum(e["gaps"]["nbits"] for e in shared if "gaps" in e) / kept
         dense_mb = info["weight_bytes"]["dense"] / 1e6
         for stage, label, paper in (("pruned", "pruned only", f"{p['pruned']}x"),
                                     ("shared", "+ weight sharing", f"{p['shared']}x"),
                                     ("huffman", "+ Huffman", f"{p['ratio']}x")):
             r = info["weight_ratio"][stage]
             rp = info["weight_ratio_paper_fillers"].get(stage, r)
+            per = f"{code_bits:.2f} / {gap_bits:.2f}" if stage == "huffman" else ""
             rows.append([arch, label, f"{dense_mb:.1f}", f"{info['weight_bytes'][stage] / 1e6:.2f}",
                          f"{r:.1f}x", f"{rp:.1f}x", paper,
                          f"{100 * (r / float(paper[:-1]) - 1):+.0f}% / "
-                         f"{100 * (rp / float(paper[:-1]) - 1):+.0f}%"])
+                         f"{100 * (rp / float(paper[:-1]) - 1):+.0f}%", per])
         rows.append([arch, ".pkc file, whole state_dict", f"{info['bytes']['dense'] / 1e6:.1f}",
                      f"{info['file_bytes'] / 1e6:.2f}", f"{info['file_ratio']:.1f}x", "",
-                     f"{p['dense_mb']} MB -> {p['comp_mb']} MB", ""])
+                     f"{p['dense_mb']} MB -> {p['comp_mb']} MB", "", ""])
     return {"title": "AlexNet and VGG-16: stored size by stage against fp32 dense (random init)",
             "columns": ["model", "stage", "dense MB", "stored MB", "ratio",
-                        "ratio, fillers as in the paper", "paper", "vs paper (ours / fillers)"],
+                        "ratio, fillers as in the paper", "paper", "vs paper (ours / fillers)",
+                        "Huffman bits per kept weight: codebook index / gap"],
             "rows": rows,
             "notes": "Paper's per-layer pruning rates and bits; weights of the Conv/Linear layers "
                      "with their indices, codebooks and Huffman tables; the .pkc row is the whole "
@@ -111,9 +117,8 @@ def main() -> None:
         "compression_imagenet", "Deep Compression: AlexNet and VGG-16 file ratios", [t],
         command="PYTHONPATH=src python benchmarks/compression_imagenet.py",
         load=f"{load0} at start, {load_average()} at end; {time.time() - t0:.0f} s",
-        caveats=["Random init: the weights are uniform (Kaiming), not the bell-shaped trained "
-                 "weights the paper codes, so the codebook-index distribution is flatter and "
-                 "Huffman gains less; file ratios only, no accuracy.",
+        caveats=['Random init: the weights are uniform (Kaiming), not the trained weights the paper codes; file ratios only, no accuracy.',
+                 "VGG-16 lands above the paper's 49x. Per layer (same run): the FC codebook indices Huffman-code to 3.8-4.2 bits per kept weight, the conv ones to 6.3-6.6 bits, conv gaps to 1.7-3.5 bits. The difference opens at the sharing stage (+29%; +13% when fillers are charged a codebook index as in the paper): fc6 keeps 1% of its weights, so its 5-bit gaps need 2.8M fillers for 1.03M kept weights, and here a filler costs one gap symbol (3.0 MB for fc6 instead of 4.8 MB). The rest of the difference is in the Huffman stage; the paper's per-layer Huffman bits for VGG-16 are not reproduced here, so that remainder is not attributed to a layer.",
                  "torchvision AlexNet (64/192/384/256/256 conv filters, no groups, 61.1M "
                  "parameters) differs slightly from the paper's Caffe AlexNet (60.9M)."])
 

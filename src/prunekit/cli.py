@@ -41,6 +41,7 @@ _COMMAND_MODULES = (
     "prunekit.commands.classic",
     "prunekit.commands.recsys",
     "prunekit.commands.dynamic",
+    "prunekit.commands.compression",
 )
 
 

@@ -76,16 +76,25 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def stats(
         model: str = typer.Argument(..., help=MODEL_HELP),
-        input_shape: str = typer.Option(..., "--input-shape", help="e.g. 1,3,224,224"),
+        input_shape: Optional[str] = typer.Option(
+            None, "--input-shape", help="e.g. 1,3,224,224 (not needed for a .pkc file)"),
         input_dtype: str = typer.Option("float32", help="float32 or long (token ids)"),
         arch: Optional[str] = typer.Option(None, help="architecture spec when MODEL is a weights file"),
         trust: bool = typer.Option(False, help="allow unpickling a .pt model file you trust"),
         as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
     ) -> None:
-        """Parameters (total/nonzero), MACs, size dense vs compressed, peak memory, per layer."""
+        """Parameters (total/nonzero), MACs, size dense vs compressed, peak memory, per layer;
+        for a .pkc file, its size at every Deep Compression stage."""
         from rich.console import Console
 
 
+        if model.endswith(".pkc"):  # a Deep Compression file: sizes by stage
+            from prunekit.commands.compression import print_pkc_stats
+
+            print_pkc_stats(model, as_json)
+            return
+        if input_shape is None:
+            raise typer.BadParameter("--input-shape is required", param_hint="--input-shape")
         m = load_cli_model(model, arch, trust)
         x = make_input(parse_shape(input_shape), input_dtype)
         try:

@@ -1,4 +1,4 @@
-"""Structured schedules with the structural planner (issue 3): dense-relative MACs targets,
+"""Structured schedules with the structural planner: dense-relative MACs targets,
 slimming, and resume of a physically pruned model. Skipped until prunekit.structural exists."""
 
 from __future__ import annotations

@@ -7,11 +7,21 @@ Strings are parsed here; a user error is one line on stderr and exit code 2.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
+import torch
 import typer
+from torch.utils.data import DataLoader
 
 from prunekit.commands.core import MODEL_HELP, load_cli_model
+from prunekit.commands.pkc_stats import stage_rows
+from prunekit.compression import compress as write_pkc
+from prunekit.compression import share_weights
+from prunekit.recover.loop import finetune
+from prunekit.recover.recipe import Finetune
+from prunekit.recover.tasks import load_task
+from prunekit.recover.training import default_accuracy
+from prunekit.weights import prune_weights
 
 _FAMILIES = {"conv": ("Conv1d", "Conv2d", "Conv3d"), "fc": ("Linear",), "linear": ("Linear",)}
 
@@ -37,58 +47,7 @@ def parse_bits(text: str) -> int | dict[str, int]:
     return out
 
 
-def stage_rows(manifest: dict[str, Any]) -> list[tuple[str, float, float]]:
-    """``(stage, bytes, ratio vs dense fp32)`` of a .pkc manifest, then the file itself."""
-    names = {"dense": "dense fp32", "pruned": "pruned (relative indices + fp32 values)",
-             "shared": "+ weight sharing (codebook indices)", "huffman": "+ Huffman"}
-    rows = [(names[s], manifest["bytes"][s], manifest["ratio"][s]) for s in names]
-    rows.append((".pkc file", manifest["file_bytes"], manifest["file_ratio"]))
-    return rows
-
-
-def print_pkc_stats(path: str, as_json: bool) -> None:
-    """Print every stage's size of a ``.pkc`` file (whole model and per layer)."""
-    import json
-
-    from rich.console import Console
-    from rich.table import Table
-
-    from prunekit.compression import CompressedFileError, read_manifest
-
-    try:
-        m = read_manifest(path)
-    except (CompressedFileError, FileNotFoundError) as exc:
-        _fail(str(exc))
-    if as_json:
-        typer.echo(json.dumps({k: v for k, v in m.items() if k != "tensors"} | {
-            "layers": [{"key": e["key"], "kind": e["kind"], "bits": e.get("bits")}
-                       for e in m["tensors"]]}, indent=2))
-        return
-    t = Table(title=f"{path}: size by Deep Compression stage (.pkc version {m['version']})")
-    for col in ("stage", "bytes", "ratio vs dense"):
-        t.add_column(col)
-    for name, size, ratio in stage_rows(m):
-        t.add_row(name, f"{size:,.0f}", f"{ratio:.1f}x")
-    per = Table(title="per layer (bytes)")
-    for col in ("tensor", "kind", "kept", "dense", "pruned", "shared", "huffman"):
-        per.add_column(col)
-    for e in m["tensors"]:
-        if e["kind"] != "raw":
-            b = e["bits"]
-            per.add_row(e["key"], e["kind"], str(e["n_kept"]),
-                        *(f"{b[s] / 8:,.0f}" for s in ("dense", "pruned", "shared", "huffman")))
-    Console().print(t)
-    Console().print(per)
-
-
 def _finetune(model, data: str, epochs: int, lr: float) -> float:
-    import torch
-    from torch.utils.data import DataLoader
-
-    from prunekit.recover.finetune import default_accuracy, finetune
-    from prunekit.recover.recipe import Finetune
-    from prunekit.recover.tasks import load_task
-
     train, val = load_task(data)
     gen = torch.Generator().manual_seed(0)
     loader = DataLoader(train, batch_size=64, shuffle=True, generator=gen)
@@ -112,10 +71,6 @@ def register(app: typer.Typer) -> None:
         trust: bool = typer.Option(False, help="allow unpickling a .pt model file you trust"),
     ) -> None:
         """Prune, share weights (k-means), fine-tune the centroids, Huffman-code: one .pkc file."""
-        from prunekit.compression import compress as write_pkc
-        from prunekit.compression import share_weights
-        from prunekit.weights import prune_weights
-
         if finetune_epochs and not data:
             _fail("--finetune-epochs needs --data (digits or mnist1d)")
         try:
@@ -135,4 +90,4 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"wrote {output}")
 
 
-__all__ = ["parse_bits", "print_pkc_stats", "register", "stage_rows"]
+__all__ = ["parse_bits", "register"]

@@ -18,6 +18,7 @@ from prunekit.weights import prune_weights
 from prunekit.demo import run_demo
 from prunekit.commands._structured import run_structured
 from prunekit.commands._structured import run_latency_target
+from prunekit.commands.pkc_stats import print_pkc_stats
 
 MODEL_HELP = ("model spec: torchvision:NAME, timm:NAME, hf:DIR, module:pkg.mod:factory, a prunekit "
               "directory, or a .pt file (a pickled model needs --trust). With --arch, the weights file.")
@@ -89,8 +90,6 @@ def register(app: typer.Typer) -> None:
 
 
         if model.endswith(".pkc"):  # a Deep Compression file: sizes by stage
-            from prunekit.commands.compression import print_pkc_stats
-
             print_pkc_stats(model, as_json)
             return
         if input_shape is None:

@@ -188,7 +188,7 @@ def _replace_module(model: nn.Module, op: dict[str, Any]) -> None:
     spec, name = op.get("spec", ""), op.get("name", "")
     if not spec.startswith("module:") or not name:
         raise ValueError(f"load: replace_module needs a 'module:' spec and a name, got {op!r}")
-    new = _build_spec(spec, dict(op.get("kwargs") or {}))
+    new = build_from_spec(spec, **dict(op.get("kwargs") or {}))
     parent, _, attr = name.rpartition(".")
     try:
         owner = model.get_submodule(parent) if parent else model

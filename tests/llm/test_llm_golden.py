@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import samples, tiny_llama
+from llm_models import samples, tiny_llama
 from prunekit.llm.collect import InputStats
 from prunekit.llm.oneshot import prune_llm
 from prunekit.llm.registry import LayerTarget

@@ -7,7 +7,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import CORPUS, samples, save_tiny_hf_llama, tiny_bert, tiny_llama
+from llm_models import CORPUS, samples, save_tiny_hf_llama, tiny_bert, tiny_llama
 from prunekit.cli import app
 from prunekit.llm.structured import prune_heads_mlp
 

@@ -240,23 +240,83 @@ def plan_structured(
     from prunekit.structural.apply import trial
 
     refuse: dict[str, str] = {}
+    freeze: dict[str, str] = {}
     while True:
-        plan = _plan_once(model, example_inputs, cfg, refuse, calib_data, loss_fn, max_batches)
+        plan = _plan_once(model, example_inputs, cfg, refuse, calib_data, loss_fn, max_batches,
+                          freeze)
         if not check or not plan.edits:
             return plan
         try:  # trial on a copy: catches reshapes with sizes hard-coded in the model's code
-            trial(plan)
-            plan.checked = True
-            return plan
+            pruned = trial(plan)
         except PruneError as err:
             if err.module is None or err.module in refuse or len(refuse) >= max_refusals:
                 raise
             refuse[err.module] = f"a pruned trial failed there: {str(err).split(': ', 2)[-1][:100]}"
+            continue
+        if _values_match(plan, pruned):
+            plan.checked = True
+            return plan
+        del pruned
+        guilty = _localize(plan)
+        if not guilty or len(freeze) >= 4 * max_refusals:
+            raise PruneError("the pruned trial computes values other than the masked reference "
+                             "(channels zeroed in the dense model) and no single group explains "
+                             "it; nothing was pruned")
+        for name in guilty:
+            freeze[name] = ("pruning these channels changed the outputs beyond the masked "
+                            "reference in a trial (e.g. a size read as a number, or a "
+                            "permutation the tracer cannot follow)")
+
+
+_TRIAL_ATOL, _TRIAL_RTOL = 1e-4, 1e-3
+
+
+def _values_match(plan: StructuredPlan, pruned: nn.Module) -> bool:
+    """Values, not only shapes: the pruned copy against the masked dense model."""
+    from prunekit.structural.verify import compare
+
+    try:
+        return compare(plan.model, plan, pruned, plan.example_inputs, _TRIAL_ATOL, _TRIAL_RTOL,
+                       share=True).ok
+    except Exception:  # the reference itself cannot be built: not proven right
+        return False
+
+
+def _localize(plan: StructuredPlan) -> list[str]:
+    """Names to freeze: the groups (or modules' internal groups) whose pruning *alone* gives
+    values other than the masked reference, found by bisection over the pruned groups."""
+    from prunekit.structural.apply import trial
+
+    only = plan._only  # type: ignore[attr-defined]
+
+    def bad(cands: list) -> bool:
+        sub = only(cands)
+        if not sub.edits:
+            return False
+        try:
+            return not _values_match(sub, trial(sub))
+        except PruneError:
+            return True
+
+    def search(cands: list) -> list:
+        if not bad(cands):
+            return []
+        if len(cands) == 1:
+            return cands
+        half = len(cands) // 2
+        found = search(cands[:half]) + search(cands[half:])
+        return found or cands  # only the combination fails: freeze all of it
+
+    found = search(list(plan._candidates))  # type: ignore[attr-defined]
+    return [n for c in found for n in plan._names(c)]  # type: ignore[attr-defined]
 
 
 def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
-               refuse: dict[str, str], calib_data, loss_fn, max_batches) -> StructuredPlan:
-    graph = DependencyGraph.build(model, example_inputs, cfg.exclude, refuse)
+               refuse: dict[str, str], calib_data, loss_fn, max_batches,
+               freeze: dict[str, str] | None = None) -> StructuredPlan:
+    freeze = freeze or {}
+    graph = DependencyGraph.build(model, example_inputs, cfg.exclude, refuse,
+                                  {k: v for k, v in freeze.items() if "::" not in k})
     refs = [_slices(graph, g) for g in graph.groups]
     stats = _stats(model, graph, refs, cfg, calib_data, loss_fn, max_batches)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -267,7 +327,7 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
         offsets.append(total)
         total += g.size
     cost = CostModel(graph, offsets, total)
-    internal = _internal(graph)
+    internal = [(n, ig) for n, ig in _internal(graph) if f"{n}::internal" not in freeze]
     scores += [_internal_scores(ig, cfg.criterion, gen) for _, ig in internal]
     widths = [int(g.widths[0]) if g.widths is not None and g.size else 1 for g in graph.groups]
     widths += [cfg.round_to] * len(internal)  # no channel rounding of heads
@@ -306,8 +366,22 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
             keep_internal.setdefault(name, {})[ig.name] = torch.nonzero(~m).flatten()
     from prunekit.structural.result import StructuredPlan
 
-    return StructuredPlan.build(model, example_inputs, cfg, graph, scores[:n_graph],
+    plan = StructuredPlan.build(model, example_inputs, cfg, graph, scores[:n_graph],
                                 masks[:n_graph], dense, evaluate(masks), keep_internal)
+
+    def only(cands: list) -> StructuredPlan:
+        """The same plan restricted to some groups (index) / internal groups (name)."""
+        sub = [m if i in cands else torch.zeros_like(m) for i, m in enumerate(masks[:n_graph])]
+        ki = {n: v for n, v in keep_internal.items() if n in cands}
+        return StructuredPlan.build(model, example_inputs, cfg, graph, scores[:n_graph], sub,
+                                    dense, dense, ki)
+
+    plan._only = only  # type: ignore[attr-defined]
+    plan._candidates = [i for i, m in enumerate(masks[:n_graph]) if bool(m.any())] + sorted(
+        keep_internal)  # type: ignore[attr-defined]
+    plan._names = lambda c: (graph.groups[c].producers if isinstance(c, int)  # type: ignore
+                             else [f"{c}::internal"])
+    return plan
 
 
 def keep_from_roots(roots: Tensor, removed: set[int] | Tensor) -> Tensor:

@@ -12,7 +12,7 @@ import pytest
 import torch
 from fuzz_check import run_case
 
-FIXED_SEEDS = [0, 3, 7, 11, 19, 23]
+FIXED_SEEDS = [0, 7, 19]
 
 
 @pytest.fixture(autouse=True)

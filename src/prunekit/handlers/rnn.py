@@ -243,7 +243,8 @@ class RNNHandler(HandlerBase):
         cell += [(getattr(m, f"weight_hr_l{lay}{s}").detach(), 1)
                  for lay in range(m.num_layers) for s in _sfx(m)]
         return [InternalGroup("hidden_units", m.hidden_size, 1, cell,
-                              lambda keep: prune_rnn_hidden(m, keep))]
+                              lambda keep: prune_rnn_hidden(m, keep),
+                              {"min_keep": m.proj_size + 1})]  # PyTorch: proj_size < hidden
 
     def resize(self, m: nn.RNNBase, shapes: dict[str, tuple[int, ...]]) -> None:
         """Match saved shapes: infer ``input_size``/``hidden_size``/``proj_size`` and reallocate."""

@@ -103,10 +103,15 @@ def _install(masked: nn.Module, pruned: nn.Module, plan) -> list:
             handles.append(m.register_forward_hook(post))
             continue
 
+        def pre_in(mod, args, kwargs, e=e, h=h):  # the dense module sees masked inputs
+            table = _input_table(h, mod, e, args, kwargs, _mask)
+            return (_replace(args, table), _replace(kwargs, table)) if table else None
+
         def replace(mod, args, kwargs, out, e=e, h=h, sm=small[e.name]):
             args, kwargs = _select_inputs(h, mod, args, kwargs, e)
             y = sm(*args, **kwargs)
             return _scatter(h, mod, sm, out, y, e)
+        handles.append(m.register_forward_pre_hook(pre_in, with_kwargs=True))
         handles.append(m.register_forward_hook(replace, with_kwargs=True))
     return handles
 
@@ -148,6 +153,8 @@ def _scatter_rest(out: Any, y: Any, e, table: dict[int, Tensor]) -> Any:
         return type(out)(_scatter_rest(o, v, e, table) for o, v in zip(out, y))
     if isinstance(out, Tensor) and id(out) in table:
         return table[id(out)]
+    if isinstance(out, Tensor) and isinstance(y, Tensor) and out.shape == y.shape and e.internal:
+        return out  # e.g. attention weights averaged over heads: removing heads changes them
     if not isinstance(out, Tensor) or not isinstance(y, Tensor) or out.shape == y.shape:
         return y
     if out.dim() != y.dim() or e.keep_out is None:
@@ -206,6 +213,24 @@ def compare(model: nn.Module, plan, pruned: nn.Module, x: Any, atol: float = 1e-
     ok = diff <= atol + rtol * scale
     return VerifyResult(ok, diff, atol, "" if ok else f"largest difference at {worst}",
                         max_abs_ref=scale)
+
+
+def _to_double(x: Any) -> Any:
+    if isinstance(x, Tensor):
+        return x.double() if x.is_floating_point() else x
+    if isinstance(x, (tuple, list)):
+        return type(x)(_to_double(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _to_double(v) for k, v in x.items()}
+    return x
+
+
+def compare_fp64(model: nn.Module, plan, pruned: nn.Module, x: Any) -> VerifyResult:
+    """:func:`compare` on float64 copies: differences of rounding vanish (~1e-15), so a
+    tolerance of 1e-9 relative separates a right model from a slightly wrong one."""
+    dense64 = _copy.deepcopy(model).double()
+    small64 = _copy.deepcopy(pruned).double()
+    return compare(dense64, plan, small64, _to_double(x), atol=1e-9, rtol=1e-9, share=True)
 
 
 def verify(model: nn.Module, plan, example_inputs: Any = None, atol: float = 1e-4,

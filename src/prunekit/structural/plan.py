@@ -49,8 +49,8 @@ class StructuredConfig:
     def __post_init__(self) -> None:
         GROUP_CRITERIA.get(self.criterion)
         check_ratio(self.ratio, "ratio")
-        if self.scope not in ("local", "global"):
-            raise ValueError(f"scope must be 'local' or 'global', got {self.scope!r}")
+        if self.scope not in ("local", "global", "threshold"):
+            raise ValueError(f"scope must be 'local', 'global' or 'threshold', got {self.scope!r}")
         if isinstance(self.round_to, bool) or not isinstance(self.round_to, int) or self.round_to < 1:
             raise ValueError(f"round_to must be an integer >= 1, got {self.round_to!r}")
         check_ratio(self.per_layer_min, "per_layer_min")
@@ -227,7 +227,9 @@ def plan_structured(
         criterion: group criterion (``l1``, ``l2``, ``bn_scale``, ``random``, ``taylor``,
             ``activation``, ``apoz``).
         ratio: fraction of each group's channels removed (``scope='local'``) or of all
-            prunable channels ranked together after per-group normalisation (``'global'``).
+            prunable channels ranked together after per-group normalisation (``'global'``) or
+            on their raw scores, one threshold for the whole model (``'threshold'``, as
+            Network Slimming ranks BatchNorm scales).
         round_to: kept channels per group are rounded up to a multiple of this.
         exclude: module names/globs never modified.
         target: ``TargetSpec(params=f)`` / ``TargetSpec(macs=f)`` keeps the fraction ``f`` of
@@ -359,7 +361,7 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
         if cfg.scope == "local":
             return select_local(scores, x, cfg.per_layer_min, cfg.per_layer_max, cfg.round_to, widths)
         return select_global(scores, int(round(x)), cfg.per_layer_min, cfg.per_layer_max,
-                             cfg.round_to, widths)
+                             cfg.round_to, widths, normalize=cfg.scope == "global")
 
     def evaluate(masks: list[Tensor]) -> tuple[int, int]:
         flat = torch.cat(masks[:n_graph]) if n_graph else torch.zeros(0, dtype=torch.bool)
@@ -376,7 +378,7 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
         which = 0 if goal.params is not None else 1
         frac = goal.params if goal.params is not None else goal.macs
         x = bisect(lambda v: evaluate(choose(v))[which], 0.0, hi, frac * dense[which],
-                   integer=cfg.scope == "global")
+                   integer=cfg.scope != "local")
     else:
         r = goal.ratio if goal is not None else cfg.ratio
         x = r if cfg.scope == "local" else r * all_units

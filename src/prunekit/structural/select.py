@@ -120,9 +120,11 @@ def select_local(scores: list[Tensor], ratio: float, per_min: float, per_max: fl
 
 
 def select_global(scores: list[Tensor], n_total: int, per_min: float, per_max: float,
-                  round_to: int, widths: list[int]) -> list[Tensor]:
-    """Remove the ``n_total`` lowest normalised scores across groups (within per-group bounds)."""
-    norm = [s / s.mean().clamp_min(1e-12) if s.numel() else s for s in scores]
+                  round_to: int, widths: list[int], normalize: bool = True) -> list[Tensor]:
+    """Remove the ``n_total`` lowest scores across groups (within per-group bounds); each
+    group's scores are divided by their mean first when ``normalize`` (else one threshold on
+    the raw scores, as Network Slimming does)."""
+    norm = [s / s.mean().clamp_min(1e-12) if s.numel() and normalize else s for s in scores]
     masks = [torch.zeros(s.numel(), dtype=torch.bool) for s in scores]
     bounds = [_bounds(s.numel(), per_min, per_max) for s in scores]
     counts = [0] * len(scores)

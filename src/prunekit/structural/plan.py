@@ -287,23 +287,57 @@ _FP64_MAX_PARAMS = 50_000_000  # larger models: the fp32 comparison decides alon
 
 
 def _values_match(plan: StructuredPlan, pruned: nn.Module) -> bool:
-    """Values, not only shapes: the pruned copy against the masked dense model, in fp32, and
-    in float64 when the fp32 difference is small but not clearly rounding (a size read as a
-    number that scales the outputs by a few per mille must not pass)."""
+    """Values, not only shapes: the pruned copy against the masked dense model on the example
+    inputs and on a perturbed copy of them (a channel that happens to be zero on the example
+    would hide a wrong model), in fp32, and in float64 when the fp32 difference is small but
+    not clearly rounding (a size read as a number that scales the outputs by a few per mille
+    must not pass)."""
+    from prunekit.structural.verify import runs
+
+    inputs = [plan.example_inputs]
+    if sum(p.numel() for p in plan.model.parameters()) <= _FP64_MAX_PARAMS:
+        for sign in (1.0, -1.0):  # negated inputs flip which ReLUs are dead
+            other = _perturbed(plan.example_inputs, sign)
+            if other is not None and runs(plan.model, other):
+                inputs.append(other)
+    return all(_match_on(plan, pruned, x) for x in inputs)
+
+
+def _match_on(plan: StructuredPlan, pruned: nn.Module, x: Any) -> bool:
     from prunekit.structural.verify import compare, compare_fp64
 
     try:
-        res = compare(plan.model, plan, pruned, plan.example_inputs, _TRIAL_ATOL, _TRIAL_RTOL,
-                      share=True)
+        res = compare(plan.model, plan, pruned, x, _TRIAL_ATOL, _TRIAL_RTOL, share=True)
         if not res.ok:
             return False
         if res.max_abs_diff <= _CLEAR_RTOL * max(res.max_abs_ref, 1.0):
             return True
         if sum(p.numel() for p in plan.model.parameters()) > _FP64_MAX_PARAMS:
             return True
-        return compare_fp64(plan.model, plan, pruned, plan.example_inputs).ok
+        return compare_fp64(plan.model, plan, pruned, x).ok
     except Exception:  # the reference itself cannot be built: not proven right
         return False
+
+
+def _perturbed(x: Any, sign: float = 1.0) -> Any:
+    """``sign`` times the floating tensors, plus seeded noise of their own scale; ``None`` if
+    there are none."""
+    gen = torch.Generator().manual_seed(1234)
+    found = []
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, Tensor) and v.is_floating_point() and v.numel():
+            found.append(v)
+            noise = torch.randn(v.shape, generator=gen, dtype=v.dtype).to(v.device)
+            return sign * v + noise * (v.detach().float().std().nan_to_num(1.0).item() + 1e-3)
+        if isinstance(v, (tuple, list)):
+            return type(v)(walk(a) for a in v)
+        if isinstance(v, dict) and type(v) is dict:
+            return {k: walk(a) for k, a in v.items()}
+        return v
+
+    out = walk(x)
+    return out if found else None
 
 
 def _localize(plan: StructuredPlan) -> list[str]:

@@ -182,6 +182,15 @@ def _run(model: nn.Module, x: Any, what: str) -> list[Tensor]:
         model.train(was)
 
 
+def runs(model: nn.Module, x: Any) -> bool:
+    """Whether ``model`` runs on ``x`` (eval mode, no grad)."""
+    try:
+        _run(model, x, "dense")
+        return True
+    except Exception:
+        return False
+
+
 def compare(model: nn.Module, plan, pruned: nn.Module, x: Any, atol: float = 1e-4,
             rtol: float = 1e-4, share: bool = False) -> VerifyResult:
     """Masked reference of ``model`` vs ``pruned`` on ``x``: every floating output compared.

@@ -19,6 +19,7 @@ after their config is updated (:func:`prunekit.structural.hf_config.sync_hf_conf
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +70,24 @@ def _torchvision_name(model: nn.Module) -> str | None:
         csd = cand.state_dict()
         if type(cand) is not type(model) or not keys <= set(csd):
             continue
-        score = (len(set(csd) - keys), sum(csd[k].shape != own[k].shape for k in keys))
+        score = (len(set(csd) - keys), _grouped(cand) != _grouped(model),
+                 sum(csd[k].shape != own[k].shape for k in keys))
         if best is None or score < best[0]:
             best = (score, name)
     return None if best is None else f"torchvision:{best[1]}"
+
+
+def _grouped(model: nn.Module) -> list[str]:
+    """Names of the grouped convolutions (ResNeXt vs ResNet: same keys, other structure)."""
+    return [n for n, m in model.named_modules() if isinstance(getattr(m, "groups", 1), int)
+            and isinstance(m, nn.modules.conv._ConvNd) and m.groups > 1]
+
+
+def _conv_groups(model: nn.Module) -> dict[str, int]:
+    """``groups`` of every grouped convolution (pruning removes whole groups, and a builder
+    cannot tell the new count from weight shapes)."""
+    mods = dict(model.named_modules())
+    return {n: int(mods[n].groups) for n in _grouped(model)}
 
 
 def _infer_spec(model: nn.Module) -> str | dict[str, Any]:
@@ -128,9 +143,43 @@ def save(model: nn.Module, path: str | Path, spec: str | None = None,
             model.__dict__.get("_prunekit_spec_kwargs", {})
         meta.update(base={"kind": "spec", "spec": spec or _infer_spec(model),
                           "kwargs": dict(kwargs)})
+    groups = _conv_groups(model)
+    if groups:
+        meta["conv_groups"] = groups
     save_weights(model, path / _WEIGHTS)
     _write_json(path / _META, meta)
+    _prove_rebuilds(model, path, [path / _WEIGHTS, path / _META])
     return path
+
+
+def _structure(model: nn.Module) -> list[tuple[str, str, str]]:
+    return [(n, type(m).__name__, m.extra_repr()) for n, m in model.named_modules()]
+
+
+def _prove_rebuilds(model: nn.Module, path: Path, written: list[Path]) -> None:
+    """Load what was written and compare it with ``model`` (every module's type and settings,
+    every tensor); on any difference remove the files and raise one clear ``ValueError``."""
+    why = ""
+    try:
+        again = load(path)
+        a, b = _structure(model), _structure(again)
+        diff = next(((x, y) for x, y in zip(a, b) if x != y), None)
+        if diff is not None or len(a) != len(b):
+            why = (f"module {diff[0][0] or '<root>'} rebuilds as {diff[1][1]}({diff[1][2]}), "
+                   f"not {diff[0][1]}({diff[0][2]})" if diff else "the module tree differs")
+        else:
+            own, got = model.state_dict(), again.state_dict()
+            bad = [k for k in own if k not in got or not torch.equal(
+                own[k].detach().cpu(), got[k].detach().cpu())]
+            why = f"tensor {bad[0]} differs after reloading" if bad else ""
+    except Exception as err:  # noqa: BLE001 - reported as one line below
+        why = f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
+    if why:
+        for f in written:
+            f.unlink(missing_ok=True)
+        raise ValueError(f"save: what would be written to {path} does not rebuild "
+                         f"{type(model).__name__} ({why}); pass spec= and spec_kwargs= "
+                         "(the builder and its arguments)")
 
 
 def _build_hf(base: dict[str, Any]) -> nn.Module:
@@ -205,7 +254,15 @@ def load(path: str | Path) -> nn.Module:
         return model.eval()
     model = _build_base(meta)
     _replay(model, meta.get("history", []), from_config=meta["base"]["kind"] == "hf_config")
+    mods = dict(model.named_modules())
+    for name, g in (meta.get("conv_groups") or {}).items():
+        if isinstance(mods.get(name), nn.modules.conv._ConvNd):
+            mods[name].groups = int(g)
     sd = load_weights(path / _WEIGHTS)
+    own_meta = getattr(model.state_dict(), "_metadata", None)
+    if own_meta is not None:  # layer versions (MNASNet reads its own) are the builder's
+        sd = OrderedDict(sd)
+        sd._metadata = own_meta  # type: ignore[attr-defined]
     resize_to_state_dict(model, sd)
     try:
         model.load_state_dict(sd, strict=True)

@@ -131,13 +131,23 @@ def _from_hf(path: str) -> nn.Module:
         import transformers
     except ImportError:  # pragma: no cover
         raise ValueError("hf: model specs need the [hf] extra (pip install transformers)") from None
-    cfg = transformers.AutoConfig.from_pretrained(path)
+    import os
+
+    # a name that is no local folder is looked up in the local cache only, unless the user
+    # allowed the Hub (HF_HUB_OFFLINE=0): a typo fails at once instead of after network retries
+    local = Path(path).exists() or os.environ.get("HF_HUB_OFFLINE", "1") != "0"
+    kw = {"local_files_only": True} if local else {}
+    try:
+        cfg = transformers.AutoConfig.from_pretrained(path, **kw)
+    except OSError as exc:
+        raise ValueError(f"hf:{path}: no such local model folder or cached model "
+                         f"({str(exc).splitlines()[0][:160]})") from None
     archs = getattr(cfg, "architectures", None) or []
     for arch in archs:
         cls = getattr(transformers, arch, None)
         if cls is not None:
-            return cls.from_pretrained(path)
-    return transformers.AutoModel.from_pretrained(path)
+            return cls.from_pretrained(path, **kw)
+    return transformers.AutoModel.from_pretrained(path, **kw)
 
 
 def load_model_spec(spec: str | Path, trust: bool = False) -> nn.Module:
@@ -149,6 +159,9 @@ def load_model_spec(spec: str | Path, trust: bool = False) -> nn.Module:
         ValueError: unknown scheme/name, corrupt file. UnsafeFileError: pickled module without trust.
     """
     model = _build_from_spec(spec, trust)
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model spec {str(spec)!r} gave a {type(model).__name__}, not an "
+                         "nn.Module")
     scheme = str(spec).partition(":")[0]
     if scheme in ("torchvision", "timm", "module") and "_prunekit_spec" not in model.__dict__:
         model.__dict__["_prunekit_spec"] = str(spec)
@@ -168,7 +181,10 @@ def _build_from_spec(spec: str | Path, trust: bool) -> nn.Module:
     if scheme == "timm":
         import timm
 
-        return timm.create_model(rest, pretrained=False)
+        try:
+            return timm.create_model(rest, pretrained=False)
+        except RuntimeError as exc:  # timm: "Unknown model (name)"
+            raise ValueError(f"timm: {exc}") from None
     if scheme == "hf":
         return _from_hf(rest)
     if scheme == "module":
@@ -177,7 +193,7 @@ def _build_from_spec(spec: str | Path, trust: bool) -> nn.Module:
     if path.is_dir() and (path / "prunekit.json").exists():
         from prunekit import serialize  # written by the structural engine
 
-        return serialize.load(path)
+        return serialize.load(path, trust=trust)
     if path.is_dir() and (path / "config.json").exists():
         return _from_hf(str(path))
     if not path.is_file():

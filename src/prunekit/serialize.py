@@ -161,7 +161,7 @@ def _prove_rebuilds(model: nn.Module, path: Path, written: list[Path]) -> None:
     every tensor); on any difference remove the files and raise one clear ``ValueError``."""
     why = ""
     try:
-        again = load(path)
+        again = load(path, trust=True)  # a pickled base was loaded by the caller already
         a, b = _structure(model), _structure(again)
         diff = next(((x, y) for x, y in zip(a, b) if x != y), None)
         if diff is not None or len(a) != len(b):
@@ -214,14 +214,14 @@ def _build_spec(spec: str, kwargs: dict[str, Any]) -> nn.Module:
     raise ValueError(f"load: builder kwargs are not supported for spec {spec!r}")
 
 
-def _build_base(meta: dict[str, Any]) -> nn.Module:
+def _build_base(meta: dict[str, Any], trust: bool = False) -> nn.Module:
     base = meta.get("base", {})
     kind = base.get("kind")
     if kind == "hf_config":
         return _build_hf(base)
     if kind == "spec":
         kwargs = base.get("kwargs") or {}
-        model = _build_spec(base["spec"], kwargs) if kwargs else load_model_spec(base["spec"])
+        model = _build_spec(base["spec"], kwargs) if kwargs else load_model_spec(base["spec"], trust=trust)
         model.__dict__["_prunekit_spec"] = base["spec"]
         model.__dict__["_prunekit_spec_kwargs"] = dict(kwargs)
         return model
@@ -239,8 +239,10 @@ def _replay(model: nn.Module, history: list[dict[str, Any]], from_config: bool) 
     model.__dict__["_prunekit_history"] = list(history)
 
 
-def load(path: str | Path) -> nn.Module:
-    """Rebuild a model saved by :func:`save` (weights loaded strictly, in eval mode)."""
+def load(path: str | Path, trust: bool = False) -> nn.Module:
+    """Rebuild a model saved by :func:`save` (weights loaded strictly, in eval mode).
+
+    ``trust``: the base is a pickled model file (saved from one): allow unpickling it."""
     path = Path(path)
     meta_path = path / _META
     if not meta_path.is_file():
@@ -252,7 +254,7 @@ def load(path: str | Path) -> nn.Module:
         model = load_model_spec(f"hf:{path}")
         model.__dict__["_prunekit_history"] = list(meta.get("history", []))
         return model.eval()
-    model = _build_base(meta)
+    model = _build_base(meta, trust)
     _replay(model, meta.get("history", []), from_config=meta["base"]["kind"] == "hf_config")
     mods = dict(model.named_modules())
     for name, g in (meta.get("conv_groups") or {}).items():

@@ -139,21 +139,23 @@ def _select_inputs(h, m: nn.Module, args: tuple, kwargs: dict, e) -> tuple[tuple
 def _scatter(h, m: nn.Module, sm: nn.Module, out: Any, y: Any, e) -> Any:
     """Put the pruned module's outputs back at the kept positions of the dense ones."""
     table: dict[int, Tensor] = {}
+    dense = call_opt(h, "out_tensors", m, out, default=[])
+    chan = {id(t) for t, _ in dense}
     if e.keep_out is not None:
-        dense = call_opt(h, "out_tensors", m, out, default=[])
         small = call_opt(h, "out_tensors", sm, y, default=[])
         for (t, d), (v, _) in zip(dense, small):
             if t.shape != v.shape and t.shape[d] == e.out_full:
                 table[id(t)] = torch.zeros_like(t).index_copy(d, e.keep_out.to(t.device), v)
-    return _scatter_rest(out, y, e, table)
+    return _scatter_rest(out, y, e, table, chan)
 
 
-def _scatter_rest(out: Any, y: Any, e, table: dict[int, Tensor]) -> Any:
+def _scatter_rest(out: Any, y: Any, e, table: dict[int, Tensor], chan: set[int]) -> Any:
     if isinstance(out, (tuple, list)) and isinstance(y, (tuple, list)) and len(out) == len(y):
-        return type(out)(_scatter_rest(o, v, e, table) for o, v in zip(out, y))
+        return type(out)(_scatter_rest(o, v, e, table, chan) for o, v in zip(out, y))
     if isinstance(out, Tensor) and id(out) in table:
         return table[id(out)]
-    if isinstance(out, Tensor) and isinstance(y, Tensor) and out.shape == y.shape and e.internal:
+    if (isinstance(out, Tensor) and isinstance(y, Tensor) and out.shape == y.shape
+            and e.internal and id(out) not in chan):
         return out  # e.g. attention weights averaged over heads: removing heads changes them
     if not isinstance(out, Tensor) or not isinstance(y, Tensor) or out.shape == y.shape:
         return y

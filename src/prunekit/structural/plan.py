@@ -262,9 +262,15 @@ def plan_structured(
         try:  # trial on a copy: catches reshapes with sizes hard-coded in the model's code
             pruned = trial(plan)
         except PruneError as err:
-            if err.module is None or err.module in refuse or len(refuse) >= max_refusals:
+            if err.module is not None and err.module not in refuse and len(refuse) < max_refusals:
+                refuse[err.module] = ("a pruned trial failed there: "
+                                      f"{str(err).split(': ', 2)[-1][:100]}")
+                continue
+            guilty = _localize(plan)  # the module's own sizes did not explain it: find groups
+            if not guilty or len(freeze) >= 4 * max_refusals:
                 raise
-            refuse[err.module] = f"a pruned trial failed there: {str(err).split(': ', 2)[-1][:100]}"
+            for name in guilty:
+                freeze[name] = f"a pruned trial failed with them: {str(err)[:100]}"
             continue
         if _values_match(plan, pruned):
             plan.checked = True

@@ -266,6 +266,8 @@ def plan_structured(
                 refuse[err.module] = ("a pruned trial failed there: "
                                       f"{str(err).split(': ', 2)[-1][:100]}")
                 continue
+            if err.module is None:  # a handler failed, not the pruned forward: say so
+                raise
             guilty = _localize(plan)  # the module's own sizes did not explain it: find groups
             if not guilty or len(freeze) >= 4 * max_refusals:
                 raise

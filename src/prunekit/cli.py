@@ -53,8 +53,24 @@ def _register() -> None:
 _register()
 
 
+_USER_ERRORS = (ValueError, OSError)  # bad input, missing/unwritable paths
+_USER_ERROR_NAMES = ("PruneError",)  # raised by the engine; named to keep the import lazy
+
+
 def main() -> None:
-    app()
+    """Run the CLI; a user error is one line on stderr and exit code 2, never a traceback."""
+    import sys
+
+    try:
+        app(standalone_mode=True)
+    except SystemExit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - classified below
+        if not isinstance(exc, _USER_ERRORS) and type(exc).__name__ not in _USER_ERROR_NAMES:
+            raise
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"Error: {msg}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

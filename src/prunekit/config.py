@@ -11,11 +11,14 @@ from prunekit.importance import CRITERIA
 
 
 class Scope(str, Enum):
-    """Where a ratio applies: to every layer/group on its own (``local``) or as one ranking
-    across all of them (``global``). ``"layer"`` is accepted as a synonym of ``"local"``."""
+    """Where a ratio applies: to every layer/group on its own (``local``), as one ranking
+    across all of them after per-group normalisation (``global``), or on raw scores with one
+    threshold for the whole model (``threshold``, structural only: Network Slimming ranks
+    BatchNorm scales this way). ``"layer"`` is accepted as a synonym of ``"local"``."""
 
     LOCAL = "local"
     GLOBAL = "global"
+    THRESHOLD = "threshold"
     LAYER = "local"  # alias: the same member as LOCAL
 
     @classmethod
@@ -25,12 +28,18 @@ class Scope(str, Enum):
         return None
 
 
-def parse_scope(value: str | Scope) -> Scope:
-    """The one scope vocabulary: ``local`` (alias ``layer``) or ``global``; ValueError otherwise."""
+def parse_scope(value: str | Scope, allowed: tuple[Scope, ...] = (Scope.LOCAL, Scope.GLOBAL,
+                                                                   Scope.THRESHOLD)) -> Scope:
+    """The one scope vocabulary: ``local`` (alias ``layer``), ``global`` or ``threshold``, of
+    which ``allowed``; ValueError otherwise."""
+    names = " or ".join(repr(s.value) for s in allowed)
     try:
-        return Scope(value)
+        scope = Scope(value)
     except ValueError:
-        raise ValueError(f"scope must be 'local' (or 'layer') or 'global', got {value!r}") from None
+        raise ValueError(f"scope must be {names} ('layer' means 'local'), got {value!r}") from None
+    if scope not in allowed:
+        raise ValueError(f"scope must be {names} here, got {value!r}")
+    return scope
 
 
 def check_ratio(value: float, name: str) -> float:
@@ -72,7 +81,7 @@ class WeightPruneConfig:
 
     def __post_init__(self) -> None:
         check_ratio(self.sparsity, "sparsity")
-        object.__setattr__(self, "scope", parse_scope(self.scope))
+        object.__setattr__(self, "scope", parse_scope(self.scope, (Scope.LOCAL, Scope.GLOBAL)))
         object.__setattr__(self, "pattern", parse_pattern(self.pattern))
         if isinstance(self.overrides, dict):
             object.__setattr__(self, "overrides", tuple(self.overrides.items()))

@@ -59,11 +59,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; give the file ordinary permissions
     try:
         yield tmp_path
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
+        # mkstemp makes 0600, and writers that replace the file (safetensors) keep theirs:
+        # give the final file ordinary permissions after it is written
+        os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, path)
         fsync_dir(path.parent)
     finally:
@@ -150,13 +152,23 @@ def _from_hf(path: str) -> nn.Module:
         import transformers
     except ImportError:  # pragma: no cover
         raise ValueError("hf: model specs need the [hf] extra (pip install transformers)") from None
-    cfg = transformers.AutoConfig.from_pretrained(path)
+    import os
+
+    # a name that is no local folder is looked up in the local cache only, unless the user
+    # allowed the Hub (HF_HUB_OFFLINE=0): a typo fails at once instead of after network retries
+    local = Path(path).exists() or os.environ.get("HF_HUB_OFFLINE", "1") != "0"
+    kw = {"local_files_only": True} if local else {}
+    try:
+        cfg = transformers.AutoConfig.from_pretrained(path, **kw)
+    except OSError as exc:
+        raise ValueError(f"hf:{path}: no such local model folder or cached model "
+                         f"({str(exc).splitlines()[0][:160]})") from None
     archs = getattr(cfg, "architectures", None) or []
     for arch in archs:
         cls = getattr(transformers, arch, None)
         if cls is not None:
-            return cls.from_pretrained(path)
-    return transformers.AutoModel.from_pretrained(path)
+            return cls.from_pretrained(path, **kw)
+    return transformers.AutoModel.from_pretrained(path, **kw)
 
 
 def _torchvision(name: str, kwargs: dict[str, Any]) -> nn.Module:
@@ -171,7 +183,10 @@ def _torchvision(name: str, kwargs: dict[str, Any]) -> nn.Module:
 def _timm(name: str, kwargs: dict[str, Any]) -> nn.Module:
     import timm
 
-    return timm.create_model(name, **{"pretrained": False, **kwargs})
+    try:
+        return timm.create_model(name, **{"pretrained": False, **kwargs})
+    except RuntimeError as exc:  # timm: "Unknown model (name)"
+        raise ValueError(f"timm: {exc}") from None
 
 
 def import_factory(target: str) -> Callable[..., Any]:
@@ -209,7 +224,8 @@ MODEL_SPECS.register("hf", _hf)
 MODEL_SPECS.register("prunekit", _builtin)
 # marker file -> loader(directory) for saved-model directories (``prunekit.json`` is registered
 # by :mod:`prunekit.serialize`); HF ``config.json`` directories are tried after these
-MODEL_DIRECTORIES: Registry[Callable[[Path], nn.Module]] = Registry("model directory format")
+# (loaders are called as ``loader(directory, trust=...)``)
+MODEL_DIRECTORIES: Registry[Callable[..., nn.Module]] = Registry("model directory format")
 
 
 def build_from_spec(spec: str, **kwargs: Any) -> nn.Module:
@@ -231,6 +247,9 @@ def load_model_spec(spec: str | Path, trust: bool = False) -> nn.Module:
         ValueError: unknown scheme/name, corrupt file. UnsafeFileError: pickled module without trust.
     """
     model = _build_from_spec(spec, trust)
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model spec {str(spec)!r} gave a {type(model).__name__}, not an "
+                         "nn.Module")
     scheme = str(spec).partition(":")[0]
     if scheme in ("torchvision", "timm", "module") and "_prunekit_spec" not in model.__dict__:
         model.__dict__["_prunekit_spec"] = str(spec)
@@ -245,7 +264,7 @@ def _build_from_spec(spec: str | Path, trust: bool) -> nn.Module:
     if path.is_dir():
         for marker in MODEL_DIRECTORIES:
             if (path / marker).exists():
-                return MODEL_DIRECTORIES.get(marker)(path)
+                return MODEL_DIRECTORIES.get(marker)(path, trust=trust)
     if path.is_dir() and (path / "config.json").exists():
         return _from_hf(str(path))
     if not path.is_file():

@@ -55,6 +55,15 @@ def load_cli_model(model: str, arch: Optional[str], trust: bool):
         raise typer.BadParameter(str(exc), param_hint="MODEL") from None
 
 
+def _spec(model: str, arch: Optional[str]) -> str:
+    """How the saved directory rebuilds the model: the architecture spec, or the model file by
+    its absolute path (a relative one would break when the directory is read elsewhere)."""
+    if arch:
+        return arch
+    path = Path(model)
+    return str(path.resolve()) if path.exists() else model
+
+
 def _overrides(items: list[str]) -> dict[str, float]:
     out = {}
     for item in items:
@@ -150,10 +159,10 @@ def register(app: typer.Typer) -> None:
                 raise typer.BadParameter("--structured needs --input-shape (the model is traced once)")
 
             if target_latency is not None:
-                run_latency_target(m, x, output, spec=arch or model, target=target_latency,
+                run_latency_target(m, x, output, spec=_spec(model, arch), target=target_latency,
                                    criterion=criterion, device=device, dtype=dtype, runtime=runtime)
                 return
-            run_structured(m, x, output, spec=arch or model, ratio=ratio, criterion=criterion,
+            run_structured(m, x, output, spec=_spec(model, arch), ratio=ratio, criterion=criterion,
                            scope=scope, round_to=round_to, exclude=exclude, target_macs=target_macs,
                            target_params=target_params,
                            weights=dict(sparsity=sparsity, criterion=method, scope=scope, pattern=pattern,

@@ -203,7 +203,31 @@ class Tracer:
         if rec.in_labels is not None and g > 1:
             for block in rec.in_labels.reshape(-1, g):
                 self.uf.union_all(block, f"{rec.name} removes input channels in blocks of {g}")
+        consumed = {id(t) for t, _ in call_opt(h, "in_tensors", m, args, kwargs)}
+        consumed |= self._states_in(rec, args, kwargs)
+        for t in flat_tensors(args) + flat_tensors(kwargs):
+            if id(t) not in consumed:  # an argument whose channels the handler does not prune
+                self.uf.fix(self.get(t), f"passed to {rec.name} ({type(m).__name__}) as an "
+                                         "argument whose channels it cannot prune")
         self.depth += 1
+
+    def _states_in(self, rec: LeafRecord, args: tuple, kwargs: dict) -> set[int]:
+        """Couple state inputs (an RNN's ``h0``) to the module's output units."""
+        m, h = rec.module, rec.handler
+        states = call_opt(h, "state_tensors", m, args, kwargs, default=[]) or []
+        cout = h.out_channels(m)
+        if not states or not cout:
+            return set()
+        if rec.out_ids is None:
+            rec.out_ids = self.uf.new(cout)
+        units = rec.out_ids[: cout // int(call_opt(h, "out_repeats", m, default=1) or 1)]
+        for t, dim in states:
+            if t.shape[dim] != units.numel():
+                self.uf.fix(self.get(t), f"state of {rec.name} with a size other than its units")
+                continue
+            fb = fiber(self.get(t), tuple(t.shape), dim, units.numel())
+            self.uf.union_pairs(fb, units[:, None], f"initial state of {rec.name}")
+        return {id(t) for t, _ in states}
 
     def _out_vector(self, rec: LeafRecord, cin: int | None, cout: int) -> Tensor:
         m, h = rec.module, rec.handler

@@ -159,6 +159,11 @@ class HandlerBase:
             return []
         return [(x, self.in_dim(m, x))]
 
+    def state_tensors(self, m: nn.Module, args: tuple, kwargs: dict) -> list[tuple[Tensor, int]]:
+        """``(tensor, axis)`` for every call input indexed by the module's output units
+        (an RNN's initial state): coupled to the units, sliced with them (default: none)."""
+        return []
+
     def out_tensors(self, m: nn.Module, output: Any) -> list[tuple[Tensor, int]]:
         """``(tensor, axis)`` for every output carrying the 'out' channels (default: the output)."""
         if isinstance(output, Tensor):

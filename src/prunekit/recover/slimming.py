@@ -5,7 +5,7 @@ Slimming", ICCV 2017.
    subgradient ``lambda * sign(gamma)`` added to ``gamma.grad`` after backward (what the paper's
    code does; identical to adding the penalty to the loss, and independent of AMP loss scaling).
 2. Channel pruning by ``|gamma|`` with one global threshold (structural planner, ``bn_scale``
-   criterion, global scope), then fine-tuning. With a run directory, ``gamma.png`` shows the
+   criterion, ``threshold`` scope: raw scores, not normalised per layer), then fine-tuning. With a run directory, ``gamma.png`` shows the
    ``|gamma|`` distribution of the dense model and after sparse training.
 """
 
@@ -83,7 +83,7 @@ def slimming_phases(model: nn.Module, ctx) -> list:
     bn_l1_penalty(model, r.l1)  # raises early when there is no BN
     lam = r.l1
     before = gamma_values(model)
-    prune = structured_pruner(ctx, "bn_scale", scope="global")
+    prune = structured_pruner(ctx, "bn_scale", scope="threshold")  # one raw threshold
 
     def prune_and_plot(m: nn.Module, amount: float) -> bool:
         if ctx.out_dir is not None and not (Path(ctx.out_dir) / "gamma.png").exists():

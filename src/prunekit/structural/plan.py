@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -19,10 +19,6 @@ from prunekit.importance.structured import (
     collect_group_stats,
 )
 
-if TYPE_CHECKING:
-    from prunekit.structural.result import (
-    StructuredConfig, StructuredPlan,
-)
 from prunekit.structural.select import (
     CostModel,
     bisect,
@@ -32,9 +28,8 @@ from prunekit.structural.select import (
 )
 from prunekit.structural.internal import unit_scores  # L1/L2 of the unit's slices
 from prunekit.structural.apply import trial
-from prunekit.structural.result import (
-    StructuredConfig, StructuredPlan,
-)
+from prunekit.structural.result import StructuredConfig, StructuredPlan
+from prunekit.structural.verify import compare, compare_fp64, runs
 
 
 def _slices(graph: DependencyGraph, grp: Group) -> list[SliceRef]:
@@ -130,6 +125,17 @@ def _ensure_nonempty(graph: DependencyGraph, masks: list[Tensor], scores: list[T
             masks[g][best - int(offsets[g])] = False
 
 
+def _internal_minimum(internal, masks: list[Tensor], scores: list[Tensor]) -> None:
+    """Give back the best removed units where a handler needs a minimum (``min_keep``: an
+    LSTM keeps more cell units than its projection size)."""
+    for (_, ig), m, s in zip(internal, masks, scores):
+        need = int(ig.extra.get("min_keep", 1)) - int((~m).sum())
+        if need > 0:
+            removed = torch.nonzero(m).flatten()
+            best = removed[torch.argsort(s[removed], descending=True, stable=True)[:need]]
+            m[best] = False
+
+
 def plan_structured(
     model: nn.Module,
     example_inputs: Any,
@@ -156,7 +162,9 @@ def plan_structured(
         criterion: group criterion (``l1``, ``l2``, ``bn_scale``, ``random``, ``taylor``,
             ``activation``, ``apoz``).
         ratio: fraction of each group's channels removed (``scope='local'``) or of all
-            prunable channels ranked together after per-group normalisation (``'global'``).
+            prunable channels ranked together after per-group normalisation (``'global'``) or
+            on their raw scores, one threshold for the whole model (``'threshold'``, as
+            Network Slimming ranks BatchNorm scales).
         round_to: kept channels per group are rounded up to a multiple of this.
         exclude: module names/globs never modified.
         target: ``TargetSpec(params=f)`` / ``TargetSpec(macs=f)`` keeps the fraction ``f`` of
@@ -182,23 +190,130 @@ def plan_structured(
                            per_layer_min, per_layer_max, seed)
 
     refuse: dict[str, str] = {}
+    freeze: dict[str, str] = {}
     while True:
-        plan = _plan_once(model, example_inputs, cfg, refuse, calib_data, loss_fn, max_batches)
+        plan = _plan_once(model, example_inputs, cfg, refuse, calib_data, loss_fn, max_batches,
+                          freeze)
         if not check or not plan.edits:
             return plan
         try:  # trial on a copy: catches reshapes with sizes hard-coded in the model's code
-            trial(plan)
+            pruned = trial(plan)
+        except PruneError as err:
+            if err.module is not None and err.module not in refuse and len(refuse) < max_refusals:
+                refuse[err.module] = ("a pruned trial failed there: "
+                                      f"{str(err).split(': ', 2)[-1][:100]}")
+                continue
+            if err.module is None:  # a handler failed, not the pruned forward: say so
+                raise
+            guilty = _localize(plan)  # the module's own sizes did not explain it: find groups
+            if not guilty or len(freeze) >= 4 * max_refusals:
+                raise
+            for name in guilty:
+                freeze[name] = f"a pruned trial failed with them: {str(err)[:100]}"
+            continue
+        if _values_match(plan, pruned):
             plan.checked = True
             return plan
-        except PruneError as err:
-            if err.module is None or err.module in refuse or len(refuse) >= max_refusals:
-                raise
-            refuse[err.module] = f"a pruned trial failed there: {str(err).split(': ', 2)[-1][:100]}"
+        del pruned
+        guilty = _localize(plan)
+        if not guilty or len(freeze) >= 4 * max_refusals:
+            raise PruneError("the pruned trial computes values other than the masked reference "
+                             "(channels zeroed in the dense model) and no single group explains "
+                             "it; nothing was pruned")
+        for name in guilty:
+            freeze[name] = ("pruning these channels changed the outputs beyond the masked "
+                            "reference in a trial (e.g. a size read as a number, or a "
+                            "permutation the tracer cannot follow)")
+
+
+_TRIAL_ATOL, _TRIAL_RTOL = 1e-5, 1e-4
+_CLEAR_RTOL = 1e-6  # below this (relative to the outputs) fp32 rounding explains a difference
+_FP64_MAX_PARAMS = 50_000_000  # larger models: the fp32 comparison decides alone
+
+
+def _values_match(plan: StructuredPlan, pruned: nn.Module) -> bool:
+    """Values, not only shapes: the pruned copy against the masked dense model on the example
+    inputs and on a perturbed copy of them (a channel that happens to be zero on the example
+    would hide a wrong model), in fp32, and in float64 when the fp32 difference is small but
+    not clearly rounding (a size read as a number that scales the outputs by a few per mille
+    must not pass)."""
+    inputs = [plan.example_inputs]
+    if sum(p.numel() for p in plan.model.parameters()) <= _FP64_MAX_PARAMS:
+        for sign in (1.0, -1.0):  # negated inputs flip which ReLUs are dead
+            other = _perturbed(plan.example_inputs, sign)
+            if other is not None and runs(plan.model, other):
+                inputs.append(other)
+    return all(_match_on(plan, pruned, x) for x in inputs)
+
+
+def _match_on(plan: StructuredPlan, pruned: nn.Module, x: Any) -> bool:
+    try:
+        res = compare(plan.model, plan, pruned, x, _TRIAL_ATOL, _TRIAL_RTOL, share=True)
+        if not res.ok:
+            return False
+        if res.max_abs_diff <= _CLEAR_RTOL * max(res.max_abs_ref, 1.0):
+            return True
+        if sum(p.numel() for p in plan.model.parameters()) > _FP64_MAX_PARAMS:
+            return True
+        return compare_fp64(plan.model, plan, pruned, x).ok
+    except Exception:  # the reference itself cannot be built: not proven right
+        return False
+
+
+def _perturbed(x: Any, sign: float = 1.0) -> Any:
+    """``sign`` times the floating tensors, plus seeded noise of their own scale; ``None`` if
+    there are none."""
+    gen = torch.Generator().manual_seed(1234)
+    found = []
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, Tensor) and v.is_floating_point() and v.numel():
+            found.append(v)
+            noise = torch.randn(v.shape, generator=gen, dtype=v.dtype).to(v.device)
+            return sign * v + noise * (v.detach().float().std().nan_to_num(1.0).item() + 1e-3)
+        if isinstance(v, (tuple, list)):
+            return type(v)(walk(a) for a in v)
+        if isinstance(v, dict) and type(v) is dict:
+            return {k: walk(a) for k, a in v.items()}
+        return v
+
+    out = walk(x)
+    return out if found else None
+
+
+def _localize(plan: StructuredPlan) -> list[str]:
+    """Names to freeze: the groups (or modules' internal groups) whose pruning *alone* gives
+    values other than the masked reference, found by bisection over the pruned groups."""
+    only = plan._only  # type: ignore[attr-defined]
+
+    def bad(cands: list) -> bool:
+        sub = only(cands)
+        if not sub.edits:
+            return False
+        try:
+            return not _values_match(sub, trial(sub))
+        except PruneError:
+            return True
+
+    def search(cands: list) -> list:
+        if not bad(cands):
+            return []
+        if len(cands) == 1:
+            return cands
+        half = len(cands) // 2
+        found = search(cands[:half]) + search(cands[half:])
+        return found or cands  # only the combination fails: freeze all of it
+
+    found = search(list(plan._candidates))  # type: ignore[attr-defined]
+    return [n for c in found for n in plan._names(c)]  # type: ignore[attr-defined]
 
 
 def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
-               refuse: dict[str, str], calib_data, loss_fn, max_batches) -> StructuredPlan:
-    graph = DependencyGraph.build(model, example_inputs, cfg.exclude, refuse)
+               refuse: dict[str, str], calib_data, loss_fn, max_batches,
+               freeze: dict[str, str] | None = None) -> StructuredPlan:
+    freeze = freeze or {}
+    graph = DependencyGraph.build(model, example_inputs, cfg.exclude, refuse,
+                                  {k: v for k, v in freeze.items() if "::" not in k})
     refs = [_slices(graph, g) for g in graph.groups]
     stats = _stats(model, graph, refs, cfg, calib_data, loss_fn, max_batches)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -209,7 +324,7 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
         offsets.append(total)
         total += g.size
     cost = CostModel(graph, offsets, total)
-    internal = _internal(graph)
+    internal = [(n, ig) for n, ig in _internal(graph) if f"{n}::internal" not in freeze]
     scores += [_internal_scores(ig, cfg.criterion, gen) for _, ig in internal]
     widths = [int(g.widths[0]) if g.widths is not None and g.size else 1 for g in graph.groups]
     widths += [cfg.round_to] * len(internal)  # no channel rounding of heads
@@ -219,7 +334,7 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
         if cfg.scope == "local":
             return select_local(scores, x, cfg.per_layer_min, cfg.per_layer_max, cfg.round_to, widths)
         return select_global(scores, int(round(x)), cfg.per_layer_min, cfg.per_layer_max,
-                             cfg.round_to, widths)
+                             cfg.round_to, widths, normalize=cfg.scope == "global")
 
     def evaluate(masks: list[Tensor]) -> tuple[int, int]:
         flat = torch.cat(masks[:n_graph]) if n_graph else torch.zeros(0, dtype=torch.bool)
@@ -236,16 +351,44 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
         which = 0 if goal.params is not None else 1
         frac = goal.params if goal.params is not None else goal.macs
         x = bisect(lambda v: evaluate(choose(v))[which], 0.0, hi, frac * dense[which],
-                   integer=cfg.scope == "global")
+                   integer=cfg.scope != "local")
     else:
         r = goal.ratio if goal is not None else cfg.ratio
         x = r if cfg.scope == "local" else r * all_units
     masks = choose(x)
     _ensure_nonempty(graph, masks, scores)
+    _internal_minimum(internal, masks[n_graph:], scores[n_graph:])
     keep_internal = {}
     for (name, ig), m in zip(internal, masks[n_graph:]):
         if bool(m.any()):
             keep_internal.setdefault(name, {})[ig.name] = torch.nonzero(~m).flatten()
 
-    return StructuredPlan.build(model, example_inputs, cfg, graph, scores[:n_graph],
+    plan = StructuredPlan.build(model, example_inputs, cfg, graph, scores[:n_graph],
                                 masks[:n_graph], dense, evaluate(masks), keep_internal)
+
+    def only(cands: list) -> StructuredPlan:
+        """The same plan restricted to some groups (index) / internal groups (name)."""
+        sub = [m if i in cands else torch.zeros_like(m) for i, m in enumerate(masks[:n_graph])]
+        ki = {n: v for n, v in keep_internal.items() if n in cands}
+        return StructuredPlan.build(model, example_inputs, cfg, graph, scores[:n_graph], sub,
+                                    dense, dense, ki)
+
+    plan._only = only  # type: ignore[attr-defined]
+    plan._candidates = [i for i, m in enumerate(masks[:n_graph]) if bool(m.any())] + sorted(
+        keep_internal)  # type: ignore[attr-defined]
+    plan._names = lambda c: (graph.groups[c].producers if isinstance(c, int)  # type: ignore
+                             else [f"{c}::internal"])
+    return plan
+
+
+def keep_from_roots(roots: Tensor, removed: set[int] | Tensor) -> Tensor:
+    """Sorted kept positions: those whose unit is not removed (fixed positions are kept).
+
+    ``removed`` is a set of root ids or a bool tensor indexed by root id.
+    """
+    if isinstance(removed, Tensor):
+        return torch.nonzero(~removed[roots]).flatten()
+    keep = [i for i, u in enumerate(roots.tolist()) if u == FIXED or u not in removed]
+    return torch.tensor(keep, dtype=torch.long)
+
+

@@ -6,7 +6,9 @@ cleared afterwards and the training mode is restored).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import inspect
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -25,13 +27,56 @@ def call_model(model: nn.Module, batch: Any) -> Any:
     return model(batch)
 
 
+@contextmanager
+def no_kv_cache(model: nn.Module) -> Iterator[None]:
+    """Run forwards of ``model`` without a key/value cache, then restore its configuration.
+
+    Hugging Face models read ``use_cache`` from their config when the call does not name it
+    (``config.use_cache`` is True by default for decoders), and then build a cache during every
+    forward. prunekit's forwards (calibration, equivalence checks, perplexity windows) never
+    generate: a cache there only costs memory and, where one call's cache reaches another
+    module or call, mixes tensors of different widths. Every distinct ``config`` of the model
+    and its submodules that has a ``use_cache`` attribute is set to False for the duration;
+    models without one (plain modules) are left alone.
+    """
+    configs = {id(c): c for m in model.modules()
+               if hasattr(c := getattr(m, "config", None), "use_cache")}
+    saved = [(c, c.use_cache) for c in configs.values()]
+    try:
+        for c, _ in saved:
+            c.use_cache = False
+        yield
+    finally:
+        for c, value in saved:
+            c.use_cache = value
+
+
+# The names transformers has given the KV cache argument of models and attention modules:
+# 4.x ``past_key_value``/``layer_past``, 5.x ``past_key_values`` and ``cache``.
+KV_CACHE_ARGS = ("past_key_values", "past_key_value", "layer_past", "cache")
+
+
+def is_kv_cache(name: str, value: Any) -> bool:
+    """A KV cache argument, by its name or by its type (any ``*Cache`` object)."""
+    return name in KV_CACHE_ARGS or type(value).__name__.endswith("Cache")
+
+
+def cache_off_kwargs(model: nn.Module) -> dict[str, Any]:
+    """``{"use_cache": False}`` when ``model.forward`` names a ``use_cache`` parameter, else ``{}``."""
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {"use_cache": False} if "use_cache" in params else {}
+
+
 def hooked_forward(model: nn.Module, inputs: Any, handles: list) -> Any:
     """One ``torch.no_grad`` forward in eval mode; then remove ``handles`` (hooks the caller
     registered to observe this pass) and restore the training mode, even on error."""
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), no_kv_cache(model):
             return call_model(model, inputs)
     finally:
         for h in handles:
@@ -145,11 +190,11 @@ def run_calibration(
                 if target is None:
                     raise ValueError(f"{who} (inputs, target) batches")
                 model.zero_grad(set_to_none=True)
-                with torch.enable_grad():
+                with torch.enable_grad(), no_kv_cache(model):
                     loss_fn(call_model(model, inputs), target).backward()
                 on_backward()
             else:
-                with torch.no_grad():
+                with torch.no_grad(), no_kv_cache(model):
                     call_model(model, inputs)
             seen += 1
     finally:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from prunekit.calibration import call_model
+from prunekit.calibration import call_model, is_kv_cache, no_kv_cache
 from prunekit.graph.rules import flat_tensors
 
 
@@ -70,14 +70,7 @@ def _install(masked: nn.Module, pruned: nn.Module, plan) -> list:
     return handles
 
 
-# The names transformers has given the KV cache argument of attention modules: 4.x
-# ``past_key_value``/``layer_past``, 5.x ``past_key_values`` and ``cache``.
-_CACHE_KWARGS = ("past_key_values", "past_key_value", "layer_past", "cache")
-
-
-def _is_cache(name: str, value: Any) -> bool:
-    """A KV cache argument, by its name or by its type (any ``*Cache`` object)."""
-    return name in _CACHE_KWARGS or type(value).__name__.endswith("Cache")
+_is_cache = is_kv_cache
 
 
 def _select_inputs(args: tuple, kwargs: dict, e) -> tuple[tuple, dict]:
@@ -141,7 +134,7 @@ def verify(model: nn.Module, plan, example_inputs: Any = None, atol: float = 1e-
     masked.eval()
     pruned.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), no_kv_cache(masked), no_kv_cache(pruned):
             ref = _outputs(call_model(masked, x))
             got = _outputs(call_model(pruned, x))
     finally:

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import prunekit as pk
-from prunekit.structural.verify import _is_cache
+from prunekit.call import is_kv_cache as _is_cache
 
 transformers = pytest.importorskip("transformers")
 

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.weak import WeakIdKeyDictionary
 
-from prunekit.call import call_model
+from prunekit.call import call_model, no_kv_cache
 from prunekit.graph.labels import Coupling, canon, fiber
 from prunekit.graph.modes import containers_training, find_leaves
 from prunekit.graph.ragged import RaggedTracker
@@ -330,7 +330,7 @@ def fix_outputs(tracer: Tracer, out: Any) -> list[str]:
 def _run(tracer: Tracer, model: nn.Module, example_inputs: Any) -> Any:
     handles = _hooks(tracer)
     try:
-        with torch.no_grad(), _Mode(tracer):
+        with torch.no_grad(), no_kv_cache(model), _Mode(tracer):
             return call_model(model, example_inputs)
     except Exception as e:
         where = tracer.stack[-1] if tracer.stack else "<model>"

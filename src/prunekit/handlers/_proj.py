@@ -13,8 +13,8 @@ from prunekit.handlers._slicing import resize_param, slice_param
 
 
 def is_conv1d(m: nn.Module) -> bool:
-    """True for HF ``Conv1D`` (transposed linear with ``nf``/``nx``)."""
-    return type(m).__name__ == "Conv1D" and hasattr(m, "nf") and hasattr(m, "nx")
+    """True for HF ``Conv1D`` (transposed linear with ``nf``; older transformers have no ``nx``)."""
+    return type(m).__name__ == "Conv1D" and hasattr(m, "nf") and hasattr(m, "weight")
 
 
 def proj_out(m: nn.Module) -> int:
@@ -22,7 +22,12 @@ def proj_out(m: nn.Module) -> int:
 
 
 def proj_in(m: nn.Module) -> int:
-    return m.nx if is_conv1d(m) else m.in_features
+    return conv1d_in(m) if is_conv1d(m) else m.in_features
+
+
+def conv1d_in(m: nn.Module) -> int:
+    """Input features of a HF ``Conv1D``, read from its ``(in, out)`` weight."""
+    return int(m.weight.shape[0])
 
 
 def out_axis(m: nn.Module) -> int:

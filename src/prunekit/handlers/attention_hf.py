@@ -60,6 +60,13 @@ def _set_heads(m: nn.Module, heads: int, kv: int | None = None) -> None:
             setattr(m, a, kv)
 
 
+def _track_inner(m: nn.Module, inner_before: int) -> None:
+    """transformers 4.x attention reshapes its output to ``self.hidden_size`` (LLaMA, Qwen2,
+    ...): where that attribute held the attention width, it follows the pruned width."""
+    if getattr(m, "hidden_size", None) == inner_before:
+        m.hidden_size = proj_in(m.o_proj)
+
+
 # ----------------------------------------------------------------------------- qkvo (LLaMA-like)
 def qkvo_heads(m: nn.Module) -> tuple[int, int, int]:
     """``(num_heads, num_kv_heads, head_dim)`` read from the weights."""
@@ -70,6 +77,7 @@ def qkvo_heads(m: nn.Module) -> tuple[int, int, int]:
 def prune_qkvo_kv_groups(m: nn.Module, keep: Tensor) -> None:
     """Keep key/value heads ``keep`` together with their query heads (GQA-consistent)."""
     heads, kv, hd = qkvo_heads(m)
+    inner = proj_in(m.o_proj)
     groups = as_index(keep, kv, f"{type(m).__name__} key/value groups")
     rep = heads // kv
     q_idx = block_rows(groups, rep * hd)
@@ -79,6 +87,7 @@ def prune_qkvo_kv_groups(m: nn.Module, keep: Tensor) -> None:
     slice_proj_out(m.v_proj, kv_idx)
     slice_proj_in(m.o_proj, q_idx)
     _set_heads(m, groups.numel() * rep, groups.numel())
+    _track_inner(m, inner)
 
 
 def _qkvo_group(m: nn.Module) -> InternalGroup:
@@ -98,7 +107,7 @@ def _qkvo_group(m: nn.Module) -> InternalGroup:
 def prune_qkvo_query_heads(m: nn.Module, keep: Tensor) -> None:
     """Keep query-head positions ``keep`` inside every KV group (same count in each group)."""
     heads, kv, hd = qkvo_heads(m)
-    rep = heads // kv
+    rep, inner = heads // kv, proj_in(m.o_proj)
     pos = as_index(keep, rep, f"{type(m).__name__} query heads per key/value group")
     q_heads = (torch.arange(kv).view(-1, 1) * rep + pos.view(1, -1)).flatten()
     q_idx = block_rows(q_heads, hd)
@@ -106,6 +115,7 @@ def prune_qkvo_query_heads(m: nn.Module, keep: Tensor) -> None:
     slice_proj_in(m.o_proj, q_idx)
     m.num_key_value_groups = pos.numel()
     _set_heads(m, kv * pos.numel(), kv)
+    _track_inner(m, inner)
 
 
 def _qkvo_query_group(m: nn.Module) -> InternalGroup:
@@ -152,7 +162,7 @@ def prune_gpt2_heads(m: nn.Module, keep: Tensor) -> None:
     idx = block_rows(heads, hd)
     slice_proj_out(m.c_attn, strided_rows(idx, inner, 3))
     slice_proj_in(m.c_proj, idx)
-    m.split_size = idx.numel()
+    m.split_size = m.embed_dim = idx.numel()  # 4.x SDPA reshapes its output to embed_dim
     _set_heads(m, heads.numel())
 
 
@@ -214,8 +224,6 @@ class HFAttentionHandler(HandlerBase):
             return
         (o,) = self._io(m)[1]
         slice_proj_out(o, as_index(keep, proj_out(o), f"{type(m).__name__} output"))
-        if attention_family(m) == "gpt2":
-            m.embed_dim = proj_out(o)
 
     def in_tensors(self, m: nn.Module, args: tuple, kwargs: dict) -> list[tuple[Tensor, int]]:
         x = args[0] if args else kwargs.get("hidden_states")
@@ -244,6 +252,7 @@ class HFAttentionHandler(HandlerBase):
 
     def resize(self, m: nn.Module, shapes: dict[str, tuple[int, ...]]) -> None:
         """Match saved ``<proj>.weight`` shapes and fix the head attributes."""
+        inner = proj_in(m.o_proj) if attention_family(m) == "qkvo" else 0
         for name in {k.split(".")[0] for k in shapes}:
             p = getattr(m, name)
             w = shapes[f"{name}.weight"]
@@ -253,12 +262,12 @@ class HFAttentionHandler(HandlerBase):
         if fam == "qkvo":
             heads, kv, _ = qkvo_heads(m)
             _set_heads(m, heads, kv)
+            _track_inner(m, inner)
         elif fam == "bert":
             _set_heads(m, proj_out(m.query) // m.attention_head_size)
             m.all_head_size = proj_out(m.query)
         elif fam == "gpt2":
-            m.split_size = proj_out(m.c_attn) // 3
-            m.embed_dim = proj_out(m.c_proj)
+            m.split_size = m.embed_dim = proj_out(m.c_attn) // 3
             _set_heads(m, m.split_size // m.head_dim)
 
 

@@ -1,6 +1,6 @@
 """Handler for the Hugging Face ``Conv1D`` (GPT-2's transposed linear: weight ``(in, out)``).
 
-Recognised by structure (class name ``Conv1D`` with ``nf``/``nx``) through a handler-table
+Recognised by structure (class name ``Conv1D`` with ``nf``) through a handler-table
 resolver, so ``transformers`` is never imported.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from prunekit.handlers._proj import is_conv1d
+from prunekit.handlers._proj import conv1d_in, is_conv1d
 from prunekit.handlers.base import HANDLERS, HandlerBase, resize_params, slice_param
 
 
@@ -16,7 +16,7 @@ class HFConv1DHandler(HandlerBase):
     """``y = x @ W + b`` with ``W`` ``(nx, nf)``; channels on the last axis of x and y."""
 
     def in_channels(self, m: nn.Module) -> int:
-        return m.nx
+        return conv1d_in(m)
 
     def out_channels(self, m: nn.Module) -> int:
         return m.nf
@@ -36,7 +36,7 @@ class HFConv1DHandler(HandlerBase):
         return [(m.weight, 0)]
 
     def cost(self, m: nn.Module, n_in: int | None, n_out: int | None) -> tuple[int, int]:
-        n_in = m.nx if n_in is None else n_in
+        n_in = conv1d_in(m) if n_in is None else n_in
         n_out = m.nf if n_out is None else n_out
         return n_in * n_out + (n_out if m.bias is not None else 0), n_in * n_out
 

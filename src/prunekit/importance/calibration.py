@@ -6,7 +6,9 @@ cleared afterwards and the training mode is restored).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import inspect
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -122,11 +124,11 @@ def run_calibration(
                 if target is None:
                     raise ValueError(f"{who} (inputs, target) batches")
                 model.zero_grad(set_to_none=True)
-                with torch.enable_grad():
+                with torch.enable_grad(), no_kv_cache(model):
                     loss_fn(call_model(model, inputs), target).backward()
                 on_backward()
             else:
-                with torch.no_grad():
+                with torch.no_grad(), no_kv_cache(model):
                     call_model(model, inputs)
             seen += 1
     finally:

@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from prunekit.call import cache_off_kwargs, is_kv_cache, no_kv_cache
+
 #: Attribute paths of the block list in common Hugging Face architectures, tried in order.
 BLOCK_PATHS: tuple[str, ...] = (
     "model.layers",  # LLaMA, Mistral, Qwen, Gemma, Phi-3 (…ForCausalLM)
@@ -109,6 +111,13 @@ def _to(obj: Any, device: torch.device) -> Any:
     return obj
 
 
+def _no_cache(name: str, value: Any) -> Any:
+    """Blocks run once per sample: no KV cache is handed on from the capturing forward."""
+    if name == "use_cache":
+        return False
+    return None if is_kv_cache(name, value) else value
+
+
 @torch.no_grad()
 def capture_block_inputs(
     model: nn.Module, blocks: nn.ModuleList, samples: Tensor, device: torch.device
@@ -124,16 +133,18 @@ def capture_block_inputs(
         hs = args[0] if args else kwargs.pop("hidden_states")
         store["hidden"].append(hs.detach().to(device))
         if "kwargs" not in store:
-            store["kwargs"] = {k: _to(v, device) for k, v in kwargs.items()}
-            store["args"] = _to(tuple(args[1:]), device)
+            store["kwargs"] = {k: _no_cache(k, _to(v, device)) for k, v in kwargs.items()}
+            store["args"] = tuple(_no_cache("", _to(a, device)) for a in args[1:])
         raise _StopForward
 
     model_device = next(model.parameters()).device
+    no_cache = cache_off_kwargs(model)
     handle = blocks[0].register_forward_pre_hook(hook, with_kwargs=True)
     try:
         for i in range(samples.shape[0]):
             try:
-                model(input_ids=samples[i : i + 1].to(model_device), use_cache=False)
+                with no_kv_cache(model):
+                    model(input_ids=samples[i : i + 1].to(model_device), **no_cache)
             except _StopForward:
                 continue
             raise RuntimeError("the model finished a forward pass without calling its first block")

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from prunekit.call import cache_off_kwargs, no_kv_cache
+
 
 def _windows(n: int, seqlen: int, stride: int) -> list[tuple[int, int, int]]:
     """(begin, end, number of scored targets at the end of the window) for a stream of n ids."""
@@ -61,6 +63,7 @@ def perplexity(
     model.eval()
     nll, count = 0.0, 0
     wins = _windows(ids.numel(), seqlen, stride)
+    no_cache = cache_off_kwargs(model)  # every window is scored on its own: no KV cache
     try:
         i = 0
         while i < len(wins):
@@ -69,7 +72,8 @@ def perplexity(
             while j < len(wins) and j - i < batch_size and wins[j][1] - wins[j][0] == length:
                 j += 1
             batch = torch.stack([ids[b:e] for b, e, _ in wins[i:j]]).to(dev)
-            logits = model(input_ids=batch, use_cache=False).logits.float()  # (B, L, V)
+            with no_kv_cache(model):
+                logits = model(input_ids=batch, **no_cache).logits.float()  # (B, L, V)
             lp = F.log_softmax(logits[:, :-1], dim=-1)
             tok_nll = -lp.gather(-1, batch[:, 1:].unsqueeze(-1)).squeeze(-1)  # (B, L-1)
             for row, (_, _, trg) in enumerate(wins[i:j]):
@@ -95,7 +99,8 @@ def sentence_embeddings(
         for i in range(0, len(sentences), batch_size):
             enc = tokenizer(list(sentences[i : i + batch_size]), padding=True, truncation=True,
                             max_length=max_length, return_tensors="pt").to(dev)
-            hidden = model(**enc).last_hidden_state  # (B, T, d)
+            with no_kv_cache(model):
+                hidden = model(**enc).last_hidden_state  # (B, T, d)
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             out.append(F.normalize(emb.float(), dim=-1).cpu())

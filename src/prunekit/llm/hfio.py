@@ -41,6 +41,15 @@ def needs_prunekit_loader(path: Path) -> bool:
     return json.loads(meta.read_text()).get("base", {}).get("kind") != "hf_pretrained"
 
 
+def _dtype_kwarg() -> str:
+    """``from_pretrained``'s dtype keyword: ``dtype`` since transformers 4.56, ``torch_dtype``
+    before (4.x passes an unknown ``dtype`` on to the model's constructor, which rejects it)."""
+    import transformers
+    from packaging.version import Version
+
+    return "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
+
+
 def load_hf(spec: str, dtype: str | None = None) -> tuple[nn.Module, Any]:
     """(model in eval mode on CPU, tokenizer or None) from a local directory, offline."""
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
@@ -56,7 +65,7 @@ def load_hf(spec: str, dtype: str | None = None) -> tuple[nn.Module, Any]:
     cfg = AutoConfig.from_pretrained(path, local_files_only=True)
     archs = getattr(cfg, "architectures", None) or []
     cls = AutoModelForCausalLM if any(a.endswith("ForCausalLM") for a in archs) else AutoModel
-    kw = {"dtype": _DTYPES[dtype]} if dtype else {}
+    kw = {_dtype_kwarg(): _DTYPES[dtype]} if dtype else {}
     model = cls.from_pretrained(path, local_files_only=True, **kw).eval()
     try:
         tok = AutoTokenizer.from_pretrained(path, local_files_only=True)

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunekit.call import call_model
+from prunekit.call import call_model, no_kv_cache
 from prunekit.graph.rules import flat_tensors
 from prunekit.handlers.base import PruneError, call_opt, get_handler, slice_param
 from prunekit.structural.attrs import sync_model_attributes, undo_attributes
@@ -116,7 +116,7 @@ def _run_named(plan, model: nn.Module, what: str) -> list[tuple[int, ...]]:
         handles.append(m.register_forward_pre_hook(lambda mod, a, n=name: stack.append(n)))
         handles.append(m.register_forward_hook(lambda mod, a, o: _pop(stack)))
     try:
-        with torch.no_grad():
+        with torch.no_grad(), no_kv_cache(model):
             out = call_model(model, plan.example_inputs)
     except Exception as err:
         where = stack[-1] if stack else "<model>"

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from prunekit.call import call_model
+from prunekit.call import call_model, is_kv_cache, no_kv_cache
 from prunekit.graph.rules import flat_tensors
 from prunekit.handlers.base import call_opt, get_handler
 from prunekit.structural.apply import apply_plan, shared_copy
@@ -117,22 +117,12 @@ def _install(masked: nn.Module, pruned: nn.Module, plan) -> list:
     return handles
 
 
-# The names transformers has given the KV cache argument of attention modules: 4.x
-# ``past_key_value``/``layer_past``, 5.x ``past_key_values`` and ``cache``.
-_CACHE_KWARGS = ("past_key_values", "past_key_value", "layer_past", "cache")
-
-
-def _is_cache(name: str, value: Any) -> bool:
-    """A KV cache argument, by its name or by its type (any ``*Cache`` object)."""
-    return name in _CACHE_KWARGS or type(value).__name__.endswith("Cache")
-
-
 def _select_inputs(h, m: nn.Module, args: tuple, kwargs: dict, e) -> tuple[tuple, dict]:
     """Keep only the kept channels of every argument that carries them (the handler's
     ``in_tensors`` and ``state_tensors``, by position or keyword, as in cross-attention
     ``mha(q, kv, kv)`` or an RNN's ``h0``). A KV cache is not passed on: the dense module has
     already written this step into it."""
-    kwargs = {k: (None if _is_cache(k, v) else v) for k, v in kwargs.items()}
+    kwargs = {k: (None if is_kv_cache(k, v) else v) for k, v in kwargs.items()}
     table = _input_table(h, m, e, args, kwargs, _narrow)
     return _replace(args, table), _replace(kwargs, table)
 
@@ -179,7 +169,7 @@ def _run(model: nn.Module, x: Any, what: str) -> list[Tensor]:
     was = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), no_kv_cache(model):
             return _outputs(call_model(model, x))
     finally:
         model.train(was)

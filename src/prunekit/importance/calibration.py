@@ -6,16 +6,14 @@ cleared afterwards and the training mode is restored).
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from prunekit.call import call_model
+from prunekit.call import call_model, no_kv_cache
 from prunekit.importance.base import LayerStats
 from prunekit.masks.layout import TRANSPOSED, layout_for
 

@@ -379,16 +379,3 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
     plan._names = lambda c: (graph.groups[c].producers if isinstance(c, int)  # type: ignore
                              else [f"{c}::internal"])
     return plan
-
-
-def keep_from_roots(roots: Tensor, removed: set[int] | Tensor) -> Tensor:
-    """Sorted kept positions: those whose unit is not removed (fixed positions are kept).
-
-    ``removed`` is a set of root ids or a bool tensor indexed by root id.
-    """
-    if isinstance(removed, Tensor):
-        return torch.nonzero(~removed[roots]).flatten()
-    keep = [i for i, u in enumerate(roots.tolist()) if u == FIXED or u not in removed]
-    return torch.tensor(keep, dtype=torch.long)
-
-

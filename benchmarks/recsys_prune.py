@@ -248,7 +248,7 @@ def pep_task(job):
 def run_pep(args) -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     load_start = load_average()
-    jobs = [(n, s, args) for n in MODELS for s in seeds]
+    jobs = [(n, s, args) for n in args.models.split(",") for s in seeds]
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
         done = pool.map(pep_task, jobs)
     res: dict[tuple, list] = {}
@@ -273,9 +273,28 @@ def run_pep(args) -> None:
     merge_results(args, seeds, curve, bar, search, load_start)
 
 
+def merge_longer(args, doc, curve, bar) -> list[dict]:
+    """Rows at another dense budget go to their own table (the main curve uses 12 epochs)."""
+    title = f"Dense budget {args.epochs} epochs ({args.models}): dense, small widths, PEP"
+    tables = [t for t in doc["tables"] if t["title"] != title]
+    ours = args.models.split(",")
+    tables[1]["rows"] = [r for r in tables[1]["rows"]
+                         if not (r[0] in ours and r[1].endswith(f"({args.epochs} ep)"))]
+    tables[1]["rows"] += [[r[0], f"{r[1]} ({args.epochs} ep)", *r[2:]] for r in bar]
+    tables.insert(3, {"title": title, "columns": tables[0]["columns"], "rows": curve,
+                      "notes": f"as the --pep-only rows of the first table, with every model "
+                               f"(dense, small dense, PEP retrain) trained {args.epochs} epochs"})
+    return tables
+
+
 def merge_results(args, seeds, curve, bar, search, load_start) -> None:
     path = Path(__file__).resolve().parent / "results" / "recsys_prune.json"
     doc = json.loads(path.read_text())
+    if args.epochs != 12:
+        doc["tables"] = merge_longer(args, doc, curve, bar)
+        write_result("recsys_prune", doc["title"], doc["tables"], caveats=doc["caveats"],
+                     load=doc["load"], command=doc["command"] + " ; python " + " ".join(sys.argv))
+        return
     tables = doc["tables"]
     drop = ("entries (PEP)", PEP_LABEL, "dense dim 4", "dense dim 3")
     for t in tables[:2]:
@@ -314,6 +333,7 @@ def main() -> None:
     p.add_argument("--pep-threshold-lr", type=float, default=0.1)
     p.add_argument("--pep-wd", type=float, default=1e-5)
     p.add_argument("--workers", type=int, default=3)
+    p.add_argument("--models", default="MF,NCF")
     args = p.parse_args()
     run_pep(args) if args.pep_only else run(args)
 

@@ -5,10 +5,11 @@ Models (MF, NCF, DLRM), the MovieLens-100k loader, trainers, HR@K / NDCG@K, and
 """
 
 from prunekit.recsys.data import Interactions, leave_one_out, load_movielens100k, random_split
-from prunekit.recsys.entries import ENTRY_METHODS, GradualEntryMasks, PEPConfig
+from prunekit.recsys.entries import ENTRY_METHODS, GradualEntryMasks
 from prunekit.recsys.export import export_tables
 from prunekit.recsys.metrics import evaluate_ranking, hit_ndcg, ndcg_at_k, rmse
 from prunekit.recsys.models import DLRM, MF, NCF
+from prunekit.recsys.pep import PEPConfig, PEPSearch, pep_search
 from prunekit.recsys.prune import EmbeddingPruneReport, TableReport, prune_embeddings
 from prunekit.recsys.rows import ROW_CRITERIA
 from prunekit.recsys.tables import PEPEmbedding, RemappedEmbedding, SparseEmbedding
@@ -16,8 +17,8 @@ from prunekit.recsys.train import TrainConfig, train_explicit, train_implicit
 
 __all__ = [
     "DLRM", "ENTRY_METHODS", "EmbeddingPruneReport", "GradualEntryMasks", "Interactions", "MF", "NCF", "PEPConfig",
-    "PEPEmbedding", "ROW_CRITERIA", "RemappedEmbedding", "SparseEmbedding", "TableReport",
+    "PEPEmbedding", "PEPSearch", "ROW_CRITERIA", "RemappedEmbedding", "SparseEmbedding", "TableReport",
     "TrainConfig", "evaluate_ranking", "export_tables", "hit_ndcg", "leave_one_out",
-    "load_movielens100k", "ndcg_at_k", "prune_embeddings", "random_split", "rmse",
+    "load_movielens100k", "ndcg_at_k", "pep_search", "prune_embeddings", "random_split", "rmse",
     "train_explicit", "train_implicit",
 ]

@@ -31,23 +31,8 @@ from torch import Tensor, nn
 from prunekit._registry import Registry
 from prunekit.recover.schedules import events
 from prunekit.recsys.data import Interactions
-from prunekit.recsys.tables import PEPEmbedding, SparseEmbedding
-from prunekit.recsys.train import TrainConfig, train_explicit, train_implicit
-
-
-@dataclass(frozen=True)
-class PEPConfig:
-    """PEP training: ``granularity`` of the thresholds, ``s_init`` their initial logit, and the
-    training run (epochs, lr, ...) in ``train``."""
-
-    granularity: str = "entry"
-    s_init: float = -8.0
-    train: TrainConfig = TrainConfig(epochs=3, lr=1e-3)
-
-    def __post_init__(self) -> None:
-        if self.granularity not in PEPEmbedding._SHAPES:
-            raise ValueError(f"PEPConfig.granularity must be one of "
-                             f"{sorted(PEPEmbedding._SHAPES)}, got {self.granularity!r}")
+from prunekit.recsys.pep import PEPConfig, PEPSearch, fit, pep_search, swap_module
+from prunekit.recsys.tables import SparseEmbedding
 
 
 def keep_top_entries(scores: Tensor, ratio: float) -> Tensor:
@@ -91,6 +76,7 @@ class EntryResult:
 
     tables: dict[str, SparseEmbedding]
     trained: nn.Module | None = None
+    search: PEPSearch | None = None
 
 
 EntryMethod = Callable[..., EntryResult]
@@ -106,30 +92,30 @@ def magnitude_entries(model: nn.Module, names: list[str], ratio: float, **_: obj
     return EntryResult({n: _sparse(t.weight, masks[n], _mode(t)) for n, t in tables.items()})
 
 
-def _swap(model: nn.Module, name: str, new: nn.Module) -> None:
-    parent, _, attr = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, attr, new)
-
-
 @ENTRY_METHODS.register("pep")
 def pep_entries(model: nn.Module, names: list[str], ratio: float, *, train: Interactions,
                 feedback: str = "implicit", pep: PEPConfig | None = None, **_: object
                 ) -> EntryResult:
-    """Train PEP thresholds on a copy of ``model``, then keep the largest ``1 - ratio`` entries of
-    each table (see the module docstring). ``model`` is not modified: the caller adopts the
-    trained copy's other layers (transactional)."""
+    """PEP (:mod:`prunekit.recsys.pep`): search the mask by soft thresholding from ``model``'s
+    current weights, rewind to them and retrain with the mask fixed. ``model`` is not modified:
+    the caller adopts the returned copy (transactional)."""
     pep = pep or PEPConfig()
-    work = copy.deepcopy(model)
-    modes = {}
-    for name in names:
-        table = work.get_submodule(name)
-        modes[name] = _mode(table)
-        _swap(work, name, PEPEmbedding(table.weight, pep.granularity, pep.s_init, modes[name]))
-    (train_implicit if feedback == "implicit" else train_explicit)(work, train, pep.train)
-    soft = {n: work.get_submodule(n).soft_weight().detach() for n in names}
-    masks = global_masks({n: soft[n].abs() + 1e-12 * work.get_submodule(n).weight.detach().abs()
-                          for n in names}, ratio)
-    return EntryResult({n: _sparse(soft[n], masks[n], modes[n]) for n in names}, work)
+    found = pep_search(model, names, ratio, train, feedback, pep)
+    if pep.rewind:
+        base = copy.deepcopy(model)
+        weights = {n: base.get_submodule(n).weight for n in names}
+    else:
+        base = found.model
+        weights = {n: base.get_submodule(n).soft_weight() for n in names}
+    modes = {n: _mode(model.get_submodule(n)) for n in names}
+    tables = {n: _sparse(weights[n], found.masks[n], modes[n]) for n in names}
+    for n, t in tables.items():
+        swap_module(base, n, t)
+    retrain = pep.retrain if pep.retrain is not None else pep.train
+    if retrain.epochs:
+        fit(base, train, feedback, retrain)
+    found.model = None
+    return EntryResult(tables, base, found)
 
 
 def mixed_dims(counts: Tensor, dim: int, ratio: float) -> Tensor:

@@ -24,7 +24,8 @@ from torch import Tensor, nn
 
 from prunekit.recsys import dims as _dims
 from prunekit.recsys.data import Interactions
-from prunekit.recsys.entries import ENTRY_METHODS, PEPConfig, mixed_table
+from prunekit.recsys.entries import ENTRY_METHODS, mixed_table
+from prunekit.recsys.pep import PEPConfig, PEPSearch
 from prunekit.recsys.rows import ROW_CRITERIA, RowContext, keep_rows, remapped_table
 from prunekit.recsys.tables import table_index_bytes, table_params
 from prunekit.recsys.train import implicit_loss, sample_negatives, seen_matrix
@@ -49,6 +50,7 @@ class EmbeddingPruneReport:
 
     tables: list[TableReport] = field(default_factory=list)
     dims_max_diff: float | None = None
+    pep: PEPSearch | None = None
 
     @property
     def params_before(self) -> int:
@@ -201,7 +203,7 @@ def prune_embeddings(model: nn.Module, train: Interactions, *, rows: float | Non
     elif entries is not None:
         res = ENTRY_METHODS.get(method)(work, list(tables), entries, train=train,
                                         feedback=feedback, pep=pep)
-        new, work = res.tables, (res.trained or work)
+        new, work, report.pep = res.tables, (res.trained or work), res.search
     for name, table in new.items():
         install_table(work, tables[name][0], table)
     _adopt(model, work)

@@ -71,7 +71,7 @@ def _score(model: nn.Module) -> Callable[[Tensor, Tensor], Tensor]:
 
 
 def _loop(model: nn.Module, n: int, cfg: TrainConfig, batch_loss: Callable[[Tensor, int], Tensor],
-          on_step: StepHook | None, params: list[nn.Parameter] | None) -> list[float]:
+          on_step: StepHook | None, params: list | None) -> list[float]:
     opt = torch.optim.Adam(params or [p for p in model.parameters() if p.requires_grad],
                            lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -101,7 +101,7 @@ def steps_per_epoch(log: Interactions, cfg: TrainConfig) -> int:
 
 def train_explicit(model: nn.Module, train: Interactions, cfg: TrainConfig | None = None,
                    on_step: StepHook | None = None,
-                   params: list[nn.Parameter] | None = None) -> list[float]:
+                   params: list | None = None) -> list[float]:
     """Fit ratings with mean squared error; returns the per-epoch training MSE."""
     cfg = cfg or TrainConfig()
     _check_log(train, model, "train_explicit")
@@ -125,10 +125,11 @@ def implicit_loss(model: nn.Module, users: Tensor, pos: Tensor, neg: Tensor) -> 
 
 def train_implicit(model: nn.Module, train: Interactions, cfg: TrainConfig | None = None,
                    on_step: StepHook | None = None,
-                   params: list[nn.Parameter] | None = None) -> list[float]:
+                   params: list | None = None) -> list[float]:
     """Fit observed pairs against sampled negatives with BCE; returns per-epoch loss.
 
-    ``on_step(t)`` runs before optimizer step ``t`` (used by gradual pruning schedules).
+    ``on_step(t)`` runs before optimizer step ``t`` (used by gradual pruning schedules);
+    ``params`` (parameters or Adam parameter groups) defaults to every trainable parameter.
     """
     cfg = cfg or TrainConfig()
     _check_log(train, model, "train_implicit")

@@ -92,3 +92,22 @@ def test_prune_for_latency_device_aware_uses_measured_weights(net, monkeypatch):
                                                              1 / rel(m), rounds=30))
     assert seen and any("time per unit" in n for n in res.notes)
     assert res.model[2].out_channels == 16  # the cut went to the layer that saves more time
+
+
+@pytest.mark.slow
+def test_cli_device_aware(tmp_path):
+    from typer.testing import CliRunner
+
+    from prunekit.cli import app
+    from prunekit.serialize import load
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["prune", "torchvision:resnet18", "--structured", "--scope", "global",
+                            "--target-macs", "0.5", "--device-aware", "--round-to", "8",
+                            "--input-shape", "1,3,32,32", "-o", str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
+    m = load(tmp_path / "s")
+    assert m(torch.randn(1, 3, 32, 32)).shape == (1, 1000)
+    r = runner.invoke(app, ["prune", "torchvision:resnet18", "--structured", "--device-aware",
+                            "--input-shape", "1,3,32,32", "-o", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "--scope global" in r.output

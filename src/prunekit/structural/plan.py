@@ -341,7 +341,7 @@ def _group_weights(time_weights, names: list[tuple[str, ...]]) -> list[float] | 
         raise ValueError("time_weights must be a callable, a mapping or None, got "
                          f"{type(time_weights).__name__}")
     out = [float(time_weights(m)) for m in names]
-    bad = [(m, w) for m, w in zip(names, out) if not w > 0]
+    bad = [(m, w) for m, w in zip(names, out, strict=True) if not w > 0]
     if bad:
         raise ValueError(f"time_weights must be > 0; group {bad[0][0]} got {bad[0][1]}")
     return out

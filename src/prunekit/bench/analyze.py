@@ -31,6 +31,11 @@ from prunekit.bench.config import BenchConfig
 from prunekit.bench.harness import BenchResult, compare
 from prunekit.bench.methods import MethodSpec, apply_method, layer_profile, parse_method
 from prunekit.config import check_ratio
+from prunekit.bench.harness import fixed_threads
+from prunekit.bench.inputs import cast_inputs, resize_batch
+from prunekit.bench.sparse import choose_sparse_backends
+from prunekit.masks import finalize
+from prunekit.report import write_report
 
 EvalFn = Callable[[nn.Module], Any]
 
@@ -135,10 +140,6 @@ class AnalyzeResult:
 
 def _with_sparse_backends(model: nn.Module, example: Any, cfg: BenchConfig, name: str,
                           out: list[dict[str, Any]], timer: Any = None) -> nn.Module | None:
-    from prunekit.bench.harness import fixed_threads
-    from prunekit.bench.inputs import cast_inputs, resize_batch
-    from prunekit.bench.sparse import choose_sparse_backends
-
     m = copy.deepcopy(model).eval().to(device=cfg.device, dtype=cfg.torch_dtype)
     x = cast_inputs(resize_batch(example, cfg.batches[0]), cfg.torch_dtype, cfg.device)
     with fixed_threads(cfg.threads):
@@ -162,8 +163,6 @@ def _cells(specs: Sequence[MethodSpec], ratios: Sequence[float]) -> list[tuple[M
 
 def _run_cell(entry: SweepEntry, spec: MethodSpec, model: nn.Module, example: Any,
               eval_fn: EvalFn | None, device: str, **kw: Any) -> nn.Module | None:
-    from prunekit.masks import finalize
-
     pruned = copy.deepcopy(model).eval()
     try:
         pruned = apply_method(spec, pruned, example, entry.ratio, **kw).eval()
@@ -257,7 +256,5 @@ def analyze(
                         base_acc, command=command, sparse_decisions=decisions,
                         accuracy_unit=unit)
     if out_dir is not None:
-        from prunekit.report import write_report
-
         write_report(res.to_dict(), out_dir)
     return res

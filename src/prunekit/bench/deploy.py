@@ -45,7 +45,7 @@ from prunekit.bench.harness import compare, fixed_threads
 from prunekit.bench.inputs import cast_inputs, resize_batch
 from prunekit.bench.onnx_runtime import export_onnx, onnx_session
 from prunekit.bench.runtimes import get_runtime, resolve_device
-from prunekit.calibration import call_model
+from prunekit.call import call_model
 from prunekit.io import atomic_path
 from prunekit.masks import finalize, masked_modules
 

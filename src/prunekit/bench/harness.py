@@ -42,6 +42,8 @@ from prunekit.bench.runtimes import get_runtime, prepare_runtime, resolve_device
 from prunekit.bench.timer import (  # noqa: F401 - interleaved_samples re-exported
     Clock, LatencyStats, calibrate_number, clock_for, interleaved_samples, percentile,
 )
+from prunekit.bench.bn_fold import fold_batchnorm
+from prunekit.masks import finalize, masked_modules
 
 
 @dataclass
@@ -154,8 +156,6 @@ def fixed_threads(threads: int) -> Iterator[None]:
 def prepare_models(models: Mapping[str, nn.Module], cfg: BenchConfig,
                    notes: list[str]) -> dict[str, nn.Module]:
     """Inference copies of ``models``: eval, masks baked in, BN folded (all alike), moved, cast."""
-    from prunekit.bench.bn_fold import fold_batchnorm
-    from prunekit.masks import finalize, masked_modules
 
     out = {}
     for name, m in models.items():

@@ -39,8 +39,11 @@ from torch import nn
 from prunekit.bench.config import BenchConfig
 from prunekit.bench.harness import compare, fixed_threads
 from prunekit.bench.inputs import cast_inputs, first_batch_size, resize_batch
+from prunekit.bench.latency_lut import LatencyLUT, choose_round_to
 from prunekit.bench.reliability import SpeedupEstimate
+from prunekit.bench.timer import compare_latency
 from prunekit.bench.width_tables import module_time_weights
+from prunekit.structural import plan_structured
 
 RelLatency = Callable[[nn.Module], float]
 MakeFn = Callable[[float], nn.Module]
@@ -267,11 +270,6 @@ def prune_for_latency(
     notes: list[str] = []
     cfg = _setting_for(config, example_inputs, notes)
     if make is None:
-        try:
-            from prunekit.structural import plan_structured
-        except ImportError as e:
-            raise RuntimeError("latency-targeted pruning needs prunekit.plan_structured "
-                               "(structural planner) in this build") from e
         if round_to is None:
             round_to, _ = _measured_round_to(model, example_inputs, cfg, lut_path)
             notes.append(f"round_to={round_to} chosen from measured per-layer latency tables")
@@ -314,10 +312,6 @@ def _verify(res: LatencySearchResult, verify: Verify) -> None:
 
 def _measured_round_to(model: nn.Module, example_inputs: Any, cfg: Any,
                        lut_path: str | None) -> tuple[int, dict[str, Any]]:
-    from prunekit.bench.harness import fixed_threads
-    from prunekit.bench.inputs import cast_inputs, resize_batch
-    from prunekit.bench.latency_lut import LatencyLUT, choose_round_to
-
     batch = cfg.batches[0]
     m = copy.deepcopy(model).eval().to(device=cfg.device, dtype=cfg.torch_dtype)
     x = cast_inputs(resize_batch(example_inputs, batch), cfg.torch_dtype, cfg.device)
@@ -325,7 +319,6 @@ def _measured_round_to(model: nn.Module, example_inputs: Any, cfg: Any,
     lut = LatencyLUT(lut_path, LatencyLUT.make_key(cfg.device, cfg.torch_dtype, batch, clock))
     timer = None
     if cfg.clock is not None:  # tables timed with the same clock as the search
-        from prunekit.bench.timer import compare_latency
 
         def timer(mods, xx):
             stats = compare_latency(dict(mods), xx, warmup=2, repeats=10, rotate=None,

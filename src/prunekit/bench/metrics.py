@@ -17,7 +17,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from prunekit.calibration import call_model
+from prunekit.call import call_model
+from prunekit._memory import forward_peak_bytes
 
 
 @dataclass(frozen=True)
@@ -120,10 +121,6 @@ def peak_memory(model: nn.Module, run: Callable[[Any], Any], inputs: Any,
         run(inputs)
         torch.cuda.synchronize(device)
         return torch.cuda.max_memory_allocated(device) - base, "cuda allocator peak"
-    try:
-        from prunekit._memory import forward_peak_bytes
-    except ImportError:
-        return None, "not measured on cpu (no tracker)"
     peak, how = forward_peak_bytes(model, inputs)
     return int(peak), how
 

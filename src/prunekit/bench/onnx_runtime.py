@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils._pytree import tree_flatten
 
-from prunekit.bench.runtimes import RunFn, RuntimeUnavailable
+from prunekit.bench.runtime_base import RunFn, RuntimeUnavailable
 
 
 def _ort():

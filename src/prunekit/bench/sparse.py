@@ -33,8 +33,9 @@ import torch
 from torch import Tensor, nn
 
 from prunekit._registry import Registry
-from prunekit.calibration import hooked_forward
+from prunekit.call import hooked_forward
 from prunekit.masks.select import is_nm_valid
+from prunekit.bench.timer import compare_latency
 
 LayerTimer = Callable[[Mapping[str, nn.Module], Tensor], Mapping[str, float]]
 
@@ -191,7 +192,6 @@ class LayerDecision:
 def default_layer_timer(repeats: int = 20, warmup: int = 3) -> LayerTimer:
     """Median ms of each module on random copies of ``x`` (rotating, together larger than the
     cache), interleaved (see :func:`compare_latency`)."""
-    from prunekit.bench.timer import compare_latency
 
     def timer(mods: Mapping[str, nn.Module], x: Tensor) -> dict[str, float]:
         stats = compare_latency(dict(mods), x, warmup=warmup, repeats=repeats, rotate=None,

@@ -21,6 +21,9 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from prunekit.bench.inputs import input_pool
+from prunekit.call import call_model
+
 
 class Clock(Protocol):
     """Times one call of ``fn`` in milliseconds (the injectable seam of every measurement)."""
@@ -275,7 +278,6 @@ def interleaved_samples(
 
 def _pool_from(inputs: Any, rotate: int | None) -> list[Any]:
     """Rotating inputs: ``inputs`` may be one example or a factory ``i -> inputs``."""
-    from prunekit.bench.inputs import input_pool
 
     if callable(inputs) and not isinstance(inputs, (torch.Tensor, nn.Module)):
         return [inputs(i) for i in range(max(rotate or 4, 1))]
@@ -310,7 +312,6 @@ def compare_latency(
     Returns:
         name -> :class:`LatencyStats` (``median_ms``, ``p10_ms``, ``p90_ms`` …).
     """
-    from prunekit.calibration import call_model
 
     _check_counts(warmup, repeats, number)
     if not models:

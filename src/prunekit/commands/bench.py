@@ -12,6 +12,19 @@ from typing import Any, Callable, Optional
 import typer
 
 from prunekit.commands.core import MODEL_HELP, load_cli_model, make_input, parse_shape
+from prunekit.bench.config import BenchConfig
+from prunekit.bench.runtimes import get_runtime, resolve_device
+from prunekit.report.summary import summarize
+from prunekit.report.tables import latency_table, speedup_table
+from prunekit.bench.harness import compare
+from prunekit.bench.analyze import analyze
+from prunekit.bench.methods import parse_method
+from prunekit.bench.latency_target import parse_latency_target, prune_for_latency
+from prunekit.report import write_report
+from prunekit.io import atomic_write_bytes
+from prunekit.bench.deploy import DeployConfig, deploy
+from prunekit.serialize import load as pk_load
+from prunekit.serialize import save as pk_save
 
 
 def parse_list(text: str, option: str, kind: type = str) -> tuple:
@@ -52,9 +65,6 @@ def load_callable(spec: str, option: str = "--eval") -> Callable[..., Any]:
 
 
 def _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn, adapt=None):
-    from prunekit.bench.config import BenchConfig
-    from prunekit.bench.runtimes import get_runtime, resolve_device
-
     runtimes = parse_list(runtime, "--runtime")
     for rt in runtimes:
         try:
@@ -93,9 +103,6 @@ def command_line(ctx: typer.Context) -> str:
 
 
 def _print_speedups(data: dict[str, Any]) -> None:
-    from prunekit.report.summary import summarize
-    from prunekit.report.tables import latency_table, speedup_table
-
     for title, header, rows in (speedup_table(data), latency_table(data)):
         if not rows:
             continue
@@ -136,7 +143,6 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print the JSON result"),
     ) -> None:
         """Time dense and pruned models side by side (same runtime, dtype, batch, threads)."""
-        from prunekit.bench.harness import compare
 
         cfg = _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn,
                       (max_repeats, tolerance, budget))
@@ -149,8 +155,6 @@ def register(app: typer.Typer) -> None:
         data = res.to_dict()
         data["command"] = command_line(ctx)
         if output is not None:
-            from prunekit.report import write_report
-
             paths = write_report(data, output)
             typer.echo(f"report: {paths.get('html')}")
         if as_json:
@@ -190,8 +194,6 @@ def register(app: typer.Typer) -> None:
         trust: bool = typer.Option(False, help="allow unpickling .pt model files you trust"),
     ) -> None:
         """Sweep methods × ratios, evaluate, time side by side, write report/index.html."""
-        from prunekit.bench.analyze import analyze
-        from prunekit.bench.methods import parse_method
 
         cfg = _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn,
                       (max_repeats, tolerance, budget))
@@ -241,7 +243,6 @@ def register(app: typer.Typer) -> None:
         trust: bool = typer.Option(False, help="allow unpickling .pt model files you trust"),
     ) -> None:
         """Structured pruning until the measured latency meets --target-latency (never slower)."""
-        from prunekit.bench.latency_target import parse_latency_target, prune_for_latency
 
         try:
             frac = parse_latency_target(target)
@@ -257,10 +258,9 @@ def register(app: typer.Typer) -> None:
         except RuntimeError as e:
             raise typer.BadParameter(str(e)) from None
         _save_structured(res.model, output, model)
-        from prunekit.report.writer import _atomic_write
 
         info = dict(res.to_dict(), command=command_line(ctx))
-        _atomic_write(output / "latency_search.json", json.dumps(info, indent=1).encode())
+        atomic_write_bytes(output / "latency_search.json", json.dumps(info, indent=1).encode())
         typer.echo(f"measured on {res.setting}")
         for r, rel in res.trace:
             typer.echo(f"search: ratio {r:.3f}: measured {rel:.3f}x dense latency")
@@ -305,8 +305,6 @@ def register_deploy(app: typer.Typer) -> None:
         trust: bool = typer.Option(False, help="allow unpickling .pt model files you trust"),
     ) -> None:
         """Measure pruned and dense in every runtime/setting; write the fastest artifact."""
-        from prunekit.bench.deploy import DeployConfig, deploy
-
         choice = {"both": (False, True), "on": (True,), "off": (False,)}
         for opt, v in (("--channels-last", channels_last), ("--fold-bn", fold_bn)):
             if v not in choice:
@@ -329,9 +327,7 @@ def register_deploy(app: typer.Typer) -> None:
 
 def _load_pruned(model: str, trust: bool) -> Any:
     if (Path(model) / "prunekit.json").is_file():
-        from prunekit.serialize import load
-
-        return load(model)
+        return pk_load(model)
     return load_cli_model(model, None, trust)
 
 
@@ -357,15 +353,6 @@ def _print_deploy(res: Any) -> None:
 
 
 def _save_structured(model: Any, out: Path, spec: str) -> None:
-    """Save with the architecture round trip when available, else the weights only."""
-    try:
-        from prunekit.serialize import save as pk_save  # structural2, when merged
-    except ImportError:
-        from prunekit.io import save_weights
-
-        save_weights(model, out / "model.safetensors")
-        typer.echo("note: prunekit.save is not in this build; wrote weights only "
-                   "(pruned shapes: rebuild the architecture to load them)")
-        return
+    """Save the pruned model with its architecture (``prunekit.save``)."""
     pk_save(model, out, spec=spec)
 

@@ -5,7 +5,7 @@ import pickle
 
 import pytest
 import torch
-from s2_factories import tiny_swin
+from structural_factories import tiny_swin
 from torchvision.models.swin_transformer import ShiftedWindowAttention, ShiftedWindowAttentionV2
 from torchvision.models.video.swin_transformer import ShiftedWindowAttention3d
 
@@ -97,7 +97,7 @@ def test_tiny_swin_save_load_round_trip(v2, tmp_path):
     x = torch.randn(1, 3, 64, 64)
     pruned = pk.plan_structured(model, x, ratio=0.5).apply()
     ref = pruned(x)
-    pk.save(pruned, tmp_path / "swin", spec="module:s2_factories:tiny_swin",
+    pk.save(pruned, tmp_path / "swin", spec="module:structural_factories:tiny_swin",
             spec_kwargs={"v2": v2})
     back = pk.load(tmp_path / "swin")
     a, b = pruned.features[1][0].attn, back.features[1][0].attn

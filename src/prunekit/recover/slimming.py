@@ -5,7 +5,7 @@ Slimming", ICCV 2017.
    subgradient ``lambda * sign(gamma)`` added to ``gamma.grad`` after backward (what the paper's
    code does; identical to adding the penalty to the loss, and independent of AMP loss scaling).
 2. Channel pruning by ``|gamma|`` with one global threshold (structural planner, ``bn_scale``
-   criterion, global scope), then fine-tuning. With a run directory, ``gamma.png`` shows the
+   criterion, ``threshold`` scope: raw scores, not normalised per layer), then fine-tuning. With a run directory, ``gamma.png`` shows the
    ``|gamma|`` distribution of the dense model and after sparse training.
 """
 
@@ -15,6 +15,9 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+
+from prunekit.recover.training import Phase
+from prunekit.recover.structured import structured_pruner
 
 _BN = (nn.modules.batchnorm._BatchNorm,)
 
@@ -53,12 +56,10 @@ def gamma_values(model: nn.Module) -> Tensor:
 def plot_gamma(before: Tensor, after: Tensor, path: str | Path,
                title: str = "BatchNorm |gamma| before/after sparse training") -> Path:
     """Histogram of ``|gamma|`` before and after (PNG via matplotlib's Agg backend)."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: the user's backend stays as it is
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.subplots()
     hi = float(max(before.max() if before.numel() else 1, after.max() if after.numel() else 1))
     bins = torch.linspace(0, hi, 50).tolist()
     ax.hist(before.tolist(), bins=bins, alpha=0.6, label=f"before (n={before.numel()})")
@@ -71,21 +72,18 @@ def plot_gamma(before: Tensor, after: Tensor, path: str | Path,
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
 def slimming_phases(model: nn.Module, ctx) -> list:
     """Sparse training (``recipe.pretrain`` with the L1 subgradient), then channel pruning by
     ``|gamma|`` on the recipe's schedule during ``recipe.finetune``."""
-    from prunekit.recover.finetune import Phase
-    from prunekit.recover.structured import structured_pruner
 
     r = ctx.recipe
     bn_l1_penalty(model, r.l1)  # raises early when there is no BN
     lam = r.l1
     before = gamma_values(model)
-    prune = structured_pruner(ctx, "bn_scale", scope="global")
+    prune = structured_pruner(ctx, "bn_scale", scope="threshold")  # one raw threshold
 
     def prune_and_plot(m: nn.Module, amount: float) -> bool:
         if ctx.out_dir is not None and not (Path(ctx.out_dir) / "gamma.png").exists():

@@ -1,4 +1,6 @@
-"""The training loop behind fine-tuning, sparse training and every schedule.
+"""The parts of the training loop behind fine-tuning, sparse training and every schedule:
+phases, loop state, optimizer and learning-rate schedule, evaluation (the loop itself is
+:class:`prunekit.recover.loop.TrainLoop`).
 
 A *phase* trains for ``cfg.epochs`` epochs and applies its schedule's pruning events before the
 optimizer steps they name. The loop is deterministic and resumable: at every checkpoint it
@@ -7,7 +9,6 @@ the number of batches consumed, so a resumed run rebuilds the very same loader o
 consumed batches and restores the RNG of the checkpoint instant.
 
 Plain use, with your model, loader, loss and metric::
-
     finetune(model, train_loader, torch.nn.functional.cross_entropy, Finetune(epochs=2),
              val_loader=val_loader, eval_fn=accuracy)
 """
@@ -22,9 +23,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from prunekit.calibration import call_model
+from prunekit.call import call_model
 from prunekit.recover import ddp
 from prunekit.recover.recipe import Finetune, Schedule
+from prunekit.recover.distill import logits_of
 
 
 @dataclass
@@ -162,7 +164,6 @@ def peek(loader: Iterable) -> Any:
 
 def default_accuracy(model: nn.Module, loader: Iterable) -> float:
     """Top-1 accuracy in percent over ``(inputs, labels)`` batches."""
-    from prunekit.recover.distill import logits_of
 
     dev = ddp.model_device(model)
     correct = total = 0
@@ -186,21 +187,7 @@ def evaluate(model: nn.Module, loader: Iterable | None, eval_fn: Callable | None
         model.train(was)
 
 
-def finetune(model: nn.Module, train_loader: Iterable, loss_fn: Callable[[Any, Any], Tensor],
-             cfg: Finetune | None = None, *, val_loader: Iterable | None = None,
-             eval_fn: Callable | None = None, device: str | torch.device | None = None,
-             distiller: Any = None) -> list[dict[str, Any]]:
-    """Fine-tune ``model`` in place (masks stay applied); returns the per-epoch history."""
-    from prunekit.recover.loop import TrainLoop
-
-    loop = TrainLoop(model, train_loader, loss_fn, val_loader=val_loader, eval_fn=eval_fn,
-                     device=device, distiller=distiller)
-    state = LoopState()
-    loop.run_phase(Phase("finetune", cfg or Finetune()), state)
-    return state.history
-
-
 __all__ = [
     "LoopState", "Phase", "build_optimizer", "default_accuracy", "describe", "evaluate",
-    "finetune", "peek", "split_batch", "steps_per_epoch", "to_device",
+    "peek", "split_batch", "steps_per_epoch", "to_device",
 ]

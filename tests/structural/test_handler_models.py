@@ -1,9 +1,9 @@
-"""plan_structured + verify through the S2 handlers (attention, RNN, HF Conv1D), hybrid, save."""
+"""plan_structured + verify through the attention, RNN and HF Conv1D handlers (attention, RNN, HF Conv1D), hybrid, save."""
 
 import pytest
 import torch
 import torchvision
-from s2_factories import self_attention, tagger
+from structural_factories import self_attention, tagger
 from torch import nn
 
 import prunekit as pk
@@ -65,6 +65,7 @@ def test_hf_llama_plan_save_load(tmp_path):
     assert torch.allclose(pk.load(tmp_path / "llama")(input_ids=ids).logits, ref, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_resnet18_plan_save_load_and_hybrid(tmp_path):
     torch.manual_seed(0)
     x = torch.randn(1, 3, 32, 32)

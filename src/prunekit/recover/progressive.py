@@ -14,10 +14,14 @@ from typing import Any
 
 from torch import nn
 
+from prunekit.call import hooked_forward
+from prunekit.recover.training import Phase
+from prunekit.recover.pruners import mask_pruner
+from prunekit.weights import select_layers
+
 
 def forward_order(model: nn.Module, names: list[str], example_inputs: Any) -> list[str]:
     """``names`` sorted by the first time each module runs on ``example_inputs``."""
-    from prunekit.calibration import hooked_forward
 
     seen: list[str] = []
     mods = dict(model.named_modules())
@@ -29,9 +33,6 @@ def forward_order(model: nn.Module, names: list[str], example_inputs: Any) -> li
 
 def progressive_phases(model: nn.Module, ctx) -> list:
     """One phase per prunable layer, input to output (after the optional pretrain phase)."""
-    from prunekit.recover.finetune import Phase
-    from prunekit.recover.phases import mask_pruner
-    from prunekit.weights import select_layers
 
     r = ctx.recipe
     order = forward_order(model, list(select_layers(model, r.exclude)), ctx.example_inputs)

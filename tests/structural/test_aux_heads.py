@@ -26,6 +26,7 @@ def googlenet_plan():
     return m, x, plan, plan.apply(copy=True)
 
 
+@pytest.mark.slow
 def test_googlenet_aux_heads_are_pruned_with_the_trunk(googlenet_plan):
     m, x, plan, pruned = googlenet_plan
     assert plan.not_called == [] and plan.train_output_shapes == [(1, 1000)] * 3
@@ -42,6 +43,7 @@ def test_googlenet_aux_heads_are_pruned_with_the_trunk(googlenet_plan):
     sum(t.sum() for t in out).backward()
 
 
+@pytest.mark.slow
 def test_googlenet_aux_outputs_match_masked_model(googlenet_plan):
     """Zeroing the removed channels == removing them, on the trunk and the auxiliary heads."""
     m, x, plan, pruned = googlenet_plan

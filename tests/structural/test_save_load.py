@@ -50,6 +50,7 @@ def test_resnet_round_trip(pruned_resnet, tmp_path):
     assert torch.equal(m(x), m2(x))
 
 
+@pytest.mark.slow
 def test_resnet_onnx_export(pruned_resnet, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     m, x = pruned_resnet
@@ -112,6 +113,7 @@ def _pruned_bert():
     return m
 
 
+@pytest.mark.slow
 def test_bert_round_trip_and_onnx(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     m = _pruned_bert()
@@ -143,14 +145,14 @@ def test_save_needs_spec_for_unknown_model(tmp_path):
 
 
 def test_mha_and_lstm_round_trip_module_spec(tmp_path):
-    from s2_factories import self_attention, tagger
+    from structural_factories import self_attention, tagger
 
     torch.manual_seed(0)
     m = self_attention().eval()
     x = torch.randn(2, 5, 16)
     get_handler(m.mha).internal_groups(m.mha)[0].prune(torch.tensor([0, 3]))
     ref = m(x)
-    save(m, tmp_path / "mha", spec="module:s2_factories:self_attention")
+    save(m, tmp_path / "mha", spec="module:structural_factories:self_attention")
     m2 = load(tmp_path / "mha")
     assert m2.mha.num_heads == 2 and type(m2.mha).__name__ == "PrunedMultiheadAttention"
     assert torch.equal(m2(x), ref)
@@ -164,12 +166,13 @@ def test_mha_and_lstm_round_trip_module_spec(tmp_path):
     t.head.weight = nn.Parameter(t.head.weight[:, both].detach().clone())
     t.head.in_features = 10
     ref = t(ids)
-    save(t, tmp_path / "lstm", spec="module:s2_factories:tagger")
+    save(t, tmp_path / "lstm", spec="module:structural_factories:tagger")
     t2 = load(tmp_path / "lstm")
     assert t2.rnn.hidden_size == 5
     assert torch.equal(t2(ids), ref)
 
 
+@pytest.mark.slow
 def test_timm_spec_inferred_with_builder_kwargs(tmp_path):
     timm = pytest.importorskip("timm")
     import prunekit as pk
@@ -185,9 +188,10 @@ def test_timm_spec_inferred_with_builder_kwargs(tmp_path):
     assert torch.equal(load(tmp_path / "t")(x), pruned(x))
 
 
+@pytest.mark.slow
 def test_pruned_mha_and_lstm_export_to_onnx(tmp_path):
     ort = pytest.importorskip("onnxruntime")
-    from s2_factories import self_attention, tagger
+    from structural_factories import self_attention, tagger
 
     import prunekit as pk
 

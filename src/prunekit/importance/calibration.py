@@ -13,30 +13,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from prunekit.call import call_model
 from prunekit.importance.base import LayerStats
-
-
-def call_model(model: nn.Module, batch: Any) -> Any:
-    """Run ``model`` on a batch: tuple/list -> positional args, dict -> kwargs, else one arg."""
-    if isinstance(batch, dict):
-        return model(**batch)
-    if isinstance(batch, (tuple, list)):
-        return model(*batch)
-    return model(batch)
-
-
-def hooked_forward(model: nn.Module, inputs: Any, handles: list) -> Any:
-    """One ``torch.no_grad`` forward in eval mode; then remove ``handles`` (hooks the caller
-    registered to observe this pass) and restore the training mode, even on error."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return call_model(model, inputs)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+from prunekit.masks.layout import TRANSPOSED, layout_for
 
 
 def _split(batch: Any) -> tuple[Any, Any]:
@@ -54,8 +33,6 @@ def weight_param(module: nn.Module) -> nn.Parameter:
 
 
 def _in_dim(module: nn.Module) -> int:
-    from prunekit.masks.layout import TRANSPOSED, layout_for
-
     return 0 if layout_for(module) is TRANSPOSED else 1
 
 

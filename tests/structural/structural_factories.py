@@ -1,4 +1,4 @@
-"""Small models built by ``module:s2_factories:NAME`` specs in the structural2 tests."""
+"""Small models built by ``module:structural_factories:NAME`` specs in the structural tests."""
 
 from torch import nn
 

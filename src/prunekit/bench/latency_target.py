@@ -42,6 +42,7 @@ from prunekit.bench.inputs import cast_inputs, first_batch_size, resize_batch
 from prunekit.bench.latency_lut import LatencyLUT, choose_round_to
 from prunekit.bench.reliability import SpeedupEstimate
 from prunekit.bench.timer import compare_latency
+from prunekit.bench.width_tables import module_time_weights
 from prunekit.structural import plan_structured
 
 RelLatency = Callable[[nn.Module], float]
@@ -236,6 +237,7 @@ def prune_for_latency(
     rel_latency: RelLatency | None = None,
     make: MakeFn | None = None,
     verify: Verify | None = None,
+    device_aware: bool = False,
     **search_kwargs: Any,
 ) -> LatencySearchResult:
     """Structurally prune ``model`` (a copy) until its measured latency is ``target`` × dense.
@@ -254,6 +256,9 @@ def prune_for_latency(
         make: injectable pruning function (tests, custom flows).
         verify: ``verify(model) -> SpeedupEstimate`` of the returned model against dense
             (default: a fresh interleaved run, :func:`fresh_verification`).
+        device_aware: weigh the planner's global ranking by measured time saved per unit
+            (:func:`prunekit.bench.width_tables.module_time_weights`, timed with ``config``'s
+            threads and clock), so the cut goes where this device saves time.
 
     Returns:
         A :class:`LatencySearchResult`; ``met`` is decided by the fresh verification run.
@@ -268,10 +273,14 @@ def prune_for_latency(
         if round_to is None:
             round_to, _ = _measured_round_to(model, example_inputs, cfg, lut_path)
             notes.append(f"round_to={round_to} chosen from measured per-layer latency tables")
+        weights = _measured_time_weights(model, example_inputs, cfg) if device_aware else None
+        if weights is not None:
+            notes.append(f"global ranking weighed by measured time per unit ({len(weights)} "
+                         "layers)")
 
         def make(r: float) -> nn.Module:
             plan = plan_structured(model, example_inputs, criterion=criterion, ratio=r,
-                                   scope="global", round_to=round_to)
+                                   scope="global", round_to=round_to, time_weights=weights)
             return plan.apply(copy=True).eval()
 
     dense = copy.deepcopy(model).eval()
@@ -318,3 +327,11 @@ def _measured_round_to(model: nn.Module, example_inputs: Any, cfg: Any,
 
     with fixed_threads(cfg.threads):
         return choose_round_to(m, x, lut, timer=timer)
+
+
+def _measured_time_weights(model: nn.Module, example_inputs: Any, cfg: Any) -> dict[str, float]:
+    """Per-layer time per unit on ``cfg``'s device, batch, threads and clock."""
+    m = copy.deepcopy(model).eval().to(device=cfg.device, dtype=cfg.torch_dtype)
+    x = cast_inputs(resize_batch(example_inputs, cfg.batches[0]), cfg.torch_dtype, cfg.device)
+    with fixed_threads(cfg.threads):
+        return module_time_weights(m, x, clock=cfg.clock)

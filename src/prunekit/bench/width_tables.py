@@ -29,25 +29,28 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from prunekit.bench.latency_lut import measure_curve
+from prunekit.bench.sparse import capture_inputs
 from prunekit.bench.timer import compare_latency
 
 Timer = Callable[[Mapping[int, Any], Any], Mapping[int, float]]
 
 
-def _time(mods: dict[int, Any], make_x: Callable[[int], Tensor], timer: Timer | None
-          ) -> dict[int, float]:
+def _time(mods: dict[int, Any], make_x: Callable[[int], Tensor], timer: Timer | None,
+          clock: Any = None, repeats: int = 10) -> dict[int, float]:
     if timer is not None:
         return {int(k): float(v) for k, v in timer(mods, make_x(max(mods))).items()}
-    out = {}
-    for k, m in mods.items():  # inputs differ per width: each timed on its own input
-        stats = compare_latency({"m": m}, make_x(k), warmup=2, repeats=10, rotate=None,
-                                number=None)
-        out[k] = stats["m"].median
-    return out
+    xs = {k: make_x(k) for k in mods}
+    wrapped = {k: (lambda _x, m=m, xk=xs[k]: m(xk)) for k, m in mods.items()}
+    # interleaved round by round; each width runs on its own input (inputs differ per width)
+    with torch.no_grad():
+        stats = compare_latency(wrapped, xs[max(mods)], warmup=2, repeats=repeats, rotate=None,
+                                number=None, clock=clock)
+    return {k: stats[k].median for k in mods}
 
 
 def depthwise_curve(conv: nn.Conv2d, x: Tensor, counts: Iterable[int],
-                    timer: Timer | None = None) -> dict[int, float]:
+                    timer: Timer | None = None, clock: Any = None) -> dict[int, float]:
     """A depthwise conv (``groups == in == out``) at each channel count on ``x``'s spatial
     size (input channels shrink with the outputs)."""
     if not (conv.groups == conv.in_channels == conv.out_channels):
@@ -55,11 +58,11 @@ def depthwise_curve(conv: nn.Conv2d, x: Tensor, counts: Iterable[int],
                          f"groups={conv.groups}, in={conv.in_channels}, out={conv.out_channels}")
     mods = {c: nn.Conv2d(c, c, conv.kernel_size, conv.stride, conv.padding, conv.dilation, c,
                          conv.bias is not None).eval() for c in counts}
-    return _time(mods, lambda c: torch.randn(x.shape[0], c, *x.shape[2:]), timer)
+    return _time(mods, lambda c: torch.randn(x.shape[0], c, *x.shape[2:]), timer, clock)
 
 
 def grouped_curve(conv: nn.Conv2d, x: Tensor, counts: Iterable[int],
-                  timer: Timer | None = None) -> dict[int, float]:
+                  timer: Timer | None = None, clock: Any = None) -> dict[int, float]:
     """A grouped conv (``1 < groups``, not depthwise) at output counts divisible by its groups
     (other counts cannot exist); inputs fixed."""
     g = conv.groups
@@ -70,7 +73,7 @@ def grouped_curve(conv: nn.Conv2d, x: Tensor, counts: Iterable[int],
         raise ValueError(f"no count in {list(counts)} is divisible by groups={g}")
     mods = {c: nn.Conv2d(conv.in_channels, c, conv.kernel_size, conv.stride, conv.padding,
                          conv.dilation, g, conv.bias is not None).eval() for c in ok}
-    return _time(mods, lambda c: x, timer)
+    return _time(mods, lambda c: x, timer, clock)
 
 
 class _Heads(nn.Module):
@@ -88,18 +91,19 @@ class _Heads(nn.Module):
 
 
 def attention_heads_curve(d_model: int, head_dim: int, counts: Iterable[int], tokens: int,
-                          batch: int = 1, timer: Timer | None = None) -> dict[int, float]:
+                          batch: int = 1, timer: Timer | None = None,
+                          clock: Any = None) -> dict[int, float]:
     """An attention block (fused qkv, SDPA, output projection) at each head count."""
     mods = {h: _Heads(d_model, h, head_dim).eval() for h in counts}
-    return _time(mods, lambda h: torch.randn(batch, tokens, d_model), timer)
+    return _time(mods, lambda h: torch.randn(batch, tokens, d_model), timer, clock)
 
 
 def mlp_width_curve(d_model: int, counts: Iterable[int], tokens: int, batch: int = 1,
-                    timer: Timer | None = None) -> dict[int, float]:
+                    timer: Timer | None = None, clock: Any = None) -> dict[int, float]:
     """A transformer MLP (up, GELU, down) at each hidden width."""
     mods = {w: nn.Sequential(nn.Linear(d_model, w), nn.GELU(), nn.Linear(w, d_model)).eval()
             for w in counts}
-    return _time(mods, lambda w: torch.randn(batch, tokens, d_model), timer)
+    return _time(mods, lambda w: torch.randn(batch, tokens, d_model), timer, clock)
 
 
 def time_per_unit(curve: Mapping[int, float], full: int) -> float:
@@ -119,3 +123,79 @@ def time_per_unit(curve: Mapping[int, float], full: int) -> float:
     var = sum((x - mx) ** 2 for x in xs)
     slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
     return max(0.0, slope / (curve[full] / full))
+
+
+def _fractions(full: int, step: int = 1) -> list[int]:
+    """``full`` and about 3/4, 1/2, 1/4 of it, as multiples of ``step``."""
+    out = {full}
+    for f in (0.75, 0.5, 0.25):
+        out.add(max(step, int(round(full * f / step)) * step))
+    return sorted(c for c in out if 0 < c <= full)
+
+
+def _heads_of(m: nn.Module) -> tuple[int, int] | None:
+    """``(heads, head_dim)`` of an attention block whose heads are channel groups (HF BERT)."""
+    heads = getattr(m, "num_attention_heads", None)
+    hd = getattr(m, "attention_head_size", None) or getattr(m, "head_dim", None)
+    return (int(heads), int(hd)) if heads and hd and hasattr(m, "query") else None
+
+
+def _curve_for(m: nn.Module, x: Tensor, clock: Any) -> tuple[dict[int, float], int] | None:
+    tokens, batch = (x.shape[-2], x.shape[0]) if x.dim() == 3 else (1, 1)
+    if (hh := _heads_of(m)) is not None and x.dim() == 3:
+        return attention_heads_curve(x.shape[-1], hh[1], _fractions(hh[0]), tokens, batch,
+                                     clock=clock), hh[0]
+    if type(m) is nn.Linear:
+        full = m.out_features
+        if x.dim() == 3 and full > m.in_features:  # MLP up-projection: hidden width
+            return mlp_width_curve(m.in_features, _fractions(full, 8), tokens, batch,
+                                   clock=clock), full
+        return measure_curve(m, x, _fractions(full), _clock_timer(clock)), full
+    if type(m) is nn.Conv2d:
+        full, g = m.out_channels, m.groups
+        if g == 1:
+            return measure_curve(m, x, _fractions(full), _clock_timer(clock)), full
+        if g == m.in_channels == full:
+            return depthwise_curve(m, x, _fractions(full), clock=clock), full
+        return grouped_curve(m, x, _fractions(full, g), clock=clock), full
+    return None
+
+
+def _clock_timer(clock: Any) -> Timer | None:
+    if clock is None:
+        return None
+
+    def timer(mods: Mapping[int, Any], x: Tensor) -> dict[int, float]:
+        stats = compare_latency(dict(mods), x, warmup=2, repeats=10, rotate=None, number=None,
+                                clock=clock)
+        return {int(k): v.median for k, v in stats.items()}
+    return timer
+
+
+def module_time_weights(model: nn.Module, example_inputs: Any, *, clock: Any = None,
+                        lo: float = 0.05, hi: float = 20.0) -> dict[str, float]:
+    """``{module name: time_per_unit}`` for every Linear, Conv2d (plain, grouped, depthwise)
+    and head-structured attention block, measured on the input it sees in one forward.
+
+    Pass the result to ``plan_structured(..., scope="global", time_weights=...)``: a group
+    takes the weight of its first producer found here. Layers of identical shape and input size are timed
+    once. Weights are clipped to ``[lo, hi]`` (a noisy curve must not zero a group out).
+    Time with the threads and clock you will deploy with (see :mod:`prunekit.bench.harness`).
+    """
+    layers = {n: m for n, m in model.named_modules()
+              if type(m) in (nn.Linear, nn.Conv2d) or _heads_of(m) is not None}
+    xs = capture_inputs(model.eval(), example_inputs, layers)
+    cache: dict[str, float] = {}
+    out: dict[str, float] = {}
+    for name, m in layers.items():
+        x = xs.get(name)
+        if not isinstance(x, Tensor):
+            continue
+        key = f"{m!r}|{tuple(x.shape)}"
+        if key not in cache:
+            got = _curve_for(m, x, clock)
+            if got is None:
+                continue
+            cache[key] = min(hi, max(lo, time_per_unit(*got)))
+        out[name] = cache[key]
+    return out

@@ -17,11 +17,13 @@ from prunekit.structural import plan_structured
 from prunekit.structural.hybrid import prune_hybrid
 from prunekit.bench.config import BenchConfig
 from prunekit.bench.latency_target import prune_for_latency
+from prunekit.bench.width_tables import module_time_weights
 
 
 def run_structured(model: nn.Module, x: Any, output: Path, *, spec: str, ratio: float, criterion: str,
                    scope: str, round_to: int, exclude: list[str], target_macs: float | None,
-                   target_params: float | None, weights: dict | None) -> None:
+                   target_params: float | None, weights: dict | None,
+                   device_aware: bool = False) -> None:
     from rich.console import Console
 
 
@@ -35,6 +37,10 @@ def run_structured(model: nn.Module, x: Any, output: Path, *, spec: str, ratio: 
     before = stats(model, x)
     options = dict(criterion=criterion, ratio=ratio, scope=scope, round_to=round_to,
                    exclude=list(exclude), target=target)
+    if device_aware:
+        if scope != "global":
+            raise typer.BadParameter("--device-aware needs --scope global", param_hint="--scope")
+        options["time_weights"] = module_time_weights(model, x)
     try:
         if weights is not None:
             pruned, report = prune_hybrid(model, x, structured=options, weights=weights)
@@ -55,7 +61,7 @@ def run_structured(model: nn.Module, x: Any, output: Path, *, spec: str, ratio: 
 
 
 def run_latency_target(model: nn.Module, x: Any, output: Path, *, spec: str, target: str, criterion: str,
-                       device: str, dtype: str, runtime: str) -> None:
+                       device: str, dtype: str, runtime: str, device_aware: bool = False) -> None:
     """Structured pruning until the measured latency on ``device``/``runtime`` meets ``target``."""
     from rich.console import Console
 
@@ -63,7 +69,8 @@ def run_latency_target(model: nn.Module, x: Any, output: Path, *, spec: str, tar
     try:
         value = float(target.lower().removesuffix("x"))
         cfg = BenchConfig(device=device, dtype=dtype, batches=(int(x.shape[0]),), runtimes=(runtime,))
-        res = prune_for_latency(model, x, value, config=cfg, criterion=criterion)
+        res = prune_for_latency(model, x, value, config=cfg, criterion=criterion,
+                                device_aware=device_aware)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     save(res.model, output, spec=spec)

@@ -142,6 +142,9 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", help="--target-latency: device to measure on"),
         dtype: str = typer.Option("fp32", help="--target-latency: fp32, fp16 or bf16"),
         runtime: str = typer.Option("eager", help="--target-latency: eager, compile, cudagraph, onnxruntime"),
+        device_aware: bool = typer.Option(
+            False, "--device-aware", help="--structured global/--target-latency: weigh the ranking "
+            "by measured time per unit on this machine (width tables)"),
     ) -> None:
         """Prune weights (masks, written as ordinary finalized weights) or, with --structured,
         remove channels physically (a prunekit directory that reloads without code changes)."""
@@ -160,11 +163,12 @@ def register(app: typer.Typer) -> None:
 
             if target_latency is not None:
                 run_latency_target(m, x, output, spec=_spec(model, arch), target=target_latency,
-                                   criterion=criterion, device=device, dtype=dtype, runtime=runtime)
+                                   criterion=criterion, device=device, dtype=dtype, runtime=runtime,
+                                   device_aware=device_aware)
                 return
             run_structured(m, x, output, spec=_spec(model, arch), ratio=ratio, criterion=criterion,
                            scope=scope, round_to=round_to, exclude=exclude, target_macs=target_macs,
-                           target_params=target_params,
+                           target_params=target_params, device_aware=device_aware,
                            weights=dict(sparsity=sparsity, criterion=method, scope=scope, pattern=pattern,
                                         skip_incompatible=skip_incompatible) if hybrid else None)
             return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -153,6 +153,7 @@ def plan_structured(
     seed: int = 0,
     check: bool = True,
     max_refusals: int = 8,
+    time_weights: Callable[[tuple[str, ...]], float] | Mapping[str, float] | None = None,
 ) -> StructuredPlan:
     """Plan structural (channel) pruning of ``model``; the model is not modified.
 
@@ -179,6 +180,12 @@ def plan_structured(
             If the pruned copy fails inside a module (typically a reshape with sizes written
             as constants in the model's code), the channels reshaped/split in that module are
             made unprunable and the plan is recomputed (at most ``max_refusals`` times).
+        time_weights: global scope only: measured time saved per removed unit relative to
+            what MACs predict, per group (see ``select_global``). A callable gets the group's
+            module names, producers first (``"<module>:<dim>"`` for dims inside one module,
+            e.g. heads) and returns a weight > 0; a mapping gives a weight per module name (a
+            group takes that of its first name found there, 1.0 if none). Measured tables give
+            one: :func:`prunekit.bench.width_tables.module_time_weights`. ``None``: unweighted.
 
     Returns:
         A :class:`StructuredPlan`; call ``.summary()``, ``.apply()``.
@@ -188,12 +195,14 @@ def plan_structured(
     """
     cfg = StructuredConfig(criterion, ratio, scope, round_to, tuple(exclude), target,
                            per_layer_min, per_layer_max, seed)
+    if time_weights is not None and cfg.scope == "local":
+        raise ValueError("time_weights needs scope='global' (it weighs the global ranking)")
 
     refuse: dict[str, str] = {}
     freeze: dict[str, str] = {}
     while True:
         plan = _plan_once(model, example_inputs, cfg, refuse, calib_data, loss_fn, max_batches,
-                          freeze)
+                          freeze, time_weights)
         if not check or not plan.edits:
             return plan
         try:  # trial on a copy: catches reshapes with sizes hard-coded in the model's code
@@ -310,7 +319,7 @@ def _localize(plan: StructuredPlan) -> list[str]:
 
 def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
                refuse: dict[str, str], calib_data, loss_fn, max_batches,
-               freeze: dict[str, str] | None = None) -> StructuredPlan:
+               freeze: dict[str, str] | None = None, time_weights=None) -> StructuredPlan:
     freeze = freeze or {}
     graph = DependencyGraph.build(model, example_inputs, cfg.exclude, refuse,
                                   {k: v for k, v in freeze.items() if "::" not in k})
@@ -329,12 +338,15 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
     widths = [int(g.widths[0]) if g.widths is not None and g.size else 1 for g in graph.groups]
     widths += [cfg.round_to] * len(internal)  # no channel rounding of heads
     n_graph = len(graph.groups)
+    names = [tuple(dict.fromkeys([*g.producers, *g.members])) for g in graph.groups]
+    names += [(f"{n}:{ig.name}",) for n, ig in internal]
+    tw = _group_weights(time_weights, names)
 
     def choose(x: float) -> list[Tensor]:
         if cfg.scope == "local":
             return select_local(scores, x, cfg.per_layer_min, cfg.per_layer_max, cfg.round_to, widths)
         return select_global(scores, int(round(x)), cfg.per_layer_min, cfg.per_layer_max,
-                             cfg.round_to, widths, normalize=cfg.scope == "global")
+                             cfg.round_to, widths, tw, normalize=cfg.scope == "global")
 
     def evaluate(masks: list[Tensor]) -> tuple[int, int]:
         flat = torch.cat(masks[:n_graph]) if n_graph else torch.zeros(0, dtype=torch.bool)
@@ -379,3 +391,23 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
     plan._names = lambda c: (graph.groups[c].producers if isinstance(c, int)  # type: ignore
                              else [f"{c}::internal"])
     return plan
+
+
+def _group_weights(time_weights, names: list[tuple[str, ...]]) -> list[float] | None:
+    """One weight per group from a callable or a ``{module name: weight}`` mapping."""
+    if time_weights is None:
+        return None
+    if isinstance(time_weights, Mapping):
+        table = time_weights
+
+        def time_weights(members: tuple[str, ...]) -> float:
+            found = [table[m.split(":")[0]] for m in members if m.split(":")[0] in table]
+            return float(found[0]) if found else 1.0
+    elif not callable(time_weights):
+        raise ValueError("time_weights must be a callable, a mapping or None, got "
+                         f"{type(time_weights).__name__}")
+    out = [float(time_weights(m)) for m in names]
+    bad = [(m, w) for m, w in zip(names, out, strict=True) if not w > 0]
+    if bad:
+        raise ValueError(f"time_weights must be > 0; group {bad[0][0]} got {bad[0][1]}")
+    return out

@@ -48,9 +48,11 @@ test-latest:
 	$(LATEST)/bin/python -m pip list --format=freeze > $(LATEST)/versions.txt
 	$(LATEST)/bin/python -m pytest -q $(PYTEST_FAST)
 
-# Regenerate the lock from pyproject.toml (every extra) with pip-tools.
+# Regenerate the lock from pyproject.toml (every extra but `all`, which names prunekit itself)
+# with pip-tools.
+EXTRAS := vision hf onnx keras compression classic bench docs dev
 lock: $(STAMP)
-	$(BIN)/pip-compile -q --all-extras --strip-extras --allow-unsafe --upgrade \
+	$(BIN)/pip-compile -q $(addprefix --extra ,$(EXTRAS)) --strip-extras --allow-unsafe --upgrade \
 	    -c constraints.txt -o requirements-lock.txt pyproject.toml
 
 docs: $(STAMP)

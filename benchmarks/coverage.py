@@ -180,7 +180,7 @@ def run_one(family: str, name: str) -> dict:
     import torch
 
     import prunekit as pk
-    from prunekit.calibration import call_model
+    from prunekit.call import call_model
 
     torch.manual_seed(0)
     rec: dict = {"family": family, "model": name, "ratio": RATIO}

@@ -83,7 +83,7 @@ def paired(model, fn, rounds: int) -> dict:
                     dense.append(fn())
             else:
                 dyn.append(fn())
-    ratios = [d / s for d, s in zip(dense, dyn)]
+    ratios = [d / s for d, s in zip(dense, dyn, strict=True)]
     rng = random.Random(0)
     boots = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(2000))
     return {"dense": statistics.median(dense), "dyn": statistics.median(dyn),
@@ -135,12 +135,12 @@ def main() -> None:
             kern.append([dname, f"{s:.0%}", f"{rep.mean_heldout:.1%}", ", ".join(chosen)]
                         + [f"{per.get(k, float('nan')):.2f}" for k in
                            ("masked_dense", "gather_rows", "gather_bag/1", "gather_bag/2")])
-            res = paired(model, lambda: decode_ms(model, prompt, args.steps), args.rounds)
+            res = paired(model, lambda m=model, p=prompt: decode_ms(m, p, args.steps), args.rounds)
             decode.append(row("decode b=1", dname, s, res, "tok/s"))
             print(decode[-1], flush=True)
-            res = paired(model, lambda: forward_ms(model, prefill), max(5, args.rounds // 2))
+            res = paired(model, lambda m=model, p=prefill: forward_ms(m, p), max(5, args.rounds // 2))
             other.append(row("prefill 1x128", dname, s, res, "ms"))
-            res = paired(model, lambda: decode_ms(model, prompt8, 4), max(5, args.rounds // 2))
+            res = paired(model, lambda m=model, p=prompt8: decode_ms(m, p, 4), max(5, args.rounds // 2))
             other.append(row("decode b=8", dname, s, res, "tok/s", per=8))
             print(other[-2:], flush=True)
         del model

@@ -30,7 +30,8 @@ from torch.utils.data import DataLoader
 
 import prunekit as pk
 from prunekit.bench.timer import compare_latency
-from prunekit.recover.finetune import default_accuracy, finetune
+from prunekit.recover.loop import finetune
+from prunekit.recover.training import default_accuracy
 from prunekit.recover.run import weight_sparsity
 from prunekit.recover.structured import count_macs
 from prunekit.recover.tasks import load_task, small_cnn
@@ -88,7 +89,7 @@ def torch_pruning_l1(model, a, tl, vl, x):
 
 def pk_recipe(model, a, tl, vl, **kw):
     recipe = pk.Recipe(finetune=ft_cfg(a), seed=a.seed_now, **kw)
-    pk.run(recipe, model, tl, vl)
+    pk.run_recipe(recipe, model, tl, vl)
     return model
 
 
@@ -96,13 +97,13 @@ def pk_sensitivity(model, a, tl, vl, tr):
     sel = DataLoader(torch.utils.data.Subset(tr, range(512)), batch_size=512)
     res = pk.sensitivity(model, sel, ratios=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98))
     chosen = res.choose(a.sparsity)
-    return pk_recipe(model, a, tl, vl, method="unstructured", target=pk.Target(ratio=a.sparsity),
+    return pk_recipe(model, a, tl, vl, method="unstructured", target=pk.TargetSpec(ratio=a.sparsity),
                      overrides=tuple(chosen.items()))  # every layer, 0.0 included
 
 
 def rows(a):
-    structured = dict(target=pk.Target(macs=a.macs))
-    sp = dict(target=pk.Target(ratio=a.sparsity))
+    structured = dict(target=pk.TargetSpec(macs=a.macs))
+    sp = dict(target=pk.TargetSpec(ratio=a.sparsity))
     return [
         ("torch.nn.utils.prune global L1", "unstructured",
          lambda m, tl, vl, tr, x: torch_prune_global(m, a, tl, vl)),

@@ -16,6 +16,8 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from prunekit.call import call_model
+
 
 class _LiveBytes(TorchDispatchMode):
     def __init__(self) -> None:
@@ -55,7 +57,6 @@ def param_bytes(model: nn.Module) -> int:
 
 def forward_peak_bytes(model: nn.Module, inputs: Any) -> tuple[int, str]:
     """Peak bytes of activations during one ``torch.no_grad`` forward, and how it was measured."""
-    from prunekit.calibration import call_model
 
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     if device.type == "cuda":

@@ -10,7 +10,7 @@ import importlib
 
 import typer
 
-from prunekit import __version__
+from prunekit._version import __version__
 
 app = typer.Typer(
     name="prunekit",
@@ -34,7 +34,6 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 _COMMAND_MODULES = (
     "prunekit.commands.core",
-    # "prunekit.commands.structural",
     "prunekit.commands.bench",
     "prunekit.commands.recovery",
     "prunekit.commands.llm",
@@ -42,6 +41,7 @@ _COMMAND_MODULES = (
     "prunekit.commands.classic",
     "prunekit.commands.recsys",
     "prunekit.commands.dynamic",
+    "prunekit.commands.compression",
 )
 
 
@@ -53,8 +53,24 @@ def _register() -> None:
 _register()
 
 
+_USER_ERRORS = (ValueError, OSError)  # bad input, missing/unwritable paths
+_USER_ERROR_NAMES = ("PruneError",)  # raised by the engine; named to keep the import lazy
+
+
 def main() -> None:
-    app()
+    """Run the CLI; a user error is one line on stderr and exit code 2, never a traceback."""
+    import sys
+
+    try:
+        app(standalone_mode=True)
+    except SystemExit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - classified below
+        if not isinstance(exc, _USER_ERRORS) and type(exc).__name__ not in _USER_ERROR_NAMES:
+            raise
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"Error: {msg}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

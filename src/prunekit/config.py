@@ -7,11 +7,39 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from prunekit.masks.select import parse_pattern
+from prunekit.importance import CRITERIA
 
 
 class Scope(str, Enum):
-    LAYER = "layer"
+    """Where a ratio applies: to every layer/group on its own (``local``), as one ranking
+    across all of them after per-group normalisation (``global``), or on raw scores with one
+    threshold for the whole model (``threshold``, structural only: Network Slimming ranks
+    BatchNorm scales this way). ``"layer"`` is accepted as a synonym of ``"local"``."""
+
+    LOCAL = "local"
     GLOBAL = "global"
+    THRESHOLD = "threshold"
+    LAYER = "local"  # alias: the same member as LOCAL
+
+    @classmethod
+    def _missing_(cls, value: object) -> Scope | None:
+        if isinstance(value, str) and value.lower() == "layer":
+            return cls.LOCAL
+        return None
+
+
+def parse_scope(value: str | Scope, allowed: tuple[Scope, ...] = (Scope.LOCAL, Scope.GLOBAL,
+                                                                   Scope.THRESHOLD)) -> Scope:
+    """The one scope vocabulary: ``local`` (alias ``layer``), ``global`` or ``threshold``, of
+    which ``allowed``; ValueError otherwise."""
+    names = " or ".join(repr(s.value) for s in allowed)
+    try:
+        scope = Scope(value)
+    except ValueError:
+        raise ValueError(f"scope must be {names} ('layer' means 'local'), got {value!r}") from None
+    if scope not in allowed:
+        raise ValueError(f"scope must be {names} here, got {value!r}")
+    return scope
 
 
 def check_ratio(value: float, name: str) -> float:
@@ -32,7 +60,8 @@ class WeightPruneConfig:
         sparsity: fraction of weights zeroed (unstructured); ignored for N:M patterns.
         criterion: registered criterion name (``l1``, ``l2``, ``random``, ``gradient``, ``taylor``,
             ``activation``).
-        scope: ``layer`` (each layer hits the target) or ``global`` (one ranking across layers).
+        scope: ``local`` (alias ``layer``: each layer hits the target) or ``global`` (one ranking
+            across layers).
         pattern: ``None`` (unstructured) or ``(n, m)``.
         overrides: module-name glob -> sparsity for those layers (layer-wise).
         exclude: module-name globs or type names never pruned.
@@ -43,7 +72,7 @@ class WeightPruneConfig:
 
     sparsity: float = 0.5
     criterion: str = "l1"
-    scope: Scope = Scope.LAYER
+    scope: Scope = Scope.LOCAL
     pattern: tuple[int, int] | None = None
     overrides: tuple[tuple[str, float], ...] = ()
     exclude: tuple[str, ...] = ()
@@ -52,7 +81,7 @@ class WeightPruneConfig:
 
     def __post_init__(self) -> None:
         check_ratio(self.sparsity, "sparsity")
-        object.__setattr__(self, "scope", Scope(self.scope))
+        object.__setattr__(self, "scope", parse_scope(self.scope, (Scope.LOCAL, Scope.GLOBAL)))
         object.__setattr__(self, "pattern", parse_pattern(self.pattern))
         if isinstance(self.overrides, dict):
             object.__setattr__(self, "overrides", tuple(self.overrides.items()))
@@ -61,7 +90,6 @@ class WeightPruneConfig:
         if isinstance(self.exclude, str):
             object.__setattr__(self, "exclude", (self.exclude,))
         object.__setattr__(self, "exclude", tuple(self.exclude))
-        from prunekit.importance import CRITERIA
 
         if self.criterion not in CRITERIA:
             CRITERIA.get(self.criterion)  # raises with the known names

@@ -2,7 +2,7 @@
 several ways, briefly fine-tuned, then measured (accuracy, sparsity, size, CPU latency).
 
 Data: ``sklearn.datasets.load_digits()`` — 1,797 real 8x8 digits that ship inside scikit-learn,
-split 80/20 stratified with a fixed seed.
+split 80/20 stratified with a fixed seed (:mod:`prunekit.datasets`).
 """
 
 from __future__ import annotations
@@ -21,47 +21,21 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from prunekit.bench.timer import compare_latency
+from prunekit.datasets import DigitsCNN, digits_split
 from prunekit.io import atomic_path, save_weights
 from prunekit.masks.apply import finalize
 from prunekit.stats import format_bytes, stats
 from prunekit.weights import prune_weights
-
-
-class DigitsCNN(nn.Module):
-    """3 conv layers (32/64/128, BN, ReLU) + 2 linear layers for 1x8x8 digits."""
-
-    def __init__(self, width: int = 32, classes: int = 10) -> None:
-        super().__init__()
-        w = width
-        self.features = nn.Sequential(
-            nn.Conv2d(1, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
-            nn.Conv2d(w, 2 * w, 3, padding=1, bias=False), nn.BatchNorm2d(2 * w), nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),  # 4x4
-            nn.Conv2d(2 * w, 4 * w, 3, padding=1, bias=False), nn.BatchNorm2d(4 * w), nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),  # 2x2
-        )
-        self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(4 * w * 4, 128), nn.ReLU(inplace=True), nn.Dropout(0.2),
-            nn.Linear(128, classes),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, 8, 8) -> (B, classes)
-        return self.classifier(self.features(x))
+from prunekit.structural import plan_structured
+from prunekit._env import machine_description
 
 
 def load_digits_data(seed: int = 0) -> tuple[TensorDataset, TensorDataset]:
     """Real digits as (N, 1, 8, 8) float in [0, 1], stratified 80/20 split."""
     try:
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
+        return digits_split(seed, "stratified")
     except ImportError:  # pragma: no cover
         raise SystemExit("the demo needs scikit-learn: pip install 'prunekit[dev]' (make demo does)") from None
-    d = load_digits()
-    x = torch.tensor(d.data, dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0
-    y = torch.tensor(d.target, dtype=torch.long)
-    idx = torch.arange(len(y)).numpy()
-    tr, te = train_test_split(idx, test_size=0.2, random_state=seed, stratify=d.target)
-    return TensorDataset(x[tr], y[tr]), TensorDataset(x[te], y[te])
 
 
 def train(model: nn.Module, data: TensorDataset, epochs: int, lr: float, seed: int,
@@ -121,10 +95,6 @@ def _variants(calib: TensorDataset) -> list[tuple[str, str, Callable[[nn.Module]
 
 
 def _structured_variants(calib: TensorDataset):
-    try:
-        from prunekit.structural import plan_structured  # the structural engine
-    except ImportError:
-        return []
     x = calib.tensors[0][:16]
 
     def make(ratio: float):
@@ -217,8 +187,6 @@ def _table_lines(rows: list[DemoRow]) -> list[str]:
 
 
 def _write_reports(rows: list[DemoRow], out: Path, seconds: float, repeats: int) -> None:
-    from prunekit._env import machine_description
-
     machine = machine_description()
     meta = {"date": date.today().isoformat(), "machine": machine, "threads": torch.get_num_threads(),
             "torch": torch.__version__, "runtime": "eager fp32 CPU", "seconds": round(seconds, 1),

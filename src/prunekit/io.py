@@ -14,21 +14,44 @@ import contextlib
 import importlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
+
+from prunekit._registry import Registry
+from prunekit.datasets import BUILTIN_MODELS
 
 
 class UnsafeFileError(ValueError):
     """The file needs full unpickling, which the caller has not allowed."""
 
 
+def fsync_dir(path: Path) -> None:
+    """fsync a directory so a rename inside it is durable (no-op where unsupported)."""
+    try:
+        fd = os.open(str(path), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically."""
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
+
+    The one atomic-write helper: the temporary file is fsync-ed, moved over ``path`` with
+    ``os.replace`` and the directory fsync-ed, so a crash at any instant leaves either the old
+    or the new file, never a torn one.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -36,15 +59,24 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; give the file ordinary permissions
     try:
         yield tmp_path
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
+        # mkstemp makes 0600, and writers that replace the file (safetensors) keep theirs:
+        # give the final file ordinary permissions after it is written
+        os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, path)
+        fsync_dir(path.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through :func:`atomic_path`."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def plain_state_dict(model: nn.Module) -> dict[str, Tensor]:
@@ -115,27 +147,95 @@ def load_weights(path: str | Path) -> dict[str, Tensor]:
     return obj
 
 
-def _from_factory(spec: str) -> nn.Module:
-    try:
-        mod_name, fn_name = spec.rsplit(":", 1)
-        factory = getattr(importlib.import_module(mod_name), fn_name)
-    except (ValueError, ImportError, AttributeError) as exc:
-        raise ValueError(f"model spec 'module:{spec}' must be 'module:pkg.mod:factory' ({exc})") from None
-    return factory()
-
-
 def _from_hf(path: str) -> nn.Module:
     try:
         import transformers
     except ImportError:  # pragma: no cover
         raise ValueError("hf: model specs need the [hf] extra (pip install transformers)") from None
-    cfg = transformers.AutoConfig.from_pretrained(path)
+    import os
+
+    # a name that is no local folder is looked up in the local cache only, unless the user
+    # allowed the Hub (HF_HUB_OFFLINE=0): a typo fails at once instead of after network retries
+    local = Path(path).exists() or os.environ.get("HF_HUB_OFFLINE", "1") != "0"
+    kw = {"local_files_only": True} if local else {}
+    try:
+        cfg = transformers.AutoConfig.from_pretrained(path, **kw)
+    except OSError as exc:
+        raise ValueError(f"hf:{path}: no such local model folder or cached model "
+                         f"({str(exc).splitlines()[0][:160]})") from None
     archs = getattr(cfg, "architectures", None) or []
     for arch in archs:
         cls = getattr(transformers, arch, None)
         if cls is not None:
-            return cls.from_pretrained(path)
-    return transformers.AutoModel.from_pretrained(path)
+            return cls.from_pretrained(path, **kw)
+    return transformers.AutoModel.from_pretrained(path, **kw)
+
+
+def _torchvision(name: str, kwargs: dict[str, Any]) -> nn.Module:
+    import torchvision
+
+    try:
+        return torchvision.models.get_model(name, **{"weights": None, **kwargs})
+    except ValueError as exc:
+        raise ValueError(f"unknown torchvision model {name!r}: {exc}") from None
+
+
+def _timm(name: str, kwargs: dict[str, Any]) -> nn.Module:
+    import timm
+
+    try:
+        return timm.create_model(name, **{"pretrained": False, **kwargs})
+    except RuntimeError as exc:  # timm: "Unknown model (name)"
+        raise ValueError(f"timm: {exc}") from None
+
+
+def import_factory(target: str) -> Callable[..., Any]:
+    """``pkg.mod:name`` -> that attribute (imports the module: runs the user's code)."""
+    try:
+        mod_name, fn_name = target.rsplit(":", 1)
+        return getattr(importlib.import_module(mod_name), fn_name)
+    except (ValueError, ImportError, AttributeError) as exc:
+        raise ValueError(f"model spec 'module:{target}' must be 'module:pkg.mod:factory' ({exc})") from None
+
+
+def _module(target: str, kwargs: dict[str, Any]) -> nn.Module:
+    return import_factory(target)(**kwargs)
+
+
+def _builtin(name: str, kwargs: dict[str, Any]) -> nn.Module:
+    if name not in BUILTIN_MODELS:
+        raise ValueError(f"unknown built-in 'prunekit:{name}'; known: "
+                         + ", ".join(f"prunekit:{k}" for k in BUILTIN_MODELS))
+    return BUILTIN_MODELS[name](**kwargs)
+
+
+def _hf(path: str, kwargs: dict[str, Any]) -> nn.Module:
+    if kwargs:
+        raise ValueError(f"hf:{path}: builder arguments are not supported for hf: specs")
+    return _from_hf(path)
+
+
+# scheme -> builder(rest of the spec, builder kwargs): the one parser of ``scheme:rest`` specs
+MODEL_SPECS: Registry[Callable[[str, dict[str, Any]], nn.Module]] = Registry("model spec scheme")
+MODEL_SPECS.register("torchvision", _torchvision)
+MODEL_SPECS.register("timm", _timm)
+MODEL_SPECS.register("module", _module)
+MODEL_SPECS.register("hf", _hf)
+MODEL_SPECS.register("prunekit", _builtin)
+# marker file -> loader(directory) for saved-model directories (``prunekit.json`` is registered
+# by :mod:`prunekit.serialize`); HF ``config.json`` directories are tried after these
+# (loaders are called as ``loader(directory, trust=...)``)
+MODEL_DIRECTORIES: Registry[Callable[..., nn.Module]] = Registry("model directory format")
+
+
+def build_from_spec(spec: str, **kwargs: Any) -> nn.Module:
+    """Build the architecture a ``scheme:rest`` spec names (random weights), with builder
+    ``kwargs``. Raises ValueError naming the known schemes for anything else."""
+    scheme, sep, rest = str(spec).partition(":")
+    if not sep or scheme not in MODEL_SPECS:
+        known = "/".join(f"{s}:" for s in MODEL_SPECS.names())
+        raise ValueError(f"model spec {str(spec)!r}: no such file, and not {known}")
+    return MODEL_SPECS.get(scheme)(rest, kwargs)
 
 
 def load_model_spec(spec: str | Path, trust: bool = False) -> nn.Module:
@@ -147,6 +247,9 @@ def load_model_spec(spec: str | Path, trust: bool = False) -> nn.Module:
         ValueError: unknown scheme/name, corrupt file. UnsafeFileError: pickled module without trust.
     """
     model = _build_from_spec(spec, trust)
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model spec {str(spec)!r} gave a {type(model).__name__}, not an "
+                         "nn.Module")
     scheme = str(spec).partition(":")[0]
     if scheme in ("torchvision", "timm", "module") and "_prunekit_spec" not in model.__dict__:
         model.__dict__["_prunekit_spec"] = str(spec)
@@ -155,31 +258,17 @@ def load_model_spec(spec: str | Path, trust: bool = False) -> nn.Module:
 
 def _build_from_spec(spec: str | Path, trust: bool) -> nn.Module:
     s = str(spec)
-    scheme, _, rest = s.partition(":")
-    if scheme == "torchvision":
-        import torchvision
-
-        try:
-            return torchvision.models.get_model(rest, weights=None)
-        except ValueError as exc:
-            raise ValueError(f"unknown torchvision model {rest!r}: {exc}") from None
-    if scheme == "timm":
-        import timm
-
-        return timm.create_model(rest, pretrained=False)
-    if scheme == "hf":
-        return _from_hf(rest)
-    if scheme == "module":
-        return _from_factory(rest)
+    if s.partition(":")[0] in MODEL_SPECS:
+        return build_from_spec(s)
     path = Path(s)
-    if path.is_dir() and (path / "prunekit.json").exists():
-        from prunekit import serialize  # written by the structural engine
-
-        return serialize.load(path)
+    if path.is_dir():
+        for marker in MODEL_DIRECTORIES:
+            if (path / marker).exists():
+                return MODEL_DIRECTORIES.get(marker)(path, trust=trust)
     if path.is_dir() and (path / "config.json").exists():
         return _from_hf(str(path))
     if not path.is_file():
-        raise ValueError(f"model spec {s!r}: no such file, and not torchvision:/timm:/hf:/module:")
+        return build_from_spec(s)  # not a file: the error names the known schemes
     if path.suffix == ".safetensors":
         raise ValueError(f"{path} holds weights only; name the architecture too (e.g. --arch torchvision:resnet18)")
     try:

@@ -22,14 +22,17 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from prunekit.io import atomic_path, load_model_spec, load_weights, save_weights
+from prunekit.io import MODEL_DIRECTORIES, atomic_path, build_from_spec, load_model_spec, load_weights, save_weights
 from prunekit.structural.resize import resize_to_state_dict
+from prunekit.structural.hf_config import sync_hf_config
+from prunekit.structural.layers import replay_drop
 
 FORMAT = 1
 _META = "prunekit.json"
@@ -50,10 +53,8 @@ def _torchvision_name(model: nn.Module) -> str | None:
     mod = type(model).__module__
     if not mod.startswith("torchvision.models"):
         return None
-    import importlib
 
     import torchvision
-
     parts = mod.split(".")
     family = parts[2] if len(parts) > 3 else None
     ns = importlib.import_module(f"torchvision.models.{family}") if family else torchvision.models
@@ -72,10 +73,24 @@ def _torchvision_name(model: nn.Module) -> str | None:
         csd = cand.state_dict()
         if type(cand) is not type(model) or not keys <= set(csd):
             continue
-        score = (len(set(csd) - keys), sum(csd[k].shape != own[k].shape for k in keys))
+        score = (len(set(csd) - keys), _grouped(cand) != _grouped(model),
+                 sum(csd[k].shape != own[k].shape for k in keys))
         if best is None or score < best[0]:
             best = (score, name)
     return None if best is None else f"torchvision:{best[1]}"
+
+
+def _grouped(model: nn.Module) -> list[str]:
+    """Names of the grouped convolutions (ResNeXt vs ResNet: same keys, other structure)."""
+    return [n for n, m in model.named_modules() if isinstance(getattr(m, "groups", 1), int)
+            and isinstance(m, nn.modules.conv._ConvNd) and m.groups > 1]
+
+
+def _conv_groups(model: nn.Module) -> dict[str, int]:
+    """``groups`` of every grouped convolution (pruning removes whole groups, and a builder
+    cannot tell the new count from weight shapes)."""
+    mods = dict(model.named_modules())
+    return {n: int(mods[n].groups) for n in _grouped(model)}
 
 
 def _infer_spec(model: nn.Module) -> str | dict[str, Any]:
@@ -133,8 +148,6 @@ def save(model: nn.Module, path: str | Path, spec: str | None = None,
     history = list(model.__dict__.get("_prunekit_history", []))
     meta: dict[str, Any] = {"format": FORMAT, "history": history}
     if spec is None and _is_hf(model):
-        from prunekit.structural.hf_config import sync_hf_config
-
         if sync_hf_config(model):
             model.save_pretrained(str(path))
             meta.update(base={"kind": "hf_pretrained"})
@@ -148,10 +161,44 @@ def save(model: nn.Module, path: str | Path, spec: str | None = None,
             model.__dict__.get("_prunekit_spec_kwargs", {})
         meta.update(base={"kind": "spec", "spec": spec or _infer_spec(model),
                           "kwargs": dict(kwargs)})
+    groups = _conv_groups(model)
+    if groups:
+        meta["conv_groups"] = groups
     save_weights(model, path / _WEIGHTS)
     _save_extensions(model, path, meta)
     _write_json(path / _META, meta)
+    _prove_rebuilds(model, path, [path / _WEIGHTS, path / _META])
     return path
+
+
+def _structure(model: nn.Module) -> list[tuple[str, str, str]]:
+    return [(n, type(m).__name__, m.extra_repr()) for n, m in model.named_modules()]
+
+
+def _prove_rebuilds(model: nn.Module, path: Path, written: list[Path]) -> None:
+    """Load what was written and compare it with ``model`` (every module's type and settings,
+    every tensor); on any difference remove the files and raise one clear ``ValueError``."""
+    why = ""
+    try:
+        again = load(path, trust=True)  # a pickled base was loaded by the caller already
+        a, b = _structure(model), _structure(again)
+        diff = next(((x, y) for x, y in zip(a, b) if x != y), None)
+        if diff is not None or len(a) != len(b):
+            why = (f"module {diff[0][0] or '<root>'} rebuilds as {diff[1][1]}({diff[1][2]}), "
+                   f"not {diff[0][1]}({diff[0][2]})" if diff else "the module tree differs")
+        else:
+            own, got = model.state_dict(), again.state_dict()
+            bad = [k for k in own if k not in got or not torch.equal(
+                own[k].detach().cpu(), got[k].detach().cpu())]
+            why = f"tensor {bad[0]} differs after reloading" if bad else ""
+    except Exception as err:  # noqa: BLE001 - reported as one line below
+        why = f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
+    if why:
+        for f in written:
+            f.unlink(missing_ok=True)
+        raise ValueError(f"save: what would be written to {path} does not rebuild "
+                         f"{type(model).__name__} ({why}); pass spec= and spec_kwargs= "
+                         "(the builder and its arguments)")
 
 
 def _build_hf(base: dict[str, Any]) -> nn.Module:
@@ -167,33 +214,15 @@ def _build_hf(base: dict[str, Any]) -> nn.Module:
     return cls._from_config(config)
 
 
-def _build_spec(spec: str, kwargs: dict[str, Any]) -> nn.Module:
-    """``torchvision:``/``timm:``/``module:`` builders called with ``kwargs``."""
-    import importlib
-
-    scheme, _, rest = spec.partition(":")
-    if scheme == "torchvision":
-        import torchvision
-
-        return torchvision.models.get_model(rest, **{"weights": None, **kwargs})
-    if scheme == "timm":
-        import timm
-
-        return timm.create_model(rest, **{"pretrained": False, **kwargs})
-    if scheme == "module":
-        mod_name, _, fn_name = rest.rpartition(":")
-        return getattr(importlib.import_module(mod_name), fn_name)(**kwargs)
-    raise ValueError(f"load: builder kwargs are not supported for spec {spec!r}")
-
-
-def _build_base(meta: dict[str, Any]) -> nn.Module:
+def _build_base(meta: dict[str, Any], trust: bool = False) -> nn.Module:
     base = meta.get("base", {})
     kind = base.get("kind")
     if kind == "hf_config":
         return _build_hf(base)
     if kind == "spec":
         kwargs = base.get("kwargs") or {}
-        model = _build_spec(base["spec"], kwargs) if kwargs else load_model_spec(base["spec"])
+        model = (build_from_spec(base["spec"], **kwargs) if kwargs
+                 else load_model_spec(base["spec"], trust=trust))
         model.__dict__["_prunekit_spec"] = base["spec"]
         model.__dict__["_prunekit_spec_kwargs"] = dict(kwargs)
         return model
@@ -207,7 +236,7 @@ def _replace_module(model: nn.Module, op: dict[str, Any]) -> None:
     spec, name = op.get("spec", ""), op.get("name", "")
     if not spec.startswith("module:") or not name:
         raise ValueError(f"load: replace_module needs a 'module:' spec and a name, got {op!r}")
-    new = _build_spec(spec, dict(op.get("kwargs") or {}))
+    new = build_from_spec(spec, **dict(op.get("kwargs") or {}))
     parent, _, attr = name.rpartition(".")
     try:
         owner = model.get_submodule(parent) if parent else model
@@ -217,8 +246,6 @@ def _replace_module(model: nn.Module, op: dict[str, Any]) -> None:
 
 
 def _replay(model: nn.Module, history: list[dict[str, Any]], from_config: bool) -> None:
-    from prunekit.structural.layers import replay_drop
-
     for op in history:
         if op.get("op") == "drop_layers":
             replay_drop(model, op, skip_config_deletions=from_config)
@@ -229,8 +256,10 @@ def _replay(model: nn.Module, history: list[dict[str, Any]], from_config: bool) 
     model.__dict__["_prunekit_history"] = list(history)
 
 
-def load(path: str | Path) -> nn.Module:
-    """Rebuild a model saved by :func:`save` (weights loaded strictly, in eval mode)."""
+def load(path: str | Path, trust: bool = False) -> nn.Module:
+    """Rebuild a model saved by :func:`save` (weights loaded strictly, in eval mode).
+
+    ``trust``: the base is a pickled model file (saved from one): allow unpickling it."""
     path = Path(path)
     meta_path = path / _META
     if not meta_path.is_file():
@@ -243,9 +272,17 @@ def load(path: str | Path) -> nn.Module:
         model.__dict__["_prunekit_history"] = list(meta.get("history", []))
         _load_extensions(model, path, meta)
         return model.eval()
-    model = _build_base(meta)
+    model = _build_base(meta, trust)
     _replay(model, meta.get("history", []), from_config=meta["base"]["kind"] == "hf_config")
+    mods = dict(model.named_modules())
+    for name, g in (meta.get("conv_groups") or {}).items():
+        if isinstance(mods.get(name), nn.modules.conv._ConvNd):
+            mods[name].groups = int(g)
     sd = load_weights(path / _WEIGHTS)
+    own_meta = getattr(model.state_dict(), "_metadata", None)
+    if own_meta is not None:  # layer versions (MNASNet reads its own) are the builder's
+        sd = OrderedDict(sd)
+        sd._metadata = own_meta  # type: ignore[attr-defined]
     resize_to_state_dict(model, sd)
     try:
         model.load_state_dict(sd, strict=True)
@@ -253,3 +290,6 @@ def load(path: str | Path) -> nn.Module:
         raise ValueError(f"load: weights in {path} do not fit the rebuilt model: {exc}") from None
     _load_extensions(model, path, meta)
     return model.eval()
+
+
+MODEL_DIRECTORIES.register(_META, load)

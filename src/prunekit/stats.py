@@ -11,7 +11,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunekit.calibration import call_model
+from prunekit.call import call_model
+from prunekit._compressed import save_compressed
+from prunekit.io import plain_state_dict, save_weights
+from prunekit._memory import forward_peak_bytes, param_bytes
+from prunekit.masks.layout import layout_for
 
 
 @dataclass
@@ -140,9 +144,6 @@ def _macs_per_module(model: nn.Module, example_inputs: Any) -> dict[str, int]:
 
 
 def _measure_sizes(model: nn.Module) -> tuple[int, int]:
-    from prunekit._compressed import save_compressed
-    from prunekit.io import plain_state_dict, save_weights
-
     with tempfile.TemporaryDirectory() as d:
         dense = save_weights(model, Path(d) / "dense.safetensors").stat().st_size
         compressed = save_compressed(plain_state_dict(model), Path(d) / "sparse.safetensors")
@@ -151,9 +152,6 @@ def _measure_sizes(model: nn.Module) -> tuple[int, int]:
 
 def stats(model: nn.Module, example_inputs: Any) -> ModelStats:
     """Compute :class:`ModelStats` for ``model`` on ``example_inputs`` (model unchanged)."""
-    from prunekit._memory import forward_peak_bytes, param_bytes
-    from prunekit.io import plain_state_dict
-    from prunekit.masks.layout import layout_for
 
     check_inputs(model, example_inputs)
     macs = _macs_per_module(model, example_inputs)

@@ -13,13 +13,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from prunekit.calibration import collect_stats
+from prunekit.importance.calibration import collect_stats
 from prunekit.config import Scope, WeightPruneConfig
 from prunekit.importance import get_criterion
 from prunekit.masks.apply import get_mask, set_mask
 from prunekit.masks.layout import layout_for
 from prunekit.masks.select import global_masks, nm_mask, unstructured_mask
 from prunekit.stats import module_type_name
+from prunekit.importance.random import RandomScore
+from prunekit.stats import check_inputs
 
 
 @dataclass
@@ -159,8 +161,6 @@ def score_layers(
     """Importance of every weight of ``layers``. Already-masked weights score -inf (stay pruned)."""
     crit = get_criterion(cfg.criterion)
     if cfg.criterion == "random":
-        from prunekit.importance.random import RandomScore
-
         crit = RandomScore(cfg.seed)
     needs = set(crit.requires)
     if needs and calib_data is None:
@@ -187,7 +187,7 @@ def prune_weights(
     model: nn.Module,
     sparsity: float = 0.5,
     criterion: str = "l1",
-    scope: str | Scope = "layer",
+    scope: str | Scope = "local",
     pattern: str | tuple[int, int] | None = None,
     *,
     example_inputs: Any = None,
@@ -205,7 +205,8 @@ def prune_weights(
         model: any ``nn.Module``.
         sparsity: fraction of weights zeroed, in [0, 1) (unstructured patterns).
         criterion: ``l1``/``magnitude``, ``l2``, ``random``, ``gradient``, ``taylor``, ``activation``.
-        scope: ``layer`` (every layer to ``sparsity``) or ``global`` (one ranking across layers).
+        scope: ``local`` (alias ``layer``: every layer to ``sparsity``) or ``global`` (one ranking
+            across layers).
         pattern: ``None``/``"unstructured"`` or ``"N:M"`` such as ``"2:4"`` (along the reduction dim).
         example_inputs: optional input(s); when given, the model is run once to check them.
         calib_data: batches ``(inputs, target)`` for gradient/Taylor; inputs for activation.
@@ -229,8 +230,6 @@ def prune_weights(
     )
     layers = select_layers(model, cfg.exclude)
     if example_inputs is not None:
-        from prunekit.stats import check_inputs
-
         check_inputs(model, example_inputs)
     scores = score_layers(model, layers, cfg, calib_data, loss_fn)
     masks, skipped = compute_masks(layers, scores, cfg)

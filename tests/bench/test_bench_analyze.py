@@ -17,7 +17,7 @@ def _model():
 
 
 def _cfg(**kw):
-    return BenchConfig(repeats=2, warmup=0, number=1, memory=False, **kw)
+    return BenchConfig(repeats=2, max_repeats=2, warmup=0, number=1, memory=False, **kw)
 
 
 def test_parse_method():

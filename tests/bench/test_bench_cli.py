@@ -12,7 +12,7 @@ runner = CliRunner()
 
 def test_bench_cli_two_models(tmp_path):
     r = runner.invoke(app, ["bench", "torchvision:resnet18", "torchvision:resnet18",
-                            "--input-shape", "1,3,32,32", "--batch", "1,2", "--repeats", "2",
+                            "--input-shape", "1,3,32,32", "--batch", "1,2", "--repeats", "2", "--max-repeats", "2",
                             "--warmup", "0", "--runtime", "eager,cudagraph", "-o",
                             str(tmp_path), "--threads", "1"])
     assert r.exit_code == 0, r.output
@@ -46,7 +46,7 @@ def test_analyze_cli_with_eval_file(tmp_path):
     out = tmp_path / "rep"
     r = runner.invoke(app, ["analyze", "torchvision:squeezenet1_1", "--input-shape", "1,3,64,64",
                             "--methods", "magnitude-unstructured,2:4", "--ratios", "0.2",
-                            "--eval", f"{ev}:evaluate", "--repeats", "2", "--warmup", "0",
+                            "--eval", f"{ev}:evaluate", "--repeats", "2", "--max-repeats", "2", "--warmup", "0",
                             "--threads", "1", "--no-sparse-backends", "-o", str(out)])
     assert r.exit_code == 0, r.output
     data = json.loads((out / "report.json").read_text())

@@ -11,12 +11,18 @@ from prunekit.bench.latency_lut import (
     preferred_multiple, rounding_savings, with_out_channels,
 )
 from prunekit.bench.latency_target import parse_latency_target, prune_for_latency, search_latency
+from prunekit.bench.reliability import SpeedupEstimate
 
 
 class Fake(nn.Module):
     def __init__(self, ratio):
         super().__init__()
         self.ratio = ratio
+
+
+def exact(rel):
+    """A verification estimate with no spread at relative latency ``rel``."""
+    return SpeedupEstimate(1 / rel, 1 / rel, 1 / rel, 1 / rel, rounds=30)
 
 
 def fake_latency(noise=0.0, floor=0.0):
@@ -64,7 +70,8 @@ def test_unreachable_target_returns_fastest_not_slower():
 
 def test_prune_for_latency_with_injected_functions():
     res = prune_for_latency(nn.Linear(4, 4), torch.randn(1, 4), "0.6x", make=Fake,
-                            rel_latency=fake_latency(), round_to=8)
+                            rel_latency=fake_latency(), round_to=8,
+                            verify=lambda m: exact(fake_latency()(m)))
     assert res.met and res.relative_latency <= 0.6 and res.round_to == 8
     assert res.to_dict()["trace"]
 
@@ -131,8 +138,9 @@ def test_prune_for_latency_with_real_planner_and_fake_latency():
                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 4)).eval()
     x = torch.randn(1, 3, 8, 8)
     dense_macs = count_macs(model, x)[0]
-    res = prune_for_latency(model, x, 0.6, round_to=4, max_iters=5,
-                            rel_latency=lambda m: count_macs(m, x)[0] / dense_macs)
+    rel = lambda m: count_macs(m, x)[0] / dense_macs  # noqa: E731
+    res = prune_for_latency(model, x, 0.6, round_to=4, max_iters=5, rel_latency=rel,
+                            verify=lambda m: exact(rel(m)))
     assert res.met and res.relative_latency <= 0.6 and 0 < res.ratio < 0.9
     assert res.model(x).shape == (1, 4)
     assert model[0].out_channels == 32  # the input model is untouched

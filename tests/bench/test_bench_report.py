@@ -115,6 +115,7 @@ def _chromium():
 
 @pytest.mark.skipif(_chromium() is None,
                     reason="headless Chromium not installed (Debian: apt-get install -y chromium)")
+@pytest.mark.slow
 def test_html_renders_in_headless_chromium(tmp_path):
     paths = write_report(sample_data(), tmp_path / "rep", formats=("html",))
     html = paths["html"].read_text()

@@ -59,7 +59,7 @@ def test_onnx_export_failure_is_clear_and_sweep_continues():
     with pytest.raises(RuntimeError, match="ONNX export of _Unexportable failed"):
         prepare_runtime("onnxruntime", _Unexportable(), torch.randn(1, 4), "cpu")
     res = compare({"ok": nn.Linear(4, 4), "bad": _Unexportable()}, torch.randn(1, 4),
-                  BenchConfig(runtimes=("onnxruntime", "eager"), repeats=2, warmup=0, number=1))
+                  BenchConfig(runtimes=("onnxruntime", "eager"), repeats=2, max_repeats=2, warmup=0, number=1))
     bad = res.cell("bad", "onnxruntime", 1)
     assert not bad.ok and "ONNX export" in bad.error
     assert res.cell("ok", "onnxruntime", 1).ok

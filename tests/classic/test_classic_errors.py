@@ -66,3 +66,10 @@ def test_config_validation(kw):
 def test_duplicate_registration_is_refused():
     with pytest.raises(ValueError, match="already registered"):
         register_pruner("sklearn.tree", "DecisionTreeClassifier", lambda *a: None)
+
+
+def test_small_validation_set_warns(cancer, fast):
+    Xt, Xv, yt, yv = cancer
+    tree = DecisionTreeClassifier(random_state=0).fit(Xt, yt)
+    with pytest.warns(UserWarning, match="one validation row"):
+        prune(tree, Xv[:100], yv[:100], max_drop=0.005, config=fast)

@@ -50,3 +50,19 @@ def test_gaps_round_trip_with_fillers(width):
 
 def test_gaps_empty():
     assert decode_gaps(encode_gaps(np.array([], dtype=np.int64), 5), 5).size == 0
+
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(width=st.integers(1, 10), data=st.data())
+def test_huffman_and_gaps_round_trip_fuzz(width, data):
+    symbols = np.array(data.draw(st.lists(st.integers(0, 2 ** width - 1), max_size=300)),
+                       dtype=np.int64)
+    assert np.array_equal(decode(huffman_encode(symbols, width)), symbols)
+    pos = np.array(sorted(set(data.draw(st.lists(st.integers(0, 5000), max_size=200)))),
+                   dtype=np.int64)
+    assert np.array_equal(decode_gaps(encode_gaps(pos, width), width), pos)

@@ -73,7 +73,7 @@ def test_manifest_reports_every_stage(pruned_cnn, tmp_path):
     m = read_manifest(tmp_path / "m.pkc")
     assert m["version"] == 1
     for e in m["tensors"]:
-        assert set(e["bits"]) == {"dense", "pruned", "shared", "huffman"}
+        assert {"dense", "pruned", "shared", "huffman"} <= set(e["bits"])
     layer = next(e for e in m["tensors"] if e["key"] == "0.weight")
     assert layer["bits"]["huffman"] <= layer["bits"]["shared"]
     assert layer["bits"]["dense"] == 8 * 9 * 32

@@ -6,7 +6,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from prunekit.compression import codebook_of, kmeans_1d, share_weights, shared_modules, unshare
 from prunekit.masks import get_mask
-from prunekit.recover.finetune import finetune
+from prunekit.recover.loop import finetune
 from prunekit.recover.recipe import Finetune
 
 

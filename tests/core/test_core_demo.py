@@ -1,8 +1,11 @@
 import json
 
+import pytest
+
 from prunekit.demo import run_demo
 
 
+@pytest.mark.slow
 def test_demo_end_to_end_small(tmp_path):
     rows = run_demo(tmp_path, epochs=2, finetune_epochs=1, seed=0, repeats=10)
     names = [r.variant for r in rows]

@@ -1,3 +1,4 @@
+import pytest
 """Property tests: selection is exact for any shape/ratio; N:M always valid."""
 
 import torch
@@ -10,6 +11,7 @@ shapes = st.lists(st.integers(1, 9), min_size=1, max_size=4)
 ratios = st.floats(0.0, 0.999, allow_nan=False)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(shape=shapes, s=ratios, seed=st.integers(0, 2**16))
 def test_unstructured_any_shape(shape, s, seed):
@@ -19,6 +21,7 @@ def test_unstructured_any_shape(shape, s, seed):
     assert int((~mask).sum()) == n_to_prune(scores.numel(), s)
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(sizes=st.lists(st.integers(1, 50), min_size=1, max_size=5), s=ratios)
 def test_global_any_sizes(sizes, s):
@@ -30,6 +33,7 @@ def test_global_any_sizes(sizes, s):
 @settings(max_examples=40, deadline=None)
 @given(rows=st.integers(1, 6), groups=st.integers(1, 6), m=st.sampled_from([2, 4, 8, 16]),
        data=st.data())
+@pytest.mark.slow
 def test_nm_any(rows, groups, m, data):
     n = data.draw(st.integers(1, m - 1))
     scores = torch.randn(rows, groups * m)

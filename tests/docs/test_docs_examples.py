@@ -6,6 +6,8 @@ full tier only.
 """
 
 import re
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -32,9 +34,11 @@ def test_page_python_blocks_run(page, tmp_path, monkeypatch):
         pytest.skip(f"{page.name} has no python blocks")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    namespace: dict = {"__name__": "__docs__"}
+    # the page runs as an importable module, so `module:__docs__:factory` specs resolve
+    page_module = types.ModuleType("__docs__")
+    monkeypatch.setitem(sys.modules, "__docs__", page_module)
     for i, code in enumerate(blocks):
-        exec(compile(code, f"{page.name}[block {i + 1}]", "exec"), namespace)
+        exec(compile(code, f"{page.name}[block {i + 1}]", "exec"), page_module.__dict__)
 
 
 def test_every_page_is_in_the_site_nav():

@@ -10,7 +10,7 @@ from prunekit.dynamic import (
     ActivationSparsityConfig, disabled, layer_states, remove_activation_sparsity,
     sparsify_activations,
 )
-from prunekit.dynamic.kernels import KERNEL_FNS, LayerState, mask_input
+from prunekit.dynamic.kernels import KERNEL_FNS, LayerState
 
 FAST = dict(repeats=2)
 
@@ -19,7 +19,7 @@ def _reference(model_ref: nn.Module, states: dict, x: torch.Tensor) -> torch.Ten
     """Masked-dense forward built by hooks on an untouched copy."""
     mods = dict(model_ref.named_modules())
     hs = [mods[n].register_forward_pre_hook(
-        lambda _m, a, t=s.threshold: (mask_input(a[0], t),)) for n, s in states.items()]
+        lambda _m, a, t=s.threshold: (a[0] * (a[0].abs() > t),)) for n, s in states.items()]
     try:
         with torch.no_grad():
             return model_ref(x)
@@ -173,3 +173,13 @@ def test_empty_input_row_gives_bias_only():
         for k in ("gather_bag", "gather_rows"):
             torch.testing.assert_close(KERNEL_FNS[k](lin, st, torch.randn(1, 8)),
                                        lin.bias.detach().unsqueeze(0))
+
+
+def test_recalibration_uses_dense_inputs(tiny, calib):
+    cfg = ActivationSparsityConfig(**FAST)
+    fresh = copy.deepcopy(tiny)
+    sparsify_activations(tiny, calib, 0.3, config=cfg)
+    again = sparsify_activations(tiny, calib, 0.5, config=cfg)
+    direct = sparsify_activations(fresh, calib, 0.5, config=cfg)
+    assert [r.threshold for r in again.layers] == [r.threshold for r in direct.layers]
+    assert len(layer_states(tiny)) == 5

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from prunekit.cli import app
 
 transformers = pytest.importorskip("transformers")
+pytestmark = pytest.mark.slow
 
 CORPUS = "".join(f"def f{i}(x):\n    return x * {i} + {i % 7}  # the quick brown fox\n\n"
                  for i in range(120))

@@ -8,7 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import CORPUS, save_tiny_hf_llama
+from llm_models import CORPUS, save_tiny_hf_llama
 from prunekit.cli import app
 
 runner = CliRunner()
@@ -90,7 +90,7 @@ def test_llm_cli_errors_write_nothing(hf_dir, tmp_path):
 
 
 def test_llm_cli_eval_embed(tmp_path):
-    from conftest import byte_tokenizer, tiny_bert
+    from llm_models import byte_tokenizer, tiny_bert
 
     model = tiny_bert()
     model.resize_token_embeddings(256)

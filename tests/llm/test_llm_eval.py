@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import tiny_bert, tiny_llama
+from llm_models import tiny_bert, tiny_llama
 from prunekit.llm.eval import _windows, embedding_fidelity, perplexity
 
 
@@ -58,7 +58,7 @@ def test_llm_embedding_fidelity():
 
 
 def test_llm_sentence_embeddings_with_bert():
-    from conftest import byte_tokenizer
+    from llm_models import byte_tokenizer
     from prunekit.llm.eval import sentence_embeddings
 
     tok = byte_tokenizer()

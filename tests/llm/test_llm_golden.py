@@ -11,13 +11,13 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import samples, tiny_llama
+from llm_models import samples, tiny_llama
 from prunekit.llm.collect import InputStats
 from prunekit.llm.oneshot import prune_llm
 from prunekit.llm.registry import LayerTarget
 from prunekit.masks.select import nm_mask, unstructured_mask
-from prunekit.methods.sparsegpt import sparsegpt_weights
-from prunekit.methods.wanda import wanda_prune
+from prunekit.llm.sparsegpt import sparsegpt_weights
+from prunekit.llm.wanda import wanda_prune
 
 
 # ---------------------------------------------------------------- references (slow, explicit)

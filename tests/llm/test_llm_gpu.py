@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import samples, tiny_llama
+from llm_models import samples, tiny_llama
 from prunekit.llm.oneshot import prune_llm
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from prunekit.calibration import is_kv_cache, no_kv_cache
+from prunekit.call import is_kv_cache, no_kv_cache
 from prunekit.llm.eval import perplexity
 from prunekit.llm.oneshot import prune_llm
 from prunekit.structural import plan_structured
@@ -67,7 +67,7 @@ def test_prune_llm_and_perplexity_ignore_the_cache_setting(arch):
     text = torch.randint(0, VOCAB, (40,), generator=g)
     for model in (on, off):
         prune_llm(model, calib, method="sparsegpt", sparsity=0.5)
-    for (n, a), b in zip(on.state_dict().items(), off.state_dict().values()):
+    for (n, a), b in zip(on.state_dict().items(), off.state_dict().values(), strict=True):
         assert torch.equal(a, b), n
     ppl_on = perplexity(on, text, seqlen=12, stride=5, batch_size=2)
     assert ppl_on == perplexity(off, text, seqlen=12, stride=5, batch_size=2)

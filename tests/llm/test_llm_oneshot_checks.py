@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import samples, tiny_bert, tiny_llama
+from llm_models import samples, tiny_bert, tiny_llama
 from prunekit.llm import oneshot
 from prunekit.llm.blocks import find_blocks
 from prunekit.llm.oneshot import OneShotConfig, prune_llm

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import CORPUS, samples, save_tiny_hf_llama, tiny_bert, tiny_llama
+from llm_models import CORPUS, samples, save_tiny_hf_llama, tiny_bert, tiny_llama
 from prunekit.cli import app
 from prunekit.llm.structured import prune_heads_mlp
 
-HAS_S2 = importlib.util.find_spec("prunekit.structural.hf_config") is not None
-needs_s2 = pytest.mark.skipif(not HAS_S2, reason="needs the HF attention handlers / drop_layers")
 
 
 @pytest.mark.parametrize("criterion", ["l2", "taylor"])
@@ -61,7 +58,6 @@ def test_llm_cli_structured_mlp_roundtrip(tmp_path):
     assert loaded.model.layers[0].mlp.up_proj.weight.shape == (48, 32)
 
 
-@needs_s2
 def test_llm_structured_heads_gqa_groups():
     model = tiny_llama()
     prune_heads_mlp(model, samples(), heads=0.5)
@@ -70,7 +66,6 @@ def test_llm_structured_heads_gqa_groups():
     assert model.config.num_attention_heads == 2 and model.config.num_key_value_heads == 1
 
 
-@needs_s2
 def test_llm_drop_blocks_updates_config():
     from prunekit.llm.structured import drop_blocks
 
@@ -80,7 +75,6 @@ def test_llm_drop_blocks_updates_config():
     assert model.config.num_hidden_layers == 2
 
 
-@needs_s2
 def test_llm_cli_drop_layers_and_heads_roundtrip(tmp_path):
     from transformers import AutoModelForCausalLM
 
@@ -99,7 +93,6 @@ def test_llm_cli_drop_layers_and_heads_roundtrip(tmp_path):
     assert m2.config.num_key_value_heads == 1 and m2.model.layers[0].self_attn.k_proj.weight.shape[0] == 8
 
 
-@needs_s2
 def test_llm_structured_heads_bert(tmp_path_factory):
     import prunekit as pk
     from prunekit.llm.hfio import save_hf_atomic

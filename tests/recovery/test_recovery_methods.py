@@ -8,11 +8,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 import prunekit.recover.recipe as R
-from prunekit.methods.progressive import forward_order
-from prunekit.methods.slimming import (
+from prunekit.recover.progressive import forward_order
+from prunekit.recover.slimming import (
     add_bn_subgradient, bn_l1_penalty, gamma_values, plot_gamma,
 )
-from prunekit.recover.finetune import LoopState, Phase
+from prunekit.recover.training import LoopState, Phase
 from prunekit.recover.loop import TrainLoop
 from prunekit.recover.sensitivity import SensitivityResult, choose_ratios, sensitivity
 from prunekit.recover.tasks import load_task, mlp, small_cnn
@@ -57,7 +57,7 @@ def test_sparse_training_shrinks_gamma(tmp_path):
 
 
 def test_progressive_prunes_input_to_output():
-    from prunekit.recover.run import run
+    from prunekit.recover.run import run_recipe as run
 
     class Backwards(nn.Module):  # defined output-first, runs input-first
         def __init__(self):
@@ -72,7 +72,7 @@ def test_progressive_prunes_input_to_output():
     x = torch.randn(2, 1, 8, 8)
     assert forward_order(model, ["head", "body"], x) == ["body", "head"]
     tr, va = load_task("digits", limit=64)
-    recipe = R.Recipe(method="progressive", target=R.Target(ratio=0.5),
+    recipe = R.Recipe(method="progressive", target=R.TargetSpec(ratio=0.5),
                       finetune=R.Finetune(epochs=1, lr=0.05))
     res = run(recipe, model, DataLoader(tr, batch_size=32), DataLoader(va, batch_size=64))
     phases = [h["phase"] for h in res.history]

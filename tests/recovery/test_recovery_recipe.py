@@ -20,7 +20,7 @@ distill: {temperature: 4.0, alpha: 0.7, hidden: [["1", "1"]]}
 
 
 def test_issue_example_constructs():
-    r = R.Recipe(method="structured", criterion="taylor", target=R.Target(macs=0.5),
+    r = R.Recipe(method="structured", criterion="taylor", target=R.TargetSpec(macs=0.5),
                  schedule=R.Cubic(steps=10, start=0, end=0.5), finetune=R.Finetune(epochs=2),
                  distill=R.Distill(temperature=4.0, alpha=0.7))
     assert r.amount == pytest.approx(0.5)
@@ -65,7 +65,7 @@ def test_dataclass_errors():
     with pytest.raises(ValueError, match="^epochs: must be > 0"):
         R.Finetune(epochs=-1)
     with pytest.raises(ValueError, match="^pretrain: slimming needs"):
-        R.Recipe(method="slimming", criterion="bn_scale", target=R.Target(ratio=0.5))
+        R.Recipe(method="slimming", criterion="bn_scale", target=R.TargetSpec(ratio=0.5))
     with pytest.raises(ValueError, match="^target: method 'unstructured' needs a target"):
         R.Recipe()
     assert R.Recipe(method="nm", pattern="2:4").amount == 0.5

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import signal
@@ -18,7 +20,7 @@ SCRIPT = textwrap.dedent("""
     import torch
     from torch.utils.data import DataLoader
     import prunekit.recover.recipe as R
-    from prunekit.recover.run import run
+    from prunekit.recover.run import run_recipe as run
     from prunekit.recover.tasks import load_task, small_cnn
 
     torch.set_num_threads(1)
@@ -29,7 +31,7 @@ SCRIPT = textwrap.dedent("""
     g = torch.Generator().manual_seed(1)
     train = DataLoader(tr, batch_size=32, shuffle=True, generator=g)
     val = DataLoader(va, batch_size=96)
-    recipe = R.Recipe(method="unstructured", criterion="taylor", target=R.Target(ratio=0.6),
+    recipe = R.Recipe(method="unstructured", criterion="taylor", target=R.TargetSpec(ratio=0.6),
                       schedule=R.Cubic(steps=3), pretrain=R.Finetune(epochs=1, lr=0.05),
                       finetune=R.Finetune(epochs=2, lr=0.05, checkpoint_every=2),
                       distill=R.Distill(temperature=2.0, alpha=0.5, hidden=(("4", "4"),)))
@@ -52,6 +54,7 @@ def _launch(tmp: Path, out: str, ckdir: str, delay: float) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_sigkill_resume_is_bit_identical(tmp_path):
     ref = _launch(tmp_path, str(tmp_path / "ref.pt"), str(tmp_path / "ref_run"), 0.0)
     victim = _launch(tmp_path, str(tmp_path / "res.pt"), str(tmp_path / "run"), 0.05)

@@ -1,4 +1,4 @@
-"""pk.run end to end on a tiny task; bad input gives clear errors and never touches checkpoints."""
+"""pk.run_recipe end to end on a tiny task; bad input gives clear errors and never touches checkpoints."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import prunekit.recover.recipe as R
 from prunekit.masks.apply import masked_modules
-from prunekit.recover.run import run
+from prunekit.recover.run import run_recipe as run
 from prunekit.recover.tasks import load_task, mlp
 
 
@@ -22,7 +22,7 @@ def _setup(seed: int = 0):
             DataLoader(va, batch_size=96))
 
 
-RECIPE = R.Recipe(target=R.Target(ratio=0.5), schedule=R.Iterative(steps=2),
+RECIPE = R.Recipe(target=R.TargetSpec(ratio=0.5), schedule=R.Iterative(steps=2),
                   finetune=R.Finetune(epochs=2, lr=0.1, checkpoint_every=2),
                   distill=R.Distill(temperature=2.0, alpha=0.5))
 
@@ -88,7 +88,7 @@ def test_loader_with_wrong_shapes_is_a_clear_error(tmp_path):
 
 def test_plain_finetune_api():
     from prunekit import prune_weights
-    from prunekit.recover.finetune import finetune
+    from prunekit.recover.loop import finetune
 
     model, tl, vl = _setup()
     prune_weights(model, sparsity=0.7)
@@ -100,7 +100,7 @@ def test_plain_finetune_api():
 
 
 def test_amp_on_cpu_keeps_masks():
-    recipe = R.Recipe(target=R.Target(ratio=0.5), finetune=R.Finetune(epochs=1, lr=0.05, amp=True))
+    recipe = R.Recipe(target=R.TargetSpec(ratio=0.5), finetune=R.Finetune(epochs=1, lr=0.05, amp=True))
     model, tl, vl = _setup()
     res = run(recipe, model, tl, vl)  # bfloat16 autocast on CPU
     assert res.sparsity == pytest.approx(0.5, abs=1e-3)
@@ -109,7 +109,7 @@ def test_amp_on_cpu_keeps_masks():
 
 @pytest.mark.gpu
 def test_run_on_cuda_with_amp(tmp_path):
-    recipe = R.Recipe(target=R.Target(ratio=0.5), schedule=R.Cubic(steps=2),
+    recipe = R.Recipe(target=R.TargetSpec(ratio=0.5), schedule=R.Cubic(steps=2),
                       finetune=R.Finetune(epochs=2, lr=0.05, amp=True, checkpoint_every=2),
                       distill=R.Distill())
     model, tl, vl = _setup()

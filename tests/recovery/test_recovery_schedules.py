@@ -78,7 +78,7 @@ def test_cumulative_masks_follow_the_schedule_exactly():
 def test_nm_ramp_applies_valid_nested_masks():
     from prunekit.masks.apply import get_mask
     from prunekit.masks.select import is_nm_valid
-    from prunekit.recover.phases import PruneContext, nm_pruner
+    from prunekit.recover.pruners import PruneContext, nm_pruner
     from prunekit.recover.recipe import Recipe
 
     torch.manual_seed(0)
@@ -95,7 +95,7 @@ def test_nm_ramp_applies_valid_nested_masks():
 
 
 def test_cosine_restarts_at_iterative_steps():
-    from prunekit.recover.finetune import cosine_factor
+    from prunekit.recover.training import cosine_factor
 
     assert [round(cosine_factor(s, 8), 4) for s in (0, 4, 8)] == [1.0, 0.5, 0.0]
     f = [cosine_factor(s, 12, (0, 4, 8)) for s in range(12)]

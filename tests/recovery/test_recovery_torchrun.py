@@ -27,6 +27,7 @@ pytestmark = pytest.mark.skipif(not torch.distributed.is_available(),
                                 reason="torch.distributed unavailable")
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_match_single_process(tmp_path):
     from prunekit.cli import app
 

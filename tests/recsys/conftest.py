@@ -30,6 +30,6 @@ def csv_file(tmp_path, log):
     path = tmp_path / "ratings.csv"
     lines = ["User,Item,Rating,Timestamp"] + [
         f"{u + 1},{i + 1},{r:.1f},{t}" for u, i, r, t in
-        zip(log.users.tolist(), log.items.tolist(), log.ratings.tolist(), log.times.tolist())]
+        zip(log.users.tolist(), log.items.tolist(), log.ratings.tolist(), log.times.tolist(), strict=False)]
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -20,7 +20,7 @@ def test_movielens100k_loads_and_splits_leave_one_out():
 def test_leave_one_out_holds_out_latest(log):
     train, test = leave_one_out(log)
     assert len(train) + len(test) == len(log)
-    for u, t in zip(test.users.tolist(), test.times.tolist()):
+    for u, t in zip(test.users.tolist(), test.times.tolist(), strict=False):
         assert t >= int(train.times[train.users == u].max())
 
 

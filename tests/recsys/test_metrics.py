@@ -28,11 +28,11 @@ class Oracle(torch.nn.Module):
 
     def __init__(self, test):
         super().__init__()
-        self.best = dict(zip(test.users.tolist(), test.items.tolist()))
+        self.best = dict(zip(test.users.tolist(), test.items.tolist(), strict=False))
 
     def forward(self, users, items):
         return torch.tensor([1.0 if self.best[u] == i else 0.0
-                             for u, i in zip(users.tolist(), items.tolist())])
+                             for u, i in zip(users.tolist(), items.tolist(), strict=False)])
 
 
 class Const(torch.nn.Module):

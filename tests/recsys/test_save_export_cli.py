@@ -71,3 +71,17 @@ def test_cli_end_to_end_and_bad_input(tmp_path, csv_file):
         res = runner.invoke(app, ["recsys", "-o", str(tmp_path / "x"), "--epochs", "0", *bad])
         assert res.exit_code == 2 and msg in res.output
         assert not (tmp_path / "x").exists()
+
+
+def test_replace_module_history_is_checked(tmp_path, split):
+    train, _ = split
+    model = MF(train.n_users, train.n_items, 8)
+    prune_embeddings(model, train, rows=0.5)
+    save(model, tmp_path / "m")
+    meta_path = tmp_path / "m" / "prunekit.json"
+    meta = json.loads(meta_path.read_text())
+    assert [op["op"] for op in meta["history"]] == ["replace_module"] * 4
+    meta["history"][0]["spec"] = "torchvision:resnet18"
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="replace_module needs a 'module:' spec"):
+        load(tmp_path / "m")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import torch
 import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
@@ -80,6 +82,7 @@ spec_st = st.lists(st.tuples(st.sampled_from(BLOCKS), st.sampled_from([4, 6, 8])
 @given(spec=spec_st, head=st.sampled_from(["flatten", "mean"]),
        scope=st.sampled_from(["local", "global"]), ratio=st.sampled_from([0.25, 0.5, 0.75]),
        seed=st.integers(0, 3))
+@pytest.mark.slow
 def test_random_stacks_prune_and_verify(spec, head, scope, ratio, seed):
     torch.manual_seed(seed)
     model = randomize_norms(Stack(spec, head), seed).eval()

@@ -6,8 +6,15 @@ dtype, batch, threads). A cell whose pruning or evaluation raises is marked fail
 message and the sweep goes on; a runtime that fails for one model (e.g. ONNX export) marks that
 latency cell failed only.
 
->>> res = analyze(model, torch.randn(1, 3, 224, 224), methods=["l1", "magnitude-unstructured"],
-...               ratios=[0.2, 0.4], eval_fn=evaluate, out_dir="report/")
+>>> import torch
+>>> from torch import nn
+>>> from prunekit.bench import BenchConfig, analyze
+>>> net = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 4))
+>>> res = analyze(net, torch.randn(1, 16), methods=["l1", "magnitude-unstructured"],
+...               ratios=[0.5], eval_fn=lambda m: 0.9, sparse_backends=False,
+...               config=BenchConfig(repeats=5, max_repeats=5, memory=False))
+>>> [(e.name, e.status) for e in res.entries]
+[('l1@0.5', 'ok'), ('magnitude-unstructured@0.5', 'ok')]
 """
 
 from __future__ import annotations
@@ -24,13 +31,33 @@ from prunekit.bench.config import BenchConfig
 from prunekit.bench.harness import BenchResult, compare
 from prunekit.bench.methods import MethodSpec, apply_method, layer_profile, parse_method
 from prunekit.config import check_ratio
+from prunekit.bench.harness import fixed_threads
+from prunekit.bench.inputs import cast_inputs, resize_batch
+from prunekit.bench.sparse import choose_sparse_backends
+from prunekit.masks import finalize
+from prunekit.report import write_report
 
 EvalFn = Callable[[nn.Module], Any]
+
+
+UNITS = ("fraction", "percent")
+
+
+def _declared_unit(value: Any, eval_fn: Any, given: str | None) -> str | None:
+    """The accuracy unit: the argument, the eval function's ``unit`` attribute, or the
+    ``"unit"`` key of the dict it returned (None: the report infers and prints it)."""
+    unit = given or getattr(eval_fn, "unit", None)
+    if unit is None and isinstance(value, Mapping):
+        unit = value.get("unit")
+    if unit is not None and unit not in UNITS:
+        raise ValueError(f"accuracy unit must be one of {UNITS}, got {unit!r}")
+    return unit
 
 
 def _score(value: Any) -> float:
     """The eval function's result as one number (higher is better)."""
     if isinstance(value, Mapping):
+        value = {k: v for k, v in value.items() if k != "unit"}
         if "accuracy" in value:
             value = value["accuracy"]
         elif len(value) == 1:
@@ -78,6 +105,7 @@ class AnalyzeResult:
     title: str = "prunekit analyze"
     command: str | None = None
     sparse_decisions: list[dict[str, Any]] = field(default_factory=list)
+    accuracy_unit: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = self.bench.to_dict()
@@ -85,6 +113,7 @@ class AnalyzeResult:
         rt, b = self.bench.config.runtimes[0], self.bench.config.batches[0]
         base = self.bench.cell(self.bench.baseline, rt, b)
         d.update(kind="analyze", title=self.title, command=self.command,
+                 accuracy_unit=self.accuracy_unit,
                  baseline_accuracy=self.baseline_accuracy,
                  baseline_latency_ms=base.latency.median if base and base.ok else None,
                  latency_setting=f"{rt}, batch {b}")
@@ -97,6 +126,10 @@ class AnalyzeResult:
                 row.update(status="failed", error=f"timing ({rt}): {cell.error}")
             if e.status == "ok" and cell is not None and cell.ok:
                 row["latency_ms"] = cell.latency.median
+                sp = next((s for s in d["speedups"] if s["model"] == e.name
+                           and s["runtime"] == rt and s["batch"] == b), {})
+                row.update({k: sp[k] for k in ("speedup", "ci_low", "ci_high", "reliable")
+                            if k in sp})
             if cost and base_cost:
                 row["macs_ratio"] = base_cost.macs / max(cost.macs, 1)
                 row["params_kept"] = cost.params / max(base_cost.params, 1)
@@ -106,15 +139,11 @@ class AnalyzeResult:
 
 
 def _with_sparse_backends(model: nn.Module, example: Any, cfg: BenchConfig, name: str,
-                          out: list[dict[str, Any]]) -> nn.Module | None:
-    from prunekit.bench.harness import fixed_threads
-    from prunekit.bench.inputs import cast_inputs, resize_batch
-    from prunekit.bench.sparse import choose_sparse_backends
-
+                          out: list[dict[str, Any]], timer: Any = None) -> nn.Module | None:
     m = copy.deepcopy(model).eval().to(device=cfg.device, dtype=cfg.torch_dtype)
     x = cast_inputs(resize_batch(example, cfg.batches[0]), cfg.torch_dtype, cfg.device)
     with fixed_threads(cfg.threads):
-        decisions = choose_sparse_backends(m, x, apply=True)
+        decisions = choose_sparse_backends(m, x, apply=True, timer=timer)
     out += [dict(d.to_dict(), model=name) for d in decisions]
     return m if any(d.backend != "dense" for d in decisions) else None
 
@@ -134,8 +163,6 @@ def _cells(specs: Sequence[MethodSpec], ratios: Sequence[float]) -> list[tuple[M
 
 def _run_cell(entry: SweepEntry, spec: MethodSpec, model: nn.Module, example: Any,
               eval_fn: EvalFn | None, device: str, **kw: Any) -> nn.Module | None:
-    from prunekit.masks import finalize
-
     pruned = copy.deepcopy(model).eval()
     try:
         pruned = apply_method(spec, pruned, example, entry.ratio, **kw).eval()
@@ -169,6 +196,8 @@ def analyze(
     structured_kwargs: dict[str, Any] | None = None,
     command: str | None = None,
     sparse_backends: bool = True,
+    accuracy_unit: str | None = None,
+    sparse_timer: Any = None,
 ) -> AnalyzeResult:
     """Sweep ``methods`` × ``ratios`` on copies of ``model``; evaluate, benchmark and report.
 
@@ -186,6 +215,11 @@ def analyze(
         sparse_backends: for weight-sparse cells, also time a ``<name>+sparse`` variant whose
             Linear layers use a sparse kernel where it measured faster than dense (decided at
             the first batch size and runtime-independent eager timing; listed in the report).
+        sparse_timer: the layer timer of :func:`~prunekit.bench.sparse.choose_sparse_backends`
+            (default: measured; tests inject a fake to force a choice).
+        accuracy_unit: ``"fraction"`` or ``"percent"`` (also read from ``eval_fn.unit`` or a
+            ``"unit"`` key of the returned dict); ``None``: inferred from the values and
+            printed with every "within N points" statement.
 
     Returns:
         An :class:`AnalyzeResult` (``to_dict()`` is the report's data).
@@ -197,9 +231,10 @@ def analyze(
     if not ratios and any(s.fixed_ratio is None for s in specs):
         raise ValueError("ratios must hold at least one ratio")
     cfg = config or BenchConfig()
-    base_acc = None
+    base_acc, unit = None, _declared_unit(None, eval_fn, accuracy_unit)
     if eval_fn is not None:
-        base_acc = _score(eval_fn(copy.deepcopy(model).eval().to(cfg.device)))
+        value = eval_fn(copy.deepcopy(model).eval().to(cfg.device))
+        base_acc, unit = _score(value), _declared_unit(value, eval_fn, accuracy_unit)
     entries, models = [], {"dense": model}
     for spec, ratio in _cells(specs, ratios):
         entry = SweepEntry(spec.name, ratio, spec.kind)
@@ -214,13 +249,12 @@ def analyze(
         for e in entries:
             if e.status == "ok" and e.kind != "structured":
                 swapped = _with_sparse_backends(models[e.name], example_inputs, cfg, e.name,
-                                                decisions)
+                                                decisions, sparse_timer)
                 if swapped is not None:
                     models[e.name + "+sparse"] = swapped
     res = AnalyzeResult(entries, compare(models, example_inputs, cfg, baseline="dense"),
-                        base_acc, command=command, sparse_decisions=decisions)
+                        base_acc, command=command, sparse_decisions=decisions,
+                        accuracy_unit=unit)
     if out_dir is not None:
-        from prunekit.report import write_report
-
         write_report(res.to_dict(), out_dir)
     return res

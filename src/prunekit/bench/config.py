@@ -28,7 +28,14 @@ class BenchConfig:
         runtimes: registered runtime names (``eager``, ``compile``, ``cudagraph``, ``onnxruntime``).
         threads: intra-op threads for every model and runtime (default: PyTorch's current).
         warmup: untimed calls per model before sampling.
-        repeats: samples per model (interleaved rounds).
+        repeats: samples per model (interleaved rounds) in the first chunk; the minimum.
+        max_repeats: adaptive repetition: more rounds, in chunks, while any speedup interval
+            is wider than ``tolerance`` (``None``: ``max(repeats, 200)``; equal to ``repeats``
+            turns adaptation off).
+        tolerance: relative half-width of the 95% speedup interval a figure needs to be
+            reliable (default ±5%).
+        budget_s: seconds per (runtime, batch) group after which no new chunk starts.
+        probe: run the contention probe (CPU, wall clock) before, between and after chunks.
         number: calls per sample; ``None`` picks it so a sample lasts ``min_sample_ms``.
         min_sample_ms: target duration of one sample when ``number`` is ``None``.
         cache_bytes: the rotating inputs together exceed this many bytes.
@@ -45,6 +52,10 @@ class BenchConfig:
     threads: int = field(default_factory=torch.get_num_threads)
     warmup: int = 5
     repeats: int = 30
+    max_repeats: int | None = None
+    tolerance: float = 0.05
+    budget_s: float = 20.0
+    probe: bool = True
     number: int | None = None
     min_sample_ms: float = 2.0
     cache_bytes: int = DEFAULT_CACHE_BYTES
@@ -67,6 +78,13 @@ class BenchConfig:
         _positive_int(self.threads, "threads")
         _positive_int(self.warmup, "warmup", 0)
         _positive_int(self.repeats, "repeats")
+        if self.max_repeats is None:
+            object.__setattr__(self, "max_repeats", max(self.repeats, 200))
+        _positive_int(self.max_repeats, "max_repeats", self.repeats)
+        if not 0 < self.tolerance < 1:
+            raise ValueError(f"tolerance must be in (0, 1), got {self.tolerance!r}")
+        if isinstance(self.budget_s, bool) or not self.budget_s >= 0:
+            raise ValueError(f"budget_s must be >= 0 seconds, got {self.budget_s!r}")
         if self.number is not None:
             _positive_int(self.number, "number")
         if not self.min_sample_ms > 0:

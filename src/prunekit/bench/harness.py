@@ -4,11 +4,20 @@ Rules (DESIGN.md, "Measuring speed honestly"): every model of a comparison runs 
 runtime, dtype, batch and thread count; samples are interleaved round-robin (order reversed
 every round so drift hits all models alike); warm-up first; CUDA events on GPU; rotating
 distinct random inputs larger than the cache; median and p10/p90 reported; the speedup is the
-median of per-round paired ratios, so the spread of the ratio is honest too.
+median of per-round paired ratios with a bootstrap 95% interval, repeated adaptively until the
+interval is within the tolerance (:mod:`prunekit.bench.adaptive`), and marked unreliable when
+it is not, when median-of-ratios and ratio-of-medians disagree, or when the contention probe
+saw a busy machine (:mod:`prunekit.bench.reliability`, :mod:`prunekit.bench.contention`).
 
->>> res = compare({"dense": dense, "pruned": pruned}, torch.randn(1, 3, 224, 224),
-...               BenchConfig(batches=(1, 32), runtimes=("eager", "onnxruntime")))
->>> res.speedups()
+>>> import torch
+>>> from torch import nn
+>>> from prunekit.bench import BenchConfig, compare
+>>> dense, pruned = nn.Linear(64, 64), nn.Linear(64, 16)
+>>> res = compare({"dense": dense, "pruned": pruned}, torch.randn(1, 64),
+...               BenchConfig(batches=(1, 8), repeats=5, max_repeats=10, budget_s=1))
+>>> row = res.speedups()[0]
+>>> sorted(k for k in row if k.startswith("ci_"))
+['ci_half_width', 'ci_high', 'ci_level', 'ci_low']
 """
 
 from __future__ import annotations
@@ -22,14 +31,19 @@ from typing import Any
 import torch
 from torch import nn
 
+from prunekit.bench.adaptive import AdaptivePlan, adaptive_samples
 from prunekit.bench.config import BenchConfig
+from prunekit.bench.contention import ContentionProbe, load_text
 from prunekit.bench.env import environment
 from prunekit.bench.inputs import cast_inputs, input_pool, resize_batch
 from prunekit.bench.metrics import ModelCost, energy_per_inference, model_cost, peak_memory
+from prunekit.bench.reliability import paired_speedup
 from prunekit.bench.runtimes import get_runtime, prepare_runtime, resolve_device
 from prunekit.bench.timer import (  # noqa: F401 - interleaved_samples re-exported
     Clock, LatencyStats, calibrate_number, clock_for, interleaved_samples, percentile,
 )
+from prunekit.bench.bn_fold import fold_batchnorm
+from prunekit.masks import finalize, masked_modules
 
 
 @dataclass
@@ -45,6 +59,7 @@ class BenchCell:
     energy_j: float | None = None
     energy_note: str = ""
     error: str | None = None
+    contention: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -60,7 +75,7 @@ class BenchCell:
                              "status": "ok" if self.ok else "failed", "error": self.error,
                              "throughput": self.throughput, "peak_bytes": self.peak_bytes,
                              "peak_method": self.peak_method, "energy_j": self.energy_j,
-                             "energy_note": self.energy_note}
+                             "energy_note": self.energy_note, "contention": self.contention}
         if self.latency is not None:
             d.update(self.latency.to_dict())
         return d
@@ -100,10 +115,7 @@ class BenchResult:
             if b is None or not b.ok or not c.ok:
                 row.update(status="failed", error=c.error or (b.error if b else "no baseline"))
             else:
-                ratios = [x / y for x, y in zip(b.latency.samples, c.latency.samples, strict=True)]
-                row.update(status="ok", speedup=percentile(ratios, 50),
-                           speedup_p10=percentile(ratios, 10), speedup_p90=percentile(ratios, 90),
-                           baseline_ms=b.latency.median, model_ms=c.latency.median)
+                row.update(status="ok", **_paired_row(b, c, self.config.tolerance))
             out.append(row)
         return out
 
@@ -114,6 +126,20 @@ class BenchResult:
             "models": {k: v.to_dict() for k, v in self.costs.items()},
             "cells": [c.to_dict() for c in self.cells], "speedups": self.speedups(),
         }
+
+
+def _paired_row(b: BenchCell, c: BenchCell, tolerance: float) -> dict[str, Any]:
+    """Speedup of ``c`` over ``b`` with interval, both estimates and the reliability verdict."""
+    ratios = [x / y for x, y in zip(b.latency.samples, c.latency.samples, strict=True)]
+    est = paired_speedup(b.latency.samples, c.latency.samples, tolerance=tolerance)
+    con = c.contention or {}
+    if con.get("busy"):
+        est = est.with_reasons([f"busy: {con['reason']}"])
+    row = est.to_dict()
+    row.update(speedup_p10=percentile(ratios, 10), speedup_p90=percentile(ratios, 90),
+               baseline_ms=b.latency.median, model_ms=c.latency.median,
+               busy=bool(con.get("busy")), load=con.get("load", ""))
+    return row
 
 
 @contextlib.contextmanager
@@ -130,8 +156,6 @@ def fixed_threads(threads: int) -> Iterator[None]:
 def prepare_models(models: Mapping[str, nn.Module], cfg: BenchConfig,
                    notes: list[str]) -> dict[str, nn.Module]:
     """Inference copies of ``models``: eval, masks baked in, BN folded (all alike), moved, cast."""
-    from prunekit.bench.bn_fold import fold_batchnorm
-    from prunekit.masks import finalize, masked_modules
 
     out = {}
     for name, m in models.items():
@@ -147,8 +171,16 @@ def prepare_models(models: Mapping[str, nn.Module], cfg: BenchConfig,
     return out
 
 
+def _probe_for(cfg: BenchConfig, device: torch.device) -> ContentionProbe | None:
+    """The contention probe for wall-clock CPU timing (off for custom clocks and GPUs)."""
+    if not cfg.probe or cfg.clock is not None or device.type != "cpu":
+        return None
+    return ContentionProbe(cfg.threads)
+
+
 def _time_runtime(rt: str, models: dict[str, nn.Module], pool: list[Any], batch: int,
-                  cfg: BenchConfig, device: torch.device) -> list[BenchCell]:
+                  cfg: BenchConfig, device: torch.device,
+                  baseline: str | None = None) -> list[BenchCell]:
     cells = {n: BenchCell(n, rt, batch) for n in models}
     fns = {}
     for n, m in models.items():
@@ -160,15 +192,23 @@ def _time_runtime(rt: str, models: dict[str, nn.Module], pool: list[Any], batch:
         clock = cfg.clock or clock_for(device, get_runtime(rt).device_timed)
         numbers = {n: cfg.number or calibrate_number(clock, lambda f=f: f(pool[0]),
                                                      cfg.min_sample_ms) for n, f in fns.items()}
+        plan = AdaptivePlan(cfg.repeats, cfg.max_repeats, cfg.tolerance, cfg.budget_s)
+        probe = _probe_for(cfg, device)
         try:
-            stats = interleaved_samples(fns, pool, warmup=cfg.warmup, repeats=cfg.repeats,
-                                        numbers=numbers, clock=clock)
+            stats = adaptive_samples(fns, pool, baseline=baseline, plan=plan, warmup=cfg.warmup,
+                                     numbers=numbers, clock=clock, probe=probe)
         except Exception as e:  # noqa: BLE001
             for n in fns:
                 cells[n].error = f"timing failed: {type(e).__name__}: {e}"
             stats = {}
+        contention = None
+        if probe is not None:
+            v = probe.verdict()
+            contention = dict(busy=v.busy, reason=v.reason, load=load_text(v.points),
+                              probe=v.to_dict()["points"])
         for n, s in stats.items():
             cells[n].latency = s
+            cells[n].contention = contention
             _extras(cells[n], models[n], fns[n], pool, rt, cfg, device)
     return list(cells.values())
 
@@ -229,7 +269,8 @@ def compare(
                 res.costs = {n: _per_sample(model_cost(m, x), batch) for n, m in prepared.items()}
             pool = input_pool(x, cache_bytes=cfg.cache_bytes, seed=batch)
             for rt in cfg.runtimes:
-                res.cells.extend(_time_runtime(rt, prepared, pool, batch, cfg, device))
+                res.cells.extend(_time_runtime(rt, prepared, pool, batch, cfg, device,
+                                               baseline))
     return res
 
 

@@ -103,3 +103,9 @@ def input_pool(
     count = max(min_count, -(-cache_bytes // size))
     count = min(count, max_count, max(1, max_total_bytes // size))
     return [random_like(example, seed + i) for i in range(count)]
+
+
+def first_batch_size(example: Any) -> int | None:
+    """Dim 0 of the first tensor in ``example`` (None when it holds no batched tensor)."""
+    ts = [t for t in _tensors(example) if t.dim() > 0]
+    return int(ts[0].shape[0]) if ts else None

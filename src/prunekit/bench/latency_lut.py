@@ -13,13 +13,17 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from prunekit.bench.timer import compare_latency
+from prunekit.bench.sparse import capture_inputs
+from prunekit.bench.env import cpu_name
+from prunekit.io import atomic_write_bytes
 
 CurveTimer = Callable[[Mapping[int, nn.Module], Tensor], Mapping[int, float]]
 GRANULARITIES = (1, 2, 4, 8, 16, 32, 64)
@@ -70,8 +74,6 @@ def measure_curve(module: nn.Module, x: Tensor, counts: Iterable[int],
     """Median ms of the layer at each output-channel count (interleaved by the default timer)."""
     mods = {c: with_out_channels(module, c) for c in counts}
     if timer is None:
-        from prunekit.bench.timer import compare_latency
-
         stats = compare_latency(mods, x, warmup=2, repeats=10, rotate=None, number=None,
                                 device=x.device)
         return {c: s.median for c, s in stats.items()}
@@ -121,7 +123,6 @@ class LatencyLUT:
     def make_key(device: torch.device | str, dtype: torch.dtype | str, batch: int,
                  clock: str | None = None) -> str:
         """``device:name|dtype|batchN`` (plus ``|clock`` for a non-default clock)."""
-        from prunekit.bench.env import cpu_name
 
         dev = torch.device(device)
         name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_name()
@@ -138,17 +139,11 @@ class LatencyLUT:
     def save(self) -> None:
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.data, f, indent=1)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, self.path)
+        atomic_write_bytes(self.path, json.dumps(self.data, indent=1).encode())
 
 
 def layer_inputs(model: nn.Module, example_inputs: Any) -> dict[str, tuple[nn.Module, Tensor]]:
     """``name -> (layer, its input)`` for every dense Linear / ungrouped Conv2d of one forward."""
-    from prunekit.bench.sparse import capture_inputs
 
     layers = {n: m for n, m in model.named_modules()
               if type(m) is nn.Linear or (type(m) is nn.Conv2d and m.groups == 1)}

@@ -8,22 +8,45 @@ target is returned. Channel rounding comes from measured per-layer latency table
 (:mod:`prunekit.bench.latency_lut`). If no candidate is faster than dense, dense is returned:
 the result is never slower than the model you started with.
 
->>> res = prune_for_latency(model, torch.randn(32, 3, 224, 224), target=0.5, device="cuda",
-...                         dtype="fp16", runtime="cudagraph")
->>> res.model, res.relative_latency, res.met
+The search's own figures are selection noise-prone (the minimum of several noisy draws), so
+the returned model is **re-measured** against a fresh dense copy in a new interleaved,
+adaptive run; the target counts as met only when the upper bound of that run's 95% interval
+of the relative latency is at or under the target.
+
+>>> import torch
+>>> from torch import nn
+>>> from prunekit.bench import BenchConfig, prune_for_latency
+>>> net = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3),
+...                     nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 4))
+>>> cfg = BenchConfig(device="cpu", dtype="fp32", batches=(2,), runtimes=("eager",),
+...                   repeats=5, max_repeats=5, memory=False)
+>>> res = prune_for_latency(net, torch.randn(2, 3, 16, 16), 0.7, config=cfg, round_to=4,
+...                         max_iters=2)
+>>> res.setting, res.met in (True, False)
+('cpu, fp32, eager, batch 2, ... threads', True)
 """
 
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
+from prunekit.bench.config import BenchConfig
+from prunekit.bench.harness import compare, fixed_threads
+from prunekit.bench.inputs import cast_inputs, first_batch_size, resize_batch
+from prunekit.bench.latency_lut import LatencyLUT, choose_round_to
+from prunekit.bench.reliability import SpeedupEstimate
+from prunekit.bench.timer import compare_latency
+from prunekit.structural import plan_structured
+
 RelLatency = Callable[[nn.Module], float]
 MakeFn = Callable[[float], nn.Module]
+Verify = Callable[[nn.Module], SpeedupEstimate]
 
 
 def parse_latency_target(text: str | float) -> float:
@@ -52,9 +75,13 @@ class LatencySearchResult:
     Attributes:
         model: the chosen model (the dense model itself when nothing beat it).
         ratio: the planner ratio of ``model`` (0.0 for dense).
-        relative_latency: measured latency of ``model`` / dense.
-        met: whether ``relative_latency <= target``.
-        trace: every (ratio, relative latency) measured, in order.
+        relative_latency: latency of ``model`` / dense in the fresh verification run (the
+            search's own figure before verification).
+        met: whether the verification interval's upper bound is at or under ``target``.
+        trace: every (ratio, relative latency) measured during the search, in order.
+        search_relative_latency: what the search measured for ``model``.
+        verified: the fresh run's speedup estimate (interval, rounds, reliability).
+        setting: device, dtype, runtime, batch and threads of every measurement.
     """
 
     model: nn.Module
@@ -65,11 +92,26 @@ class LatencySearchResult:
     trace: list[tuple[float, float]] = field(default_factory=list)
     round_to: int | None = None
     notes: list[str] = field(default_factory=list)
+    search_relative_latency: float | None = None
+    verified: SpeedupEstimate | None = None
+    setting: str = ""
+
+    @property
+    def relative_interval(self) -> tuple[float, float] | None:
+        """95% interval of the verified relative latency (``1 / speedup`` bounds)."""
+        v = self.verified
+        return None if v is None else (1.0 / v.ci_high, 1.0 / v.ci_low)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ratio": self.ratio, "relative_latency": self.relative_latency, "met": self.met,
-                "target": self.target, "trace": [list(t) for t in self.trace],
-                "round_to": self.round_to, "notes": list(self.notes)}
+        d = {"ratio": self.ratio, "relative_latency": self.relative_latency, "met": self.met,
+             "target": self.target, "trace": [list(t) for t in self.trace],
+             "round_to": self.round_to, "notes": list(self.notes), "setting": self.setting,
+             "search_relative_latency": self.search_relative_latency, "verified": None}
+        if self.verified is not None:
+            lo, hi = self.relative_interval
+            d["verified"] = dict(self.verified.to_dict(), relative_latency=self.relative_latency,
+                                 relative_ci_low=lo, relative_ci_high=hi)
+        return d
 
 
 def search_latency(
@@ -137,16 +179,49 @@ def search_latency(
 def paired_rel_latency(dense: nn.Module, example_inputs: Any, config: Any) -> RelLatency:
     """Measured latency of a model relative to ``dense``: median of per-round paired ratios,
     both timed interleaved in this process under ``config`` (first runtime and batch)."""
-    from prunekit.bench.harness import compare
+    verify = fresh_verification(dense, example_inputs, config)
+    return lambda model: 1.0 / verify(model).speedup
 
-    def rel(model: nn.Module) -> float:
-        res = compare({"dense": dense, "candidate": model}, example_inputs, config)
+
+def fresh_verification(dense: nn.Module, example_inputs: Any, config: BenchConfig) -> Verify:
+    """``verify(model)``: a new interleaved, adaptive run of a fresh dense copy vs ``model``
+    under ``config`` (first runtime and batch); returns the paired speedup estimate."""
+    def verify(model: nn.Module) -> SpeedupEstimate:
+        res = compare({"dense": copy.deepcopy(dense), "candidate": model}, example_inputs,
+                      config)
         row = res.speedups()[0]
         if row["status"] != "ok":
             raise RuntimeError(f"timing failed: {row.get('error')}")
-        return 1.0 / row["speedup"]
+        return SpeedupEstimate(row["speedup"], row["ratio_of_medians"], row["ci_low"],
+                               row["ci_high"], row["rounds"], row["ci_level"],
+                               row["tolerance"], tuple(row["unreliable_reasons"]))
 
-    return rel
+    return verify
+
+
+def _setting_for(config: BenchConfig | None, example_inputs: Any,
+                 notes: list[str]) -> BenchConfig:
+    """The config to time with; a default one is announced loudly (warning + note)."""
+    batch = first_batch_size(example_inputs) or 1
+    if config is None:
+        config = BenchConfig(batches=(batch,), repeats=10, warmup=2, memory=False)
+        text = (f"no config given: timing on cpu, fp32, eager, batch {batch} (the batch of "
+                f"example_inputs), {config.threads} threads; pass "
+                "config=BenchConfig(device=, dtype=, batches=, runtimes=) to choose")
+        warnings.warn(text, UserWarning, stacklevel=3)
+        notes.append(text)
+    elif config.batches[0] != batch:
+        text = (f"timing at batch {config.batches[0]} from config, while example_inputs has "
+                f"batch {batch}")
+        warnings.warn(text, UserWarning, stacklevel=3)
+        notes.append(text)
+    return config
+
+
+def describe(config: BenchConfig) -> str:
+    """``"cpu, fp32, eager, batch 1, 2 threads"``."""
+    return (f"{config.device}, {config.dtype}, {config.runtimes[0]}, batch {config.batches[0]}, "
+            f"{config.threads} threads")
 
 
 def prune_for_latency(
@@ -154,12 +229,13 @@ def prune_for_latency(
     example_inputs: Any,
     target: float | str = 0.5,
     *,
-    config: Any = None,
+    config: BenchConfig | None = None,
     criterion: str = "l1",
     round_to: int | None = None,
     lut_path: str | None = None,
     rel_latency: RelLatency | None = None,
     make: MakeFn | None = None,
+    verify: Verify | None = None,
     **search_kwargs: Any,
 ) -> LatencySearchResult:
     """Structurally prune ``model`` (a copy) until its measured latency is ``target`` × dense.
@@ -168,28 +244,27 @@ def prune_for_latency(
         model: dense model (not modified).
         example_inputs: one batch at the batch size to optimise for.
         target: e.g. ``0.5`` or ``"0.5x"``: reach half the dense latency.
-        config: :class:`~prunekit.bench.config.BenchConfig` (device, dtype, runtime, threads);
-            its first batch and runtime are used.
+        config: :class:`~prunekit.bench.config.BenchConfig` (device, dtype, runtime, threads,
+            batch); its first batch and runtime are used. Without it: cpu, fp32, eager at the
+            batch of ``example_inputs``, announced with a warning.
         criterion: the planner's group criterion.
         round_to: channel rounding; ``None`` chooses it from measured latency tables.
         lut_path: JSON cache of the latency tables (keyed by device, dtype, batch).
         rel_latency: injectable measurement function (tests, custom flows).
         make: injectable pruning function (tests, custom flows).
+        verify: ``verify(model) -> SpeedupEstimate`` of the returned model against dense
+            (default: a fresh interleaved run, :func:`fresh_verification`).
+
+    Returns:
+        A :class:`LatencySearchResult`; ``met`` is decided by the fresh verification run.
 
     Raises:
         RuntimeError: the structural planner is not available and ``make`` was not given.
     """
-    from prunekit.bench.config import BenchConfig
-
     target = parse_latency_target(target)
-    cfg = config or BenchConfig(repeats=10, warmup=2)
-    notes = []
+    notes: list[str] = []
+    cfg = _setting_for(config, example_inputs, notes)
     if make is None:
-        try:
-            from prunekit.structural import plan_structured
-        except ImportError as e:
-            raise RuntimeError("latency-targeted pruning needs prunekit.plan_structured "
-                               "(structural planner) in this build") from e
         if round_to is None:
             round_to, _ = _measured_round_to(model, example_inputs, cfg, lut_path)
             notes.append(f"round_to={round_to} chosen from measured per-layer latency tables")
@@ -199,18 +274,35 @@ def prune_for_latency(
                                    scope="global", round_to=round_to)
             return plan.apply(copy=True).eval()
 
-    rel = rel_latency or paired_rel_latency(copy.deepcopy(model).eval(), example_inputs, cfg)
+    dense = copy.deepcopy(model).eval()
+    rel = rel_latency or paired_rel_latency(dense, example_inputs, cfg)
     res = search_latency(model, make, rel, target, **search_kwargs)
-    res.round_to, res.notes = round_to, notes + res.notes
+    res.round_to, res.notes, res.setting = round_to, notes + res.notes, describe(cfg)
+    _verify(res, verify or fresh_verification(dense, example_inputs, cfg))
     return res
+
+
+def _verify(res: LatencySearchResult, verify: Verify) -> None:
+    """Re-measure ``res.model``; ``met`` only if the interval's upper bound is under target."""
+    res.search_relative_latency = res.relative_latency
+    if res.ratio == 0.0:
+        res.met = False
+        return
+    est = verify(res.model)
+    res.verified = est
+    res.relative_latency = 1.0 / est.speedup
+    upper = 1.0 / est.ci_low
+    searched_met, res.met = res.met, upper <= res.target
+    if searched_met and not res.met:
+        res.notes.append(f"the search measured {res.search_relative_latency:.3f}x, but a fresh "
+                         f"run measured {res.relative_latency:.3f}x (95% CI up to {upper:.3f}x): "
+                         f"target {res.target:g}x NOT met")
+    if not est.reliable:
+        res.notes.append("verification unreliable: " + "; ".join(est.reasons))
 
 
 def _measured_round_to(model: nn.Module, example_inputs: Any, cfg: Any,
                        lut_path: str | None) -> tuple[int, dict[str, Any]]:
-    from prunekit.bench.harness import fixed_threads
-    from prunekit.bench.inputs import cast_inputs, resize_batch
-    from prunekit.bench.latency_lut import LatencyLUT, choose_round_to
-
     batch = cfg.batches[0]
     m = copy.deepcopy(model).eval().to(device=cfg.device, dtype=cfg.torch_dtype)
     x = cast_inputs(resize_batch(example_inputs, batch), cfg.torch_dtype, cfg.device)
@@ -218,7 +310,6 @@ def _measured_round_to(model: nn.Module, example_inputs: Any, cfg: Any,
     lut = LatencyLUT(lut_path, LatencyLUT.make_key(cfg.device, cfg.torch_dtype, batch, clock))
     timer = None
     if cfg.clock is not None:  # tables timed with the same clock as the search
-        from prunekit.bench.timer import compare_latency
 
         def timer(mods, xx):
             stats = compare_latency(dict(mods), xx, warmup=2, repeats=10, rotate=None,

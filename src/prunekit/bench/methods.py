@@ -18,6 +18,8 @@ from typing import Any, Literal
 from torch import nn
 
 from prunekit.masks.select import parse_pattern
+from prunekit.structural import plan_structured
+from prunekit.weights import prune_weights
 
 Kind = Literal["unstructured", "nm", "structured"]
 
@@ -62,12 +64,6 @@ def parse_method(name: str) -> MethodSpec:
 
 def _structured(model: nn.Module, example: Any, ratio: float, criterion: str,
                 **kwargs: Any) -> nn.Module:
-    try:
-        from prunekit.structural import plan_structured
-    except ImportError as e:
-        raise RuntimeError(
-            "structured pruning (prunekit.plan_structured) is not available in this build; "
-            "use '<criterion>-unstructured' or 'N:M' methods") from e
     params = inspect.signature(plan_structured).parameters
     kw = {k: v for k, v in {"ratio": ratio, "criterion": criterion, **kwargs}.items()
           if k in params or any(p.kind is p.VAR_KEYWORD for p in params.values())}
@@ -81,7 +77,6 @@ def apply_method(spec: MethodSpec, model: nn.Module, example: Any, ratio: float,
                  structured_kwargs: dict[str, Any] | None = None) -> nn.Module:
     """Prune ``model`` with ``spec`` at ``ratio``; returns the pruned model (``model`` itself
     for weight masks, in place)."""
-    from prunekit.weights import prune_weights
 
     if spec.kind == "structured":
         return _structured(model, example, ratio, spec.criterion, **(structured_kwargs or {}))

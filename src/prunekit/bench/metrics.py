@@ -17,7 +17,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from prunekit.calibration import call_model
+from prunekit.call import call_model
+from prunekit._memory import forward_peak_bytes
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,21 @@ def count_macs(model: nn.Module, inputs: Any) -> tuple[int, int]:
     return macs, max(0, macs - sum(saved))
 
 
+def _stored(t: torch.Tensor) -> list[torch.Tensor]:
+    """The dense tensors that hold ``t`` (a sparse CSR/COO tensor has no storage of its own)."""
+    if t.layout == torch.sparse_csr:
+        return [t.crow_indices(), t.col_indices(), t.values()]
+    if t.layout == torch.sparse_coo:
+        return [t._indices(), t._values()]
+    return [t]
+
+
 def model_cost(model: nn.Module, inputs: Any) -> ModelCost:
     """Parameters, non-zeros, stored size and MACs of ``model`` at ``inputs``."""
     seen: set[int] = set()
     size = 0
-    for t in list(model.parameters()) + list(model.buffers()):
+    tensors = list(model.parameters()) + list(model.buffers())
+    for t in [part for whole in tensors for part in _stored(whole)]:
         if t.data_ptr() in seen:
             continue
         seen.add(t.data_ptr())
@@ -110,10 +121,6 @@ def peak_memory(model: nn.Module, run: Callable[[Any], Any], inputs: Any,
         run(inputs)
         torch.cuda.synchronize(device)
         return torch.cuda.max_memory_allocated(device) - base, "cuda allocator peak"
-    try:
-        from prunekit._memory import forward_peak_bytes
-    except ImportError:
-        return None, "not measured on cpu (no tracker)"
     peak, how = forward_peak_bytes(model, inputs)
     return int(peak), how
 

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils._pytree import tree_flatten
 
-from prunekit.bench.runtimes import RunFn, RuntimeUnavailable
+from prunekit.bench.runtime_base import RunFn, RuntimeUnavailable
 
 
 def _ort():
@@ -110,3 +110,7 @@ def prepare_onnxruntime(model: nn.Module, example: Any, device: torch.device,
         return binding.get_outputs()
 
     return run_cuda
+
+
+export_onnx = _export  # public names for the deploy step (same behaviour)
+onnx_session = _session

@@ -19,13 +19,9 @@ from torch import Tensor, nn
 from torch.utils._pytree import tree_flatten
 
 from prunekit._registry import Registry
-from prunekit.calibration import call_model
-
-RunFn = Callable[[Any], Any]
-
-
-class RuntimeUnavailable(RuntimeError):
-    """The runtime cannot run here (missing device, package or compiler); the message says why."""
+from prunekit.call import call_model
+from prunekit.bench.onnx_runtime import prepare_onnxruntime
+from prunekit.bench.runtime_base import RunFn, RuntimeUnavailable
 
 
 @dataclass(frozen=True)
@@ -183,8 +179,6 @@ RUNTIMES.register("cudagraph", Runtime("cudagraph", _cudagraph, ("cuda",),
 
 
 def _register_onnx() -> None:
-    from prunekit.bench.onnx_runtime import prepare_onnxruntime
-
     RUNTIMES.register("onnxruntime", Runtime(
         "onnxruntime", prepare_onnxruntime, ("cpu", "cuda"),
         "torch.onnx export + ONNX Runtime InferenceSession (CPU or CUDA provider)",

@@ -4,8 +4,10 @@ The numbers a user sees are the median and the 10th/90th percentiles over repeat
 never a single run or a mean that one hiccup can drag. Each sample times ``number`` calls
 and divides, so very short calls are still resolved by the clock.
 
->>> stats = measure_latency(model, x, warmup=5, repeats=30)
->>> print(stats.median, stats.p10, stats.p90)   # milliseconds
+>>> import torch
+>>> stats = measure_latency(torch.nn.Linear(8, 8), torch.randn(1, 8), warmup=2, repeats=5)
+>>> stats.p10 <= stats.median <= stats.p90   # milliseconds
+True
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
+
+from prunekit.bench.inputs import input_pool
+from prunekit.call import call_model
 
 
 class Clock(Protocol):
@@ -273,7 +278,6 @@ def interleaved_samples(
 
 def _pool_from(inputs: Any, rotate: int | None) -> list[Any]:
     """Rotating inputs: ``inputs`` may be one example or a factory ``i -> inputs``."""
-    from prunekit.bench.inputs import input_pool
 
     if callable(inputs) and not isinstance(inputs, (torch.Tensor, nn.Module)):
         return [inputs(i) for i in range(max(rotate or 4, 1))]
@@ -308,7 +312,6 @@ def compare_latency(
     Returns:
         name -> :class:`LatencyStats` (``median_ms``, ``p10_ms``, ``p90_ms`` …).
     """
-    from prunekit.calibration import call_model
 
     _check_counts(warmup, repeats, number)
     if not models:

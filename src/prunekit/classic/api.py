@@ -8,6 +8,7 @@ every pruner takes ``(estimator, X_val, y_val, floor, config)`` and returns an
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -181,6 +182,11 @@ def prune(estimator: Any, X_val: Any, y_val: Any, max_drop: float = 0.005, *,
     check_fitted(estimator)
     X, y = check_validation(estimator, X_val, y_val)
     _, Xc = _split_pipeline(estimator, X)
+    if is_classifier(estimator) and 0 < max_drop < 1.0 / y.shape[0]:
+        warnings.warn(f"one validation row is {1.0 / y.shape[0]:.4f} of accuracy, more than "
+                      f"max_drop={max_drop}: with {y.shape[0]} rows the choice can only keep "
+                      "the validation accuracy unchanged, and small sets favour lucky prefixes; "
+                      "check the result on held-out data", UserWarning, stacklevel=2)
     before = score(estimator, X, y)
     outcome = pruner(core, Xc, y, before - max_drop, cfg)
     pruned = _join_pipeline(estimator, outcome.estimator)

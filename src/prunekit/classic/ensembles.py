@@ -70,23 +70,27 @@ def _prefix_labels(preds: np.ndarray, order: np.ndarray, classes: np.ndarray | N
 
 
 def cv_prefix_scores(preds: np.ndarray, y: np.ndarray, classes: np.ndarray | None,
-                     steps: int, folds: int = 5, seed: int = 0) -> list[tuple[float, float]]:
+                     steps: int, folds: int = 5, repeats: int = 3, seed: int = 0
+                     ) -> list[tuple[float, float]]:
     """Out-of-fold validation score of the greedy prefix of each size.
 
     The greedy order is chosen on the other folds and scored on the held-out one, so the
-    curve does not reward trees picked because they fit these very rows.
+    curve does not reward trees picked because they fit these very rows; the score is the
+    mean over ``repeats`` different fold assignments.
     """
     n_rows = y.shape[0]
     folds = max(2, min(folds, n_rows))
-    parts = np.array_split(np.random.default_rng(seed).permutation(n_rows), folds)
-    oof = np.empty((steps, n_rows), dtype=y.dtype if classes is None else classes.dtype)
     targets = _targets(y, classes)
-    for held in parts:
-        fit = np.setdiff1d(np.arange(n_rows), held)
-        order = greedy_order(preds[:, fit], targets[fit], steps)
-        oof[:, held] = _prefix_labels(preds[:, held], order, classes)
-    return [(float(k + 1), score_predictions(classes is not None, y, oof[k]))
-            for k in range(steps)]
+    total = np.zeros(steps)
+    rng = np.random.default_rng(seed)
+    for _ in range(repeats):
+        oof = np.empty((steps, n_rows), dtype=y.dtype if classes is None else classes.dtype)
+        for held in np.array_split(rng.permutation(n_rows), folds):
+            fit = np.setdiff1d(np.arange(n_rows), held)
+            order = greedy_order(preds[:, fit], targets[fit], steps)
+            oof[:, held] = _prefix_labels(preds[:, held], order, classes)
+        total += [score_predictions(classes is not None, y, oof[k]) for k in range(steps)]
+    return [(float(k + 1), float(total[k] / repeats)) for k in range(steps)]
 
 
 def _common_alpha(datas: list[TreeOnData], combine, y: np.ndarray, classes, floor: float,
@@ -109,18 +113,18 @@ def prune_forest(est: Any, X: np.ndarray, y: np.ndarray, floor: float,
                  max_candidates: int, max_fraction: float = 0.5) -> Outcome:
     """Keep the shortest greedy-ordered prefix of trees, then cost-complexity prune them.
 
-    The prefix size is the smallest whose out-of-fold score (:func:`cv_prefix_scores`) is
-    within the allowed drop of the whole forest's, searched up to ``max_fraction`` of the
-    trees (the whole forest is kept when no such prefix exists). The shared alpha is the
+    The prefix size is the smallest from which on every longer prefix (up to
+    ``max_fraction`` of the trees) has an out-of-fold score (:func:`cv_prefix_scores`) within
+    the allowed drop of the whole forest's validation score; the whole forest is kept when
+    the longest prefix searched is not within it. The shared alpha is the
     largest that lowers neither the kept trees' validation score nor goes below ``floor``.
     """
     classes = getattr(est, "classes_", None)
     preds = _tree_predictions(est, X, classes)
     steps = max(1, int(np.ceil(max_fraction * preds.shape[0])))
     sizes = cv_prefix_scores(preds, y, classes, steps)
-    passing = [s for s, v in sizes if v >= floor]
-    if passing:
-        k = int(min(passing))
+    k = stable_prefix(sizes, floor)
+    if sizes[-1][1] >= floor:
         keep = sorted(greedy_order(preds, _targets(y, classes), k).tolist())
     else:
         k, keep = preds.shape[0], list(range(preds.shape[0]))

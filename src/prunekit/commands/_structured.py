@@ -8,19 +8,22 @@ from typing import Any
 import typer
 from torch import nn
 
+from prunekit.config import TargetSpec
+from prunekit.handlers import PruneError
+from prunekit.masks import finalize
+from prunekit.serialize import save
+from prunekit.stats import stats
+from prunekit.structural import plan_structured
+from prunekit.structural.hybrid import prune_hybrid
+from prunekit.bench.config import BenchConfig
+from prunekit.bench.latency_target import prune_for_latency
+
 
 def run_structured(model: nn.Module, x: Any, output: Path, *, spec: str, ratio: float, criterion: str,
                    scope: str, round_to: int, exclude: list[str], target_macs: float | None,
                    target_params: float | None, weights: dict | None) -> None:
     from rich.console import Console
 
-    from prunekit.config import TargetSpec
-    from prunekit.handlers import PruneError
-    from prunekit.masks import finalize
-    from prunekit.serialize import save
-    from prunekit.stats import stats
-    from prunekit.structural import plan_structured
-    from prunekit.structural.hybrid import prune_hybrid
 
     console = Console()
     try:
@@ -30,7 +33,6 @@ def run_structured(model: nn.Module, x: Any, output: Path, *, spec: str, ratio: 
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--target-macs/--target-params") from None
     before = stats(model, x)
-    scope = "local" if scope == "layer" else scope
     options = dict(criterion=criterion, ratio=ratio, scope=scope, round_to=round_to,
                    exclude=list(exclude), target=target)
     try:
@@ -57,9 +59,6 @@ def run_latency_target(model: nn.Module, x: Any, output: Path, *, spec: str, tar
     """Structured pruning until the measured latency on ``device``/``runtime`` meets ``target``."""
     from rich.console import Console
 
-    from prunekit.bench.config import BenchConfig
-    from prunekit.bench.latency_target import prune_for_latency
-    from prunekit.serialize import save
 
     try:
         value = float(target.lower().removesuffix("x"))

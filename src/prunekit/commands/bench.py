@@ -12,6 +12,19 @@ from typing import Any, Callable, Optional
 import typer
 
 from prunekit.commands.core import MODEL_HELP, load_cli_model, make_input, parse_shape
+from prunekit.bench.config import BenchConfig
+from prunekit.bench.runtimes import get_runtime, resolve_device
+from prunekit.report.summary import summarize
+from prunekit.report.tables import latency_table, speedup_table
+from prunekit.bench.harness import compare
+from prunekit.bench.analyze import analyze
+from prunekit.bench.methods import parse_method
+from prunekit.bench.latency_target import parse_latency_target, prune_for_latency
+from prunekit.report import write_report
+from prunekit.io import atomic_write_bytes
+from prunekit.bench.deploy import DeployConfig, deploy
+from prunekit.serialize import load as pk_load
+from prunekit.serialize import save as pk_save
 
 
 def parse_list(text: str, option: str, kind: type = str) -> tuple:
@@ -51,10 +64,7 @@ def load_callable(spec: str, option: str = "--eval") -> Callable[..., Any]:
     return fn
 
 
-def _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn):
-    from prunekit.bench.config import BenchConfig
-    from prunekit.bench.runtimes import get_runtime, resolve_device
-
+def _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn, adapt=None):
     runtimes = parse_list(runtime, "--runtime")
     for rt in runtimes:
         try:
@@ -66,6 +76,9 @@ def _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn):
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--device") from None
     kw = {"threads": threads} if threads else {}
+    if adapt:
+        max_repeats, tolerance, budget = adapt
+        kw.update(max_repeats=max(max_repeats, repeats), tolerance=tolerance, budget_s=budget)
     try:
         return BenchConfig(device=device, dtype=dtype, batches=parse_list(batch, "--batch", int),
                            runtimes=runtimes, repeats=repeats, warmup=warmup, fold_bn=fold_bn, **kw)
@@ -90,9 +103,6 @@ def command_line(ctx: typer.Context) -> str:
 
 
 def _print_speedups(data: dict[str, Any]) -> None:
-    from prunekit.report.summary import summarize
-    from prunekit.report.tables import latency_table, speedup_table
-
     for title, header, rows in (speedup_table(data), latency_table(data)):
         if not rows:
             continue
@@ -105,6 +115,8 @@ def _print_speedups(data: dict[str, Any]) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    register_deploy(app)
+
     @app.command("bench")
     def bench_cmd(
         ctx: typer.Context,
@@ -119,15 +131,21 @@ def register(app: typer.Typer) -> None:
         threads: Optional[int] = typer.Option(None, help="intra-op threads (default: torch's)"),
         repeats: int = typer.Option(30, help="timed samples per model"),
         warmup: int = typer.Option(5, help="untimed calls per model"),
+        max_repeats: int = typer.Option(200, help="adaptive: at most this many rounds while "
+                                        "any speedup interval is wider than --tolerance"),
+        tolerance: float = typer.Option(0.05, help="relative half-width of the 95% speedup "
+                                        "interval a figure needs to be reliable"),
+        budget: float = typer.Option(20.0, help="seconds per runtime and batch after which "
+                                     "adaptive repetition stops"),
         fold_bn: bool = typer.Option(True, help="fold BatchNorm into convs in every model"),
         output: Optional[Path] = typer.Option(None, "-o", "--output", help="report directory"),
         trust: bool = typer.Option(False, help="allow unpickling .pt model files you trust"),
         as_json: bool = typer.Option(False, "--json", help="print the JSON result"),
     ) -> None:
         """Time dense and pruned models side by side (same runtime, dtype, batch, threads)."""
-        from prunekit.bench.harness import compare
 
-        cfg = _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn)
+        cfg = _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn,
+                      (max_repeats, tolerance, budget))
         named: dict[str, Any] = {}
         for i, spec in enumerate(models):
             key = Path(spec.rstrip("/")).name or spec
@@ -137,8 +155,6 @@ def register(app: typer.Typer) -> None:
         data = res.to_dict()
         data["command"] = command_line(ctx)
         if output is not None:
-            from prunekit.report import write_report
-
             paths = write_report(data, output)
             typer.echo(f"report: {paths.get('html')}")
         if as_json:
@@ -165,6 +181,12 @@ def register(app: typer.Typer) -> None:
         threads: Optional[int] = typer.Option(None),
         repeats: int = typer.Option(20),
         warmup: int = typer.Option(3),
+        max_repeats: int = typer.Option(200, help="adaptive: at most this many rounds while "
+                                        "any speedup interval is wider than --tolerance"),
+        tolerance: float = typer.Option(0.05, help="relative half-width of the 95% speedup "
+                                        "interval a figure needs to be reliable"),
+        budget: float = typer.Option(20.0, help="seconds per runtime and batch after which "
+                                     "adaptive repetition stops"),
         fold_bn: bool = typer.Option(True),
         sparse_backends: bool = typer.Option(True, help="also time weight-sparse cells with "
                                              "sparse kernels where they measure faster"),
@@ -172,10 +194,9 @@ def register(app: typer.Typer) -> None:
         trust: bool = typer.Option(False, help="allow unpickling .pt model files you trust"),
     ) -> None:
         """Sweep methods × ratios, evaluate, time side by side, write report/index.html."""
-        from prunekit.bench.analyze import analyze
-        from prunekit.bench.methods import parse_method
 
-        cfg = _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn)
+        cfg = _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn,
+                      (max_repeats, tolerance, budget))
         method_list = parse_list(methods, "--methods")
         for m in method_list:
             try:
@@ -215,19 +236,21 @@ def register(app: typer.Typer) -> None:
         runtime: str = typer.Option("eager"),
         threads: Optional[int] = typer.Option(None),
         repeats: int = typer.Option(10, help="timed samples per candidate"),
+        budget: float = typer.Option(10.0, help="seconds of adaptive timing per candidate "
+                                     "(and for the fresh verification run)"),
         round_to: Optional[int] = typer.Option(None, help="fixed rounding (default: measured)"),
         lut: Optional[Path] = typer.Option(None, help="latency-table cache (JSON)"),
         trust: bool = typer.Option(False, help="allow unpickling .pt model files you trust"),
     ) -> None:
         """Structured pruning until the measured latency meets --target-latency (never slower)."""
-        from prunekit.bench.latency_target import parse_latency_target, prune_for_latency
 
         try:
             frac = parse_latency_target(target)
         except ValueError as e:
             raise typer.BadParameter(str(e), param_hint="--target-latency") from None
         x = make_input(parse_shape(input_shape), input_dtype)
-        cfg = _config(device, dtype, str(x.shape[0]), runtime, threads, repeats, 2, True)
+        cfg = _config(device, dtype, str(x.shape[0]), runtime, threads, repeats, 2, True,
+                      (200, 0.05, budget))
         net = load_cli_model(model, None, trust)
         try:
             res = prune_for_latency(net, x, frac, config=cfg, criterion=criterion,
@@ -235,28 +258,101 @@ def register(app: typer.Typer) -> None:
         except RuntimeError as e:
             raise typer.BadParameter(str(e)) from None
         _save_structured(res.model, output, model)
-        from prunekit.report.writer import _atomic_write
 
         info = dict(res.to_dict(), command=command_line(ctx))
-        _atomic_write(output / "latency_search.json", json.dumps(info, indent=1).encode())
+        atomic_write_bytes(output / "latency_search.json", json.dumps(info, indent=1).encode())
+        typer.echo(f"measured on {res.setting}")
         for r, rel in res.trace:
-            typer.echo(f"ratio {r:.3f}: measured {rel:.3f}x dense latency")
-        typer.echo(f"{'met' if res.met else 'NOT met'}: {res.relative_latency:.3f}x dense at "
-                   f"ratio {res.ratio:.3f} (target {frac:g}x) -> {output}")
+            typer.echo(f"search: ratio {r:.3f}: measured {rel:.3f}x dense latency")
+        ci = res.relative_interval
+        ci_text = f" (95% CI {ci[0]:.3f}–{ci[1]:.3f}x)" if ci else ""
+        typer.echo(f"{'met' if res.met else 'NOT met'}: fresh re-measurement {res.relative_latency:.3f}x "
+                   f"dense{ci_text} at ratio {res.ratio:.3f} (target {frac:g}x) -> {output}")
         for n in res.notes:
             typer.echo(f"note: {n}")
 
 
-def _save_structured(model: Any, out: Path, spec: str) -> None:
-    """Save with the architecture round trip when available, else the weights only."""
-    try:
-        from prunekit.serialize import save as pk_save  # structural2, when merged
-    except ImportError:
-        from prunekit.io import save_weights
+def _dense_spec(model: str, dense: Optional[str]) -> Optional[str]:
+    """``--dense``, else the base a ``prunekit.save`` directory was pruned from (None: none)."""
+    if dense:
+        return dense
+    meta = Path(model) / "prunekit.json"
+    if meta.is_file():
+        base = json.loads(meta.read_text()).get("base", {})
+        if base.get("kind") == "spec" and not base.get("kwargs"):
+            return base["spec"]
+    return None
 
-        save_weights(model, out / "model.safetensors")
-        typer.echo("note: prunekit.save is not in this build; wrote weights only "
-                   "(pruned shapes: rebuild the architecture to load them)")
-        return
+
+def register_deploy(app: typer.Typer) -> None:
+    @app.command("deploy")
+    def deploy_cmd(
+        model: str = typer.Argument(..., help="the pruned model: a prunekit.save directory or "
+                                    + MODEL_HELP),
+        dense: Optional[str] = typer.Option(None, help="the dense model to compare with "
+                                            "(default: the base recorded in the directory)"),
+        output: Path = typer.Option(Path("deployed"), "-o", "--output"),
+        input_shape: str = typer.Option("1,3,224,224", "--input-shape"),
+        input_dtype: str = typer.Option("float32"),
+        device: str = typer.Option("cpu"),
+        dtype: str = typer.Option("fp32"),
+        batch: int = typer.Option(1),
+        runtime: str = typer.Option("eager,compile,onnxruntime", help="runtimes to try"),
+        threads: Optional[str] = typer.Option(None, help="thread counts to try, e.g. 1,2"),
+        channels_last: str = typer.Option("both", help="both, on or off"),
+        fold_bn: str = typer.Option("on", help="both, on or off"),
+        budget: float = typer.Option(10.0, help="seconds of adaptive timing per setting"),
+        trust: bool = typer.Option(False, help="allow unpickling .pt model files you trust"),
+    ) -> None:
+        """Measure pruned and dense in every runtime/setting; write the fastest artifact."""
+        choice = {"both": (False, True), "on": (True,), "off": (False,)}
+        for opt, v in (("--channels-last", channels_last), ("--fold-bn", fold_bn)):
+            if v not in choice:
+                raise typer.BadParameter(f"must be both, on or off, got {v!r}", param_hint=opt)
+        try:
+            cfg = DeployConfig(device=device, dtype=dtype, batch=batch,
+                               runtimes=parse_list(runtime, "--runtime"),
+                               threads=parse_list(threads, "--threads", int) if threads else (),
+                               channels_last=choice[channels_last], fold_bn=choice[fold_bn],
+                               budget_s=budget)
+        except ValueError as e:
+            raise typer.BadParameter(str(e)) from None
+        pruned = _load_pruned(model, trust)
+        spec = _dense_spec(model, dense)
+        ref = load_cli_model(spec, None, trust) if spec else None
+        x = make_input(parse_shape(input_shape), input_dtype)
+        res = deploy(pruned, x, output, dense=ref, config=cfg)
+        _print_deploy(res)
+
+
+def _load_pruned(model: str, trust: bool) -> Any:
+    if (Path(model) / "prunekit.json").is_file():
+        return pk_load(model)
+    return load_cli_model(model, None, trust)
+
+
+def _print_deploy(res: Any) -> None:
+    typer.echo("candidate | pruned ms | dense ms | like-for-like speedup (95% CI) | reliable")
+    for c in res.candidates:
+        if c.error:
+            typer.echo(f"{c.name} | SKIPPED: {c.error[:200]}")
+            continue
+        sp = (f"{c.speedup:.2f}× ({c.ci_low:.2f}–{c.ci_high:.2f})" if c.speedup else "–")
+        rel = "yes" if c.reliable else "no: " + "; ".join(c.reasons)
+        typer.echo(f"{c.name} | {c.pruned_ms:.3g} | {c.dense_ms or float('nan'):.3g} | {sp} | {rel}")
+    for n in res.notes:
+        typer.echo(f"note: {n}")
+    if res.winner is None:
+        typer.echo("no candidate could be written; nothing deployed", err=True)
+        raise typer.Exit(2)
+    w = res.winner
+    bvb = f"; best-vs-best {res.best_vs_best:.2f}× (dense in its fastest setting)" \
+        if res.best_vs_best else ""
+    sp = f"like-for-like {w.speedup:.2f}×" if w.speedup else "no dense comparison"
+    typer.echo(f"winner: {w.name} ({sp}{bvb}) -> {res.artifact}; report {res.report}")
+
+
+def _save_structured(model: Any, out: Path, spec: str) -> None:
+    """Save the pruned model with its architecture (``prunekit.save``)."""
     pk_save(model, out, spec=spec)
 

@@ -8,6 +8,18 @@ from typing import Optional
 
 import typer
 
+from prunekit._version import __version__
+from prunekit.io import UnsafeFileError, load_model, load_model_spec
+from prunekit.stats import render_stats
+from prunekit.stats import stats as compute
+from prunekit.io import save_weights
+from prunekit.masks import finalize
+from prunekit.weights import prune_weights
+from prunekit.demo import run_demo
+from prunekit.commands._structured import run_structured
+from prunekit.commands._structured import run_latency_target
+from prunekit.commands.pkc_stats import print_pkc_stats
+
 MODEL_HELP = ("model spec: torchvision:NAME, timm:NAME, hf:DIR, module:pkg.mod:factory, a prunekit "
               "directory, or a .pt file (a pickled model needs --trust). With --arch, the weights file.")
 
@@ -35,14 +47,21 @@ def make_input(shape: tuple[int, ...], dtype: str, seed: int = 0):
 
 
 def load_cli_model(model: str, arch: Optional[str], trust: bool):
-    from prunekit.io import UnsafeFileError, load_model, load_model_spec
-
     try:
         if arch:
             return load_model(arch, weights=model, trust=trust)
         return load_model_spec(model, trust=trust)
     except (UnsafeFileError, ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc), param_hint="MODEL") from None
+
+
+def _spec(model: str, arch: Optional[str]) -> str:
+    """How the saved directory rebuilds the model: the architecture spec, or the model file by
+    its absolute path (a relative one would break when the directory is read elsewhere)."""
+    if arch:
+        return arch
+    path = Path(model)
+    return str(path.resolve()) if path.exists() else model
 
 
 def _overrides(items: list[str]) -> dict[str, float]:
@@ -62,25 +81,28 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def version() -> None:
         """Print prunekit's version."""
-        import prunekit
-
-        typer.echo(prunekit.__version__)
+        typer.echo(__version__)
 
     @app.command()
     def stats(
         model: str = typer.Argument(..., help=MODEL_HELP),
-        input_shape: str = typer.Option(..., "--input-shape", help="e.g. 1,3,224,224"),
+        input_shape: Optional[str] = typer.Option(
+            None, "--input-shape", help="e.g. 1,3,224,224 (not needed for a .pkc file)"),
         input_dtype: str = typer.Option("float32", help="float32 or long (token ids)"),
         arch: Optional[str] = typer.Option(None, help="architecture spec when MODEL is a weights file"),
         trust: bool = typer.Option(False, help="allow unpickling a .pt model file you trust"),
         as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
     ) -> None:
-        """Parameters (total/nonzero), MACs, size dense vs compressed, peak memory, per layer."""
+        """Parameters (total/nonzero), MACs, size dense vs compressed, peak memory, per layer;
+        for a .pkc file, its size at every Deep Compression stage."""
         from rich.console import Console
 
-        from prunekit.stats import render_stats
-        from prunekit.stats import stats as compute
 
+        if model.endswith(".pkc"):  # a Deep Compression file: sizes by stage
+            print_pkc_stats(model, as_json)
+            return
+        if input_shape is None:
+            raise typer.BadParameter("--input-shape is required", param_hint="--input-shape")
         m = load_cli_model(model, arch, trust)
         x = make_input(parse_shape(input_shape), input_dtype)
         try:
@@ -99,7 +121,7 @@ def register(app: typer.Typer) -> None:
         method: str = typer.Option("magnitude", help="criterion: magnitude|l1|l2|random|gradient|taylor|activation"),
         sparsity: float = typer.Option(0.5, help="fraction of weights zeroed (unstructured)"),
         pattern: str = typer.Option("unstructured", help="unstructured or N:M, e.g. 2:4"),
-        scope: str = typer.Option("layer", help="layer or global"),
+        scope: str = typer.Option("local", help="local (alias: layer) or global"),
         exclude: list[str] = typer.Option([], help="module-name glob or type name to keep dense"),
         override: list[str] = typer.Option([], help="NAME_GLOB=SPARSITY per-layer override"),
         skip_incompatible: bool = typer.Option(False, help="with an N:M pattern, skip layers not divisible by M"),
@@ -125,9 +147,6 @@ def register(app: typer.Typer) -> None:
         remove channels physically (a prunekit directory that reloads without code changes)."""
         from rich.console import Console
 
-        from prunekit.io import save_weights
-        from prunekit.masks import finalize
-        from prunekit.weights import prune_weights
 
         if method in ("gradient", "taylor", "activation"):
             raise typer.BadParameter(f"--method {method} needs calibration data: use the Python API "
@@ -138,15 +157,12 @@ def register(app: typer.Typer) -> None:
         if structured:
             if x is None:
                 raise typer.BadParameter("--structured needs --input-shape (the model is traced once)")
-            from prunekit.commands._structured import run_structured
 
             if target_latency is not None:
-                from prunekit.commands._structured import run_latency_target
-
-                run_latency_target(m, x, output, spec=arch or model, target=target_latency,
+                run_latency_target(m, x, output, spec=_spec(model, arch), target=target_latency,
                                    criterion=criterion, device=device, dtype=dtype, runtime=runtime)
                 return
-            run_structured(m, x, output, spec=arch or model, ratio=ratio, criterion=criterion,
+            run_structured(m, x, output, spec=_spec(model, arch), ratio=ratio, criterion=criterion,
                            scope=scope, round_to=round_to, exclude=exclude, target_macs=target_macs,
                            target_params=target_params,
                            weights=dict(sparsity=sparsity, criterion=method, scope=scope, pattern=pattern,
@@ -177,7 +193,6 @@ def register(app: typer.Typer) -> None:
         repeats: int = typer.Option(200, min=3, help="timed calls per model at batch 1"),
     ) -> None:
         """Train a CNN on real digits, prune it several ways, fine-tune, measure, report."""
-        from prunekit.demo import run_demo
 
         run_demo(out_dir, epochs=epochs, finetune_epochs=finetune_epochs, seed=seed, threads=threads,
                  repeats=repeats)

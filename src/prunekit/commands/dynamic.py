@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Optional
 
+import contextlib
+
+import torch
 import typer
+
+from prunekit.dynamic import disabled, layer_states, persist
+from prunekit.dynamic.generate import compare_runs, decode_ms
+from prunekit.llm.hfio import load_hf, parse_hf_spec
 
 
 def _fail(msg: str) -> None:
@@ -14,9 +21,6 @@ def _fail(msg: str) -> None:
 
 def load_dynamic(spec: str, dtype: Optional[str]):
     """HF model directory, with the activation thresholds of its ``dynamic.json`` if present."""
-    from prunekit.dynamic import persist
-    from prunekit.llm.hfio import load_hf, parse_hf_spec
-
     path = parse_hf_spec(spec)
     net, tok = load_hf(spec, dtype)
     if (path / persist.FILE).is_file() and not persist.layer_states(net):
@@ -40,13 +44,6 @@ def register(app: typer.Typer) -> None:
         threads: Optional[int] = typer.Option(None, help="torch intra-op threads"),
     ) -> None:
         """Decode tokens/s, dense vs dynamic, alternating rounds in one process."""
-        import contextlib
-
-        import torch
-
-        from prunekit.dynamic import disabled, layer_states
-        from prunekit.dynamic.generate import compare_runs, decode_ms
-
         try:
             for name, v in (("--batch", batch), ("--new-tokens", new_tokens),
                             ("--prompt-len", prompt_len)):

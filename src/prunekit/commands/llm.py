@@ -11,6 +11,15 @@ from typing import Optional
 
 import typer
 
+from prunekit.llm.calib import calibration_samples
+from prunekit.llm import structured
+from prunekit.llm.hfio import check_output_dir, load_hf, needs_prunekit_loader, save_hf_atomic
+from prunekit.llm.oneshot import OneShotConfig, prune_llm
+from prunekit.llm.calib import encode, read_text
+from prunekit.llm.eval import perplexity
+from prunekit.llm.eval import embedding_fidelity, sentence_embeddings
+from prunekit.dynamic import sparsify_activations
+
 
 def _fail(msg: str) -> None:
     typer.echo(f"error: {msg}", err=True)
@@ -18,8 +27,6 @@ def _fail(msg: str) -> None:
 
 
 def _calibration(tok, calib: Optional[Path], nsamples: int, seqlen: int, seed: int):
-    from prunekit.llm.calib import calibration_samples
-
     if calib is None:
         raise ValueError("--calib TEXT_FILE is required by this method")
     if tok is None:
@@ -29,7 +36,6 @@ def _calibration(tok, calib: Optional[Path], nsamples: int, seqlen: int, seed: i
 
 def _structured_or_drop(model, tok, opts: dict) -> str:
     """Layer removal / heads+MLP structured pruning (see :mod:`prunekit.llm.structured`)."""
-    from prunekit.llm import structured
 
     samples = _calibration(tok, opts["calib"], opts["nsamples"], opts["seqlen"], opts["seed"])
     if opts["drop_layers"]:
@@ -43,8 +49,6 @@ def _structured_or_drop(model, tok, opts: dict) -> str:
 
 def _dynamic(net, tok, sparsity: float, calib, nsamples: int, seqlen: int, seed: int) -> str:
     """Activation sparsity (TEAL) calibrated on the same windows; thresholds saved beside."""
-    from prunekit.dynamic import sparsify_activations
-
     samples = _calibration(tok, calib, nsamples, seqlen, seed)
     rep = sparsify_activations(net, samples, sparsity)
     return rep.summary()
@@ -80,8 +84,6 @@ def register(app: typer.Typer) -> None:
             "any weight pruning (--method none: activation sparsity alone)"),
     ) -> None:
         """One-shot prune a Hugging Face transformer and save it (loads with from_pretrained)."""
-        from prunekit.llm.hfio import check_output_dir, load_hf, needs_prunekit_loader, save_hf_atomic
-        from prunekit.llm.oneshot import OneShotConfig, prune_llm
 
         try:
             check_output_dir(output, force)
@@ -131,9 +133,6 @@ def register(app: typer.Typer) -> None:
         """Perplexity of a causal LM on a text file (strided windows)."""
         import torch
 
-        from prunekit.llm.calib import encode, read_text
-        from prunekit.llm.eval import perplexity
-        from prunekit.llm.hfio import load_hf
 
         try:
             if not text.is_file():
@@ -157,8 +156,6 @@ def register(app: typer.Typer) -> None:
         max_length: int = typer.Option(128, help="tokens per sentence"),
     ) -> None:
         """Embedding fidelity: mean cosine dense vs pruned, top-1 nearest-neighbour agreement."""
-        from prunekit.llm.eval import embedding_fidelity, sentence_embeddings
-        from prunekit.llm.hfio import load_hf
 
         try:
             if not text.is_file():

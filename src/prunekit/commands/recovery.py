@@ -8,6 +8,18 @@ from typing import Optional
 
 import typer
 
+from prunekit.recover import ddp
+from prunekit.io import atomic_write_bytes
+from prunekit.recover.cli_build import build_loaders, build_recipe_model
+from prunekit.recover.run import run_recipe
+from prunekit.recover.yaml_recipe import load_recipe
+from prunekit.recover.cli_build import build_datasets
+from prunekit.recover.recipe import DataSpec
+from prunekit.recover.sensitivity import sensitivity
+from prunekit.recover.tasks import build_model
+from prunekit.io import load_weights
+from prunekit.io import load_model_spec
+
 
 def _fail(msg: str) -> None:
     typer.echo(f"error: {msg}", err=True)
@@ -23,11 +35,6 @@ def register(app: typer.Typer) -> None:
         weights: Optional[Path] = typer.Option(None, help="trained dense weights (safetensors)"),
     ) -> None:
         """Prune and recover with a YAML recipe (works under torchrun: DDP, gloo/nccl)."""
-        from prunekit.recover import ddp
-        from prunekit.recover.checkpoint import atomic_write_bytes
-        from prunekit.recover.cli_build import build_loaders, build_recipe_model
-        from prunekit.recover.run import run
-        from prunekit.recover.yaml_recipe import load_recipe
 
         try:
             r = load_recipe(recipe)
@@ -35,7 +42,7 @@ def register(app: typer.Typer) -> None:
             model = build_recipe_model(r, weights).to(ddp.device_for_rank())
             train, val = build_loaders(r)
             run_dir = resume or out or Path("runs") / recipe.stem
-            result = run(r, model, train, val, checkpoint_dir=run_dir, resume=resume is not None)
+            result = run_recipe(r, model, train, val, checkpoint_dir=run_dir, resume=resume is not None)
         except (ValueError, FileNotFoundError) as e:
             _fail(str(e))
         if ddp.rank() == 0:
@@ -65,10 +72,6 @@ def register(app: typer.Typer) -> None:
         """Per-layer accuracy-vs-ratio curves; with --target, the per-layer ratios to use."""
         from torch.utils.data import DataLoader
 
-        from prunekit.recover.checkpoint import atomic_write_bytes
-        from prunekit.recover.cli_build import build_datasets
-        from prunekit.recover.recipe import DataSpec
-        from prunekit.recover.sensitivity import sensitivity
 
         try:
             net = _load(model, arch, trust)
@@ -88,15 +91,11 @@ def register(app: typer.Typer) -> None:
 
 
 def _load(model: str, arch: Optional[str], trust: bool):
-    from prunekit.recover.tasks import build_model
-
     if arch is None:
         if model.startswith("prunekit:"):
             return build_model(model)
-        from prunekit.io import load_model_spec
 
         return load_model_spec(model, trust=trust)
-    from prunekit.io import load_weights
 
     net = build_model(arch)
     try:

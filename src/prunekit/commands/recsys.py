@@ -11,7 +11,6 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 import torch
 import typer

@@ -13,7 +13,9 @@ Every kind also records the size its tensor would take at each Deep Compression 
 (Han, Mao & Dally, ICLR 2016, figure 1): ``dense`` (the tensor in its dtype), ``pruned``
 (relative indices + raw values of the kept weights, fillers included), ``shared`` (indices +
 codebook indices at their fixed widths + codebook) and ``huffman`` (the stored streams, their
-code tables and the codebook).
+code tables and the codebook). Shared pruned layers also record ``shared_paper`` and
+``huffman_paper``: the same with every filler charged a codebook index, as the paper's filler
+zero is (here a filler is a gap symbol alone).
 """
 
 from __future__ import annotations
@@ -92,15 +94,27 @@ def _col_to_flat(pos: np.ndarray, rows: int, rest: int) -> np.ndarray:
     return (pos % rows) * rest + pos // rows
 
 
-def _best_scan(mask: Tensor, index_bits: int) -> tuple[str, np.ndarray, Stream]:
-    """The scan order whose coded gaps are smaller: ``(order, flat indices, gap stream)``."""
+def _best_scan(mask: Tensor, index_bits: int) -> tuple[str, np.ndarray, Stream, np.ndarray]:
+    """The scan order whose coded gaps are smaller: ``(order, flat indices, gap stream, gap
+    symbols)``."""
     best = None
     for order in ("row", "col") if mask.dim() >= 2 else ("row",):
         pos, flat = _scan(mask, order)
-        gaps = huffman_encode(encode_gaps(pos, index_bits), index_bits)
+        symbols = encode_gaps(pos, index_bits)
+        gaps = huffman_encode(symbols, index_bits)
         if best is None or _stream_bits(gaps) < _stream_bits(best[2]):
-            best = (order, flat, gaps)
+            best = (order, flat, gaps, symbols)
     return best
+
+
+def _paper_fillers(stage: dict, gap_symbols: np.ndarray, sym: np.ndarray, bits: int,
+                   clusters: int, index_bits: int, gap_bits: int, cb_bits: int) -> None:
+    """Sizes if every filler also carried a codebook index, as the paper's filler zero does."""
+    codes = np.full(gap_symbols.size, clusters, dtype=np.int64)
+    codes[gap_symbols != 0] = sym
+    width = bits + 1 if clusters >= 2 ** bits else bits
+    stage["shared_paper"] = gap_symbols.size * (index_bits + bits) + cb_bits
+    stage["huffman_paper"] = gap_bits + _stream_bits(huffman_encode(codes, width)) + cb_bits
 
 
 def encode_layer(key: str, weight: Tensor, mask: Tensor | None, index_bits: int,
@@ -114,7 +128,7 @@ def encode_layer(key: str, weight: Tensor, mask: Tensor | None, index_bits: int,
     stage = {"dense": weight.numel() * elem}
     gap_bits = 0
     if mask is not None:
-        entry["order"], pos, gaps = _best_scan(mask, index_bits)
+        entry["order"], pos, gaps, gap_symbols = _best_scan(mask, index_bits)
         entry["gaps"] = _stream_entry(gaps, sec)
         stage["pruned"] = gaps.n * (index_bits + elem)
         gap_fixed, gap_bits = gaps.n * index_bits, _stream_bits(gaps)
@@ -136,6 +150,9 @@ def encode_layer(key: str, weight: Tensor, mask: Tensor | None, index_bits: int,
                      codebook=sec.add(tensor_bytes(codebook)), codes=_stream_entry(cs, sec))
         stage["shared"] = gap_fixed + n_kept * bits + cb_bits
         stage["huffman"] = gap_bits + _stream_bits(cs) + cb_bits
+        if pos is not None:
+            _paper_fillers(stage, gap_symbols, sym, bits, int(codebook.numel()), index_bits,
+                           gap_bits, cb_bits)
     entry["n_kept"] = n_kept
     entry["bits"] = stage
     return entry

@@ -76,7 +76,11 @@ def _totals(entries: list[dict]) -> dict[str, Any]:
     totals = {s: sum(e["bits"][s] for e in entries) / 8 for s in STAGES}
     layers = [e for e in entries if e["kind"] != "raw"]
     weights = {s: sum(e["bits"][s] for e in layers) / 8 for s in STAGES}
+    paper = {s: sum(e["bits"].get(f"{s}_paper", e["bits"][s]) for e in layers) / 8
+             for s in ("shared", "huffman")}
     return {"bytes": totals, "weight_bytes": weights,
+            "weight_ratio_paper_fillers": {s: weights["dense"] / max(v, 1e-9)
+                                           for s, v in paper.items()},
             "ratio": {s: totals["dense"] / max(totals[s], 1e-9) for s in STAGES},
             "weight_ratio": {s: weights["dense"] / max(weights[s], 1e-9) for s in STAGES}}
 

@@ -128,7 +128,7 @@ def disabled(model: nn.Module) -> Iterator[nn.Module]:
     try:
         yield model
     finally:
-        for s, p in zip(states, prev):
+        for s, p in zip(states, prev, strict=True):
             s.enabled = p
 
 
@@ -162,9 +162,9 @@ def sparsify_activations(model: nn.Module, calib: Any, sparsity: float | None = 
     was_training = model.training
     model.eval()
     try:
-        with collect_inputs(layers, cfg.max_rows, cfg.seed) as store:
-            _run(model, fit)
-        seen = dict(zip(layers, store.pop("__seen__")[0].tolist()))
+        with disabled(model), collect_inputs(layers, cfg.max_rows, cfg.seed) as store:
+            _run(model, fit)  # an earlier sparsification is off: calibrate on dense inputs
+        seen = dict(zip(layers, store.pop("__seen__")[0].tolist(), strict=True))
         short = {n: s for n, s in seen.items() if s < cfg.min_tokens}
         if short:
             name, got = next(iter(short.items()))
@@ -173,7 +173,7 @@ def sparsify_activations(model: nn.Module, calib: Any, sparsity: float | None = 
         rows = {n: torch.cat(v) for n, v in store.items()}
         targets = _targets(layers, rows, cfg)
         thresholds = {n: quantile_threshold(rows[n], targets[n]) for n in layers}
-        with count_zeros(layers, thresholds) as counts:
+        with disabled(model), count_zeros(layers, thresholds) as counts:
             _run(model, held)
         states = {n: LayerState(threshold=thresholds[n], sparsity=targets[n]) for n in layers}
         try:

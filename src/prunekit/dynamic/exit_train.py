@@ -99,7 +99,7 @@ def early_exit(model: nn.Module, at: Sequence[str], train_data: Any,
         model.train(was_training)
     torch.manual_seed(cfg.seed)
     heads = [make_head(f[:1], classes) for f in feats]
-    for head, f in zip(heads, feats):
+    for head, f in zip(heads, feats, strict=True):
         _train_head(head, f, y, cfg)
     return EarlyExitModel(model, at, heads, cfg).eval()
 
@@ -137,14 +137,21 @@ def exit_curve(ee: EarlyExitModel, x: Tensor, y: Tensor, thresholds: Sequence[fl
                 for i in range(x.shape[0]):
                     xi = x[i:i + 1]
                     out: list[Tensor] = []
+
+                    def run_ee(xi: Tensor = xi, out: list[Tensor] = out) -> None:
+                        out.append(ee(xi))
+
+                    def run_full(xi: Tensor = xi) -> None:
+                        full(xi)
+
                     f_ms, s_ms = [], []
                     for k in range(repeats):  # alternate; keep each one's fastest call
                         if (i + k) % 2 == 0:
-                            f_ms.append(clock.time_call(lambda: out.append(ee(xi))))
-                            s_ms.append(clock.time_call(lambda: full(xi)))
+                            f_ms.append(clock.time_call(run_ee))
+                            s_ms.append(clock.time_call(run_full))
                         else:
-                            s_ms.append(clock.time_call(lambda: full(xi)))
-                            f_ms.append(clock.time_call(lambda: out.append(ee(xi))))
+                            s_ms.append(clock.time_call(run_full))
+                            f_ms.append(clock.time_call(run_ee))
                     fast.append(min(f_ms))
                     slow.append(min(s_ms))
                     correct += int(out[0].argmax(-1).item() == int(y[i]))

@@ -88,7 +88,7 @@ def compare_runs(base: Callable[[], float], cand: Callable[[], float], rounds: i
         else:
             c.append(cand())
             b.append(base())
-    ratios = [x / y for x, y in zip(b, c)]
+    ratios = [x / y for x, y in zip(b, c, strict=True)]
     rng = random.Random(seed)
     boots = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(2000))
     mb, mc = statistics.median(b), statistics.median(c)

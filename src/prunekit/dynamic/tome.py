@@ -134,9 +134,9 @@ def merge_tokens(model: nn.Module, r: int | Sequence[int]) -> list[str]:
 
     handle = model.register_forward_pre_hook(reset)
     model.__dict__[_STATE] = (shared, handle)
-    for (_, blk), rb in zip(blocks, rs):
+    for (_, blk), rb in zip(blocks, rs, strict=True):
         blk.forward = functools.partial(_block_forward, blk, rb, shared)
-    return [n for (n, _), rb in zip(blocks, rs) if rb > 0]
+    return [n for (n, _), rb in zip(blocks, rs, strict=True) if rb > 0]
 
 
 def unmerge_tokens(model: nn.Module) -> None:

@@ -81,13 +81,16 @@ class DependencyGraph:
     @classmethod
     def build(cls, model: nn.Module, example_inputs: Any,
               exclude: tuple[str, ...] | list[str] = (),
-              refuse: dict[str, str] | None = None) -> DependencyGraph:
+              refuse: dict[str, str] | None = None,
+              freeze: dict[str, str] | None = None) -> DependencyGraph:
         """Trace ``model`` on ``example_inputs`` and group coupled channels.
 
         Args:
             exclude: module names or glob patterns never modified (each must match a module).
             refuse: module name -> reason: channels reshaped/split inside that module are fixed
                 (set by the planner when a pruned trial failed there: sizes hard-coded).
+            freeze: producer name -> reason: its output channels are fixed (set by the planner
+                when pruning that group alone gave values other than the masked reference).
         """
         names = [n for n, _ in model.named_modules() if n]
         for pat in exclude:
@@ -108,6 +111,9 @@ class DependencyGraph:
                 for lab in res.sized.get(name, []):
                     res.uf.fix(lab, f"reshaped/split with sizes fixed in the code of "
                                     f"{type(mods[name]).__name__} ({why})")
+        for name, why in (freeze or {}).items():
+            if name in res.leaves:
+                res.uf.fix(res.leaves[name].out_ids, why)
         g = cls(model, res)
         g.excluded = excluded
         g._check_free()

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from prunekit.graph.labels import align, expand_full, varying_dims
-from prunekit.graph.rules import Ctx, _arg, aten, fix_all, flat_tensors
+from prunekit.graph.rule_base import Ctx, _arg, aten, fix_all, flat_tensors
 
 
 def _group_dims(a: tuple[int, ...], b: tuple[int, ...]) -> list[tuple[list[int], list[int]]]:

@@ -22,6 +22,24 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from prunekit.handlers.base import call_opt, get_handler
+
+
+def find_leaves(model: nn.Module) -> dict[str, nn.Module]:
+    """Outermost modules that have a handler (their children are not visited)."""
+    leaves: dict[str, nn.Module] = {}
+    prefixes: list[str] = []
+    for name, m in model.named_modules():
+        if any(name.startswith(p + ".") for p in prefixes):
+            continue
+        h = get_handler(m)
+        if h is not None and name and call_opt(h, "is_leaf", m, default=True):
+            leaves[name] = m
+            prefixes.append(name)
+    if get_handler(model) is not None and not leaves:
+        leaves[""] = model
+    return leaves
+
 
 def _train_set(model: nn.Module, leaves: set[int]) -> list[nn.Module]:
     """Containers outside every handled leaf."""
@@ -47,7 +65,6 @@ def containers_training(model: nn.Module) -> Iterator[None]:
     Leaves it exactly as found: every module's ``training`` flag, every buffer's value and
     identity, and the CPU/CUDA RNG states.
     """
-    from prunekit.graph.trace import find_leaves
 
     leaves = {id(m) for m in find_leaves(model).values()}
     modes = [(m, m.training) for m in model.modules()]

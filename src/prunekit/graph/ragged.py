@@ -27,7 +27,8 @@ from typing import Any
 import torch
 from torch.utils.weak import WeakIdKeyDictionary
 
-from prunekit.graph.rules import flat_tensors
+from prunekit.graph.rule_base import flat_tensors
+from prunekit.graph.guards import _group_dims
 
 _CUSTOM_DYNAMIC = {"torchvision::nms"}
 _RESHAPES = {torch.ops.aten.view, torch.ops.aten._unsafe_view, torch.ops.aten.reshape}
@@ -106,7 +107,6 @@ class RaggedTracker:
 
 def _reshaped(src: tuple[int, ...], dst: tuple[int, ...], ragged: frozenset) -> frozenset:
     """Ragged dims after a reshape: those grouped with a ragged input dim."""
-    from prunekit.graph.guards import _group_dims
 
     out: set[int] = set()
     for gi, gj in _group_dims(tuple(src), tuple(dst)):

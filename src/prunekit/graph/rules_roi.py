@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from prunekit.graph.labels import align, canon, varying_dims
-from prunekit.graph.rules import Ctx, aten, clear, combine, fix_all, flat_tensors
+from prunekit.graph.rule_base import Ctx, aten, clear, combine, fix_all, flat_tensors
 
 _ROI_OPS = {"roi_align", "roi_pool"}
 

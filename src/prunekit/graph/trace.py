@@ -28,8 +28,9 @@ from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.weak import WeakIdKeyDictionary
 
-from prunekit.calibration import call_model, no_kv_cache
+from prunekit.call import call_model, no_kv_cache
 from prunekit.graph.labels import Coupling, canon, fiber
+from prunekit.graph.modes import containers_training, find_leaves
 from prunekit.graph.ragged import RaggedTracker
 from prunekit.graph.rules import flat_tensors, rule_for
 from prunekit.handlers.base import call_opt, get_handler
@@ -74,22 +75,6 @@ class TraceResult:
     train_outputs: Any = None  # outputs of the containers-in-training-mode pass, if one ran
     ragged: list[tuple[int, ...]] = field(default_factory=list)  # data-dependent output dims
     train_ragged: list[tuple[int, ...]] = field(default_factory=list)
-
-
-def find_leaves(model: nn.Module) -> dict[str, nn.Module]:
-    """Outermost modules that have a handler (their children are not visited)."""
-    leaves: dict[str, nn.Module] = {}
-    prefixes: list[str] = []
-    for name, m in model.named_modules():
-        if any(name.startswith(p + ".") for p in prefixes):
-            continue
-        h = get_handler(m)
-        if h is not None and name and call_opt(h, "is_leaf", m, default=True):
-            leaves[name] = m
-            prefixes.append(name)
-    if get_handler(model) is not None and not leaves:
-        leaves[""] = model
-    return leaves
 
 
 class _Mode(TorchDispatchMode):
@@ -218,7 +203,31 @@ class Tracer:
         if rec.in_labels is not None and g > 1:
             for block in rec.in_labels.reshape(-1, g):
                 self.uf.union_all(block, f"{rec.name} removes input channels in blocks of {g}")
+        consumed = {id(t) for t, _ in call_opt(h, "in_tensors", m, args, kwargs)}
+        consumed |= self._states_in(rec, args, kwargs)
+        for t in flat_tensors(args) + flat_tensors(kwargs):
+            if id(t) not in consumed:  # an argument whose channels the handler does not prune
+                self.uf.fix(self.get(t), f"passed to {rec.name} ({type(m).__name__}) as an "
+                                         "argument whose channels it cannot prune")
         self.depth += 1
+
+    def _states_in(self, rec: LeafRecord, args: tuple, kwargs: dict) -> set[int]:
+        """Couple state inputs (an RNN's ``h0``) to the module's output units."""
+        m, h = rec.module, rec.handler
+        states = call_opt(h, "state_tensors", m, args, kwargs, default=[]) or []
+        cout = h.out_channels(m)
+        if not states or not cout:
+            return set()
+        if rec.out_ids is None:
+            rec.out_ids = self.uf.new(cout)
+        units = rec.out_ids[: cout // int(call_opt(h, "out_repeats", m, default=1) or 1)]
+        for t, dim in states:
+            if t.shape[dim] != units.numel():
+                self.uf.fix(self.get(t), f"state of {rec.name} with a size other than its units")
+                continue
+            fb = fiber(self.get(t), tuple(t.shape), dim, units.numel())
+            self.uf.union_pairs(fb, units[:, None], f"initial state of {rec.name}")
+        return {id(t) for t, _ in states}
 
     def _out_vector(self, rec: LeafRecord, cin: int | None, cout: int) -> Tensor:
         m, h = rec.module, rec.handler
@@ -343,7 +352,6 @@ def _train_pass(tracer: Tracer, model: nn.Module, example_inputs: Any) -> Any:
     Raises:
         ValueError: the model does not run like this (the tracer is then half-updated).
     """
-    from prunekit.graph.modes import containers_training
 
     tracer.count_only = {n for n, r in tracer.leaves.items() if r.calls == 0}
     try:

@@ -1,6 +1,6 @@
 """Layer handlers keyed by module type (registered on import)."""
 
-# importing a handler module registers it (conv/linear/norm: S1; the others: S2)
+# importing a handler module registers it; `examples` keeps a tiny model beside each one
 from prunekit.handlers import (  # noqa: F401
     attention,
     attention_hf,
@@ -13,9 +13,11 @@ from prunekit.handlers import (  # noqa: F401
     tv_attention,
     tv_swin,
 )
+from prunekit.handlers import examples  # noqa: F401,E402  (after every handler module)
 from prunekit.handlers.base import (
     HANDLERS,
     Handler,
+    HandlerExample,
     HandlerBase,
     InternalGroup,
     PruneError,
@@ -25,6 +27,6 @@ from prunekit.handlers.base import (
 )
 
 __all__ = [
-    "HANDLERS", "Handler", "HandlerBase", "InternalGroup", "PruneError", "get_handler",
+    "HANDLERS", "Handler", "HandlerBase", "HandlerExample", "InternalGroup", "PruneError", "get_handler",
     "register_handler", "slice_param",
 ]

@@ -1,4 +1,4 @@
-"""Small tensor-surgery helpers shared by the S2 handlers (attention, rnn, embedding).
+"""Small tensor-surgery helpers shared by the handlers (attention, rnn, embedding).
 
 Every helper builds a *new* ``nn.Parameter`` from an index selection and installs it with
 ``setattr`` so module hooks that watch attribute assignment (``nn.RNNBase.__setattr__``

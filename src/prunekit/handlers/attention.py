@@ -81,6 +81,10 @@ class PrunedMultiheadAttention(nn.MultiheadAttention):
 
     def _project(self, query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         inner = self.num_heads * self.head_dim
+        if torch.is_grad_enabled():  # nn.MultiheadAttention projects a transposed copy, so
+            copies: dict[int, Tensor] = {}  # callers may edit x in place: x += mha(x, x, x)[0]
+            query, key, value = (copies.setdefault(id(t), t.clone()) if id(t) not in copies
+                                 else copies[id(t)] for t in (query, key, value))
         b = self.in_proj_bias
         bq, bk, bv = (None, None, None) if b is None else b.split(inner)
         if self.in_proj_weight is not None:

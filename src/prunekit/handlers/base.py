@@ -159,6 +159,11 @@ class HandlerBase:
             return []
         return [(x, self.in_dim(m, x))]
 
+    def state_tensors(self, m: nn.Module, args: tuple, kwargs: dict) -> list[tuple[Tensor, int]]:
+        """``(tensor, axis)`` for every call input indexed by the module's output units
+        (an RNN's initial state): coupled to the units, sliced with them (default: none)."""
+        return []
+
     def out_tensors(self, m: nn.Module, output: Any) -> list[tuple[Tensor, int]]:
         """``(tensor, axis)`` for every output carrying the 'out' channels (default: the output)."""
         if isinstance(output, Tensor):
@@ -219,6 +224,20 @@ def slice_param(m: nn.Module, name: str, axis: int, keep: Tensor) -> None:
         setattr(m, name, new)
 
 
+@dataclass(frozen=True)
+class HandlerExample:
+    """A tiny model exercising one handler: ``model()`` builds it (random weights; a top-level
+    function, so ``module:pkg.mod:name`` can rebuild it after saving) and ``inputs()`` returns one
+    example input for it."""
+
+    model: Callable[[], nn.Module]
+    inputs: Callable[[], Any]
+
+    def __post_init__(self) -> None:
+        if not callable(self.model) or not callable(self.inputs):
+            raise ValueError("example must be (model_factory, inputs_factory), both callables")
+
+
 class HandlerTable:
     """Handlers keyed by module type; lookup by exact type, then by MRO.
 
@@ -228,6 +247,7 @@ class HandlerTable:
 
     def __init__(self) -> None:
         self._table: dict[type, Handler] = {}
+        self._examples: dict[type, HandlerExample] = {}
         self._resolvers: list[Callable[[nn.Module], Handler | None]] = []
 
     def add_resolver(self, fn: Callable[[nn.Module], Handler | None]) -> None:
@@ -246,6 +266,18 @@ class HandlerTable:
             raise ValueError(f"a handler for {cls.__qualname__} is already registered")
         self._table[cls] = handler
         return handler
+
+    def set_example(self, cls: type, example: HandlerExample | tuple, *, replace: bool = False) -> None:
+        """Keep a tiny model that exercises the handler of ``cls`` (see :class:`HandlerExample`)."""
+        if cls not in self._table:
+            raise ValueError(f"no handler for {getattr(cls, '__qualname__', cls)!r} is registered")
+        if cls in self._examples and not replace:
+            raise ValueError(f"an example for {cls.__qualname__} is already registered")
+        self._examples[cls] = example if isinstance(example, HandlerExample) else HandlerExample(*example)
+
+    def example(self, cls: type) -> HandlerExample | None:
+        """The example registered beside the handler of ``cls``, or ``None``."""
+        return self._examples.get(cls)
 
     def get(self, m: nn.Module | type) -> Handler | None:
         cls = m if isinstance(m, type) else type(m)
@@ -272,20 +304,31 @@ class HandlerTable:
 HANDLERS = HandlerTable()
 
 
-def register_handler(cls: type, handler: Handler | None = None, *, replace: bool = False):
+def register_handler(cls: type, handler: Handler | None = None, *, replace: bool = False,
+                     example: HandlerExample | tuple | None = None):
     """Register ``handler`` for module type ``cls`` (usable as a class decorator on the handler).
 
+    ``example``: a :class:`HandlerExample` (or ``(model_factory, inputs_factory)``) — a tiny
+    model that uses ``cls``, kept beside the handler so :func:`prunekit.testing.check_handler`
+    (and the contract tests) can prove masked == pruned, predicted == counted parameters and the
+    save/load round trip for it.
+
     Example:
-        >>> register_handler(MyConv, MyConvHandler())
+        >>> register_handler(MyConv, MyConvHandler(), example=(my_conv_net, lambda: torch.randn(2, 3, 8, 8)))
     """
     if handler is None:
 
         def deco(hcls):
             HANDLERS.register(cls, hcls(), replace=replace)
+            if example is not None:
+                HANDLERS.set_example(cls, example, replace=replace)
             return hcls
 
         return deco
-    return HANDLERS.register(cls, handler, replace=replace)
+    out = HANDLERS.register(cls, handler, replace=replace)
+    if example is not None:
+        HANDLERS.set_example(cls, example, replace=replace)
+    return out
 
 
 def get_handler(m: nn.Module | type) -> Handler | None:

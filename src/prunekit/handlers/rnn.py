@@ -187,6 +187,20 @@ class RNNHandler(HandlerBase):
         else:
             prune_rnn_hidden(m, units)
 
+    def in_tensors(self, m: nn.RNNBase, args: tuple, kwargs: dict) -> list[tuple[Tensor, int]]:
+        x = args[0] if args else kwargs.get("input")
+        return [(x, x.dim() - 1)] if isinstance(x, Tensor) else []
+
+    def state_tensors(self, m: nn.RNNBase, args: tuple, kwargs: dict
+                      ) -> list[tuple[Tensor, int]]:
+        """``h0`` (and ``c0`` of an LSTM without projections): last axis = units."""
+        hx = args[1] if len(args) > 1 else kwargs.get("hx")
+        states = hx if isinstance(hx, (tuple, list)) else (hx,)
+        out = [(t, t.dim() - 1) for t in states if isinstance(t, Tensor)]
+        if getattr(m, "proj_size", 0) > 0:  # c0 indexes the cell units (an internal group)
+            out = out[:1]
+        return out
+
     def out_tensors(self, m: nn.RNNBase, output: Any) -> list[tuple[Tensor, int]]:
         """``output`` and, for one direction, ``h_n`` (and ``c_n`` without projections)."""
         y, state = output
@@ -229,7 +243,8 @@ class RNNHandler(HandlerBase):
         cell += [(getattr(m, f"weight_hr_l{lay}{s}").detach(), 1)
                  for lay in range(m.num_layers) for s in _sfx(m)]
         return [InternalGroup("hidden_units", m.hidden_size, 1, cell,
-                              lambda keep: prune_rnn_hidden(m, keep))]
+                              lambda keep: prune_rnn_hidden(m, keep),
+                              {"min_keep": m.proj_size + 1})]  # PyTorch: proj_size < hidden
 
     def resize(self, m: nn.RNNBase, shapes: dict[str, tuple[int, ...]]) -> None:
         """Match saved shapes: infer ``input_size``/``hidden_size``/``proj_size`` and reallocate."""

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from prunekit._registry import Registry
-from prunekit.calibration import run_calibration
+from prunekit.importance.calibration import run_calibration
 
 
 @dataclass

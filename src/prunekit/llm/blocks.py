@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from prunekit.calibration import cache_off_kwargs, is_kv_cache, no_kv_cache
+from prunekit.call import cache_off_kwargs, is_kv_cache, no_kv_cache
 
 #: Attribute paths of the block list in common Hugging Face architectures, tried in order.
 BLOCK_PATHS: tuple[str, ...] = (

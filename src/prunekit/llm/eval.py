@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from prunekit.calibration import cache_off_kwargs, no_kv_cache
+from prunekit.call import cache_off_kwargs, no_kv_cache
 
 
 def _windows(n: int, seqlen: int, stride: int) -> list[tuple[int, int, int]]:

@@ -18,6 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from prunekit.serialize import load
+from prunekit.serialize import save
+
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
            "float64": torch.float64}
 
@@ -55,8 +58,6 @@ def load_hf(spec: str, dtype: str | None = None) -> tuple[nn.Module, Any]:
     if dtype is not None and dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
     if needs_prunekit_loader(path):
-        from prunekit.serialize import load
-
         model = load(path).eval()
         if dtype:
             model = model.to(_DTYPES[dtype])
@@ -95,8 +96,6 @@ def save_hf_atomic(model: nn.Module, tokenizer: Any, out: str | Path, overwrite:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         if structured:
-            from prunekit.serialize import save
-
             save(model, tmp)
         else:
             model.save_pretrained(tmp)

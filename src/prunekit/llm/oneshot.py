@@ -6,7 +6,7 @@ calibration sample, then for each block in order
 
 1. move the block to the target device (the rest of the model stays where it is, e.g. CPU),
 2. run the samples through it with hook collectors on its linear layers,
-3. prune every linear layer from those statistics (methods in :mod:`prunekit.methods`),
+3. prune every linear layer from those statistics (the kernels in :mod:`prunekit.llm.wanda`, :mod:`~prunekit.llm.sparsegpt`, :mod:`~prunekit.llm.magnitude`),
 4. run the samples through the *pruned* block: these outputs are the next block's inputs,
 5. move the block back.
 
@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-import prunekit.methods.magnitude_llm  # noqa: F401  (registers "magnitude")
-import prunekit.methods.sparsegpt  # noqa: F401  (registers "sparsegpt")
-import prunekit.methods.wanda  # noqa: F401  (registers "wanda")
+import prunekit.llm.magnitude  # noqa: F401  (registers "magnitude")
+import prunekit.llm.sparsegpt  # noqa: F401  (registers "sparsegpt")
+import prunekit.llm.wanda  # noqa: F401  (registers "wanda")
 from prunekit.config import check_ratio
 from prunekit.llm.blocks import (
     BlockInputs,

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from prunekit.methods.wanda import wanda_scores
+from prunekit.llm.wanda import wanda_scores
 
 
 def outlier_count(w: Tensor, act_norm_sq: Tensor, m: float) -> tuple[int, int]:

@@ -22,6 +22,9 @@ from torch import Tensor, nn
 
 from prunekit.config import check_ratio
 from prunekit.llm.blocks import find_blocks
+from prunekit.structural.layers import drop_layers
+from prunekit.importance.structured import NEEDS
+from prunekit.structural import plan_structured
 
 #: Module-name globs of the two families pruned with separate ratios (a name matching both,
 #: e.g. BERT's ``attention.output.dense``, belongs to attention).
@@ -69,8 +72,6 @@ def lm_loss(output: Any, target: Tensor) -> Tensor:
 
 def _plan(model: nn.Module, samples: Tensor, ratio: float, exclude: tuple[str, ...],
           criterion: str, max_batches: int):
-    from prunekit.importance.structured import NEEDS
-    from prunekit.structural import plan_structured
 
     needs = NEEDS.get(criterion, frozenset())
     kw: dict[str, Any] = {}
@@ -148,12 +149,8 @@ def drop_blocks(model: nn.Module, samples: Tensor, n: int, criterion: str = "blo
                 max_batches: int = 16) -> list[str]:
     """Remove ``n`` whole transformer blocks with the lowest block influence; HF config updated.
 
-    Uses ``prunekit.drop_layers`` (structural engine) on calibration windows.
+    Uses :func:`prunekit.structural.layers.drop_layers` on calibration windows.
     """
-    try:
-        from prunekit import drop_layers
-    except ImportError as e:  # pragma: no cover - structural part 2 not merged
-        raise ValueError("--drop-layers needs prunekit.drop_layers (structural engine part 2)") from e
     if criterion != "block_influence":
         raise ValueError(f"criterion for --drop-layers must be 'block_influence', got {criterion!r}")
     path, blocks = find_blocks(model)

@@ -1,8 +1,8 @@
 """Resumable, atomic checkpoints.
 
 One file per run directory, ``last.pt``, written with ``torch.save`` to a temporary file in the
-same directory, flushed, ``fsync``-ed and moved over the old one with ``os.replace`` (then the
-directory is fsync-ed): a crash at any instant leaves either the previous or the new checkpoint,
+same directory, ``fsync``-ed and moved over the old one with ``os.replace`` (then the directory
+is fsync-ed; :func:`prunekit.io.atomic_path`): a crash at any instant leaves either the previous or the new checkpoint,
 never a torn one. It is read back with ``torch.load(weights_only=True)``, so only tensors and
 plain containers are stored (RNG states included: torch, numpy, python, CUDA).
 
@@ -13,10 +13,10 @@ resuming with a different model or recipe raises before anything is written.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,46 +24,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from prunekit.io import atomic_write_bytes
+
 CKPT_NAME = "last.pt"
 META_NAME = "meta.json"
 
 
-def fsync_dir(path: Path) -> None:
-    """fsync a directory so a rename inside it is durable (no-op where unsupported)."""
-    try:
-        fd = os.open(str(path), os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file + fsync + ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
-
-
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` through :func:`atomic_write_bytes`."""
-    import io
-
+    """``torch.save`` through :func:`prunekit.io.atomic_write_bytes`."""
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import torch
@@ -10,6 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
+from prunekit.io import import_factory
 from prunekit.recover import ddp
 from prunekit.recover.recipe import DataSpec, Recipe
 from prunekit.recover.tasks import build_model, load_task
@@ -17,9 +17,8 @@ from prunekit.recover.tasks import build_model, load_task
 
 def build_datasets(spec: DataSpec) -> tuple[Dataset, Dataset]:
     if spec.name.startswith("module:"):
-        mod, fn = spec.name[len("module:"):].split(":")
         try:
-            train, val = getattr(importlib.import_module(mod), fn)()
+            train, val = import_factory(spec.name[len("module:"):])()
         except (ImportError, AttributeError, TypeError, ValueError) as e:
             raise ValueError(f"data.name: cannot build {spec.name!r}: {e}") from e
         if spec.limit is not None:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from prunekit.recover.recipe import Distill
+from prunekit.call import call_model
 
 
 def logits_of(output: Any) -> Tensor:
@@ -91,8 +92,6 @@ class Distiller(nn.Module):
 
     @torch.no_grad()
     def teacher_forward(self, inputs: Any) -> Tensor:
-        from prunekit.calibration import call_model
-
         return logits_of(call_model(self.teacher[0], inputs))
 
     def _hidden_term(self) -> Tensor:
@@ -118,7 +117,6 @@ class Distiller(nn.Module):
 
     def prepare(self, inputs: Any, student: nn.Module) -> None:
         """Run one batch through both models so hidden projections exist before the optimizer."""
-        from prunekit.calibration import call_model
 
         if not self.cfg.hidden:
             return

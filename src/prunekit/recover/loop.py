@@ -9,22 +9,22 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from prunekit.calibration import call_model
+from prunekit.call import call_model
 from prunekit.masks.apply import get_mask, masked_modules
 from prunekit.recover import ddp
 from prunekit.recover.checkpoint import capture_rng, restore_rng
-from prunekit.recover.finetune import (
+from prunekit.recover.training import (
     LoopState, Phase, _loader_rng, _set_loader_rng, build_optimizer, describe, evaluate,
     split_batch, steps_per_epoch, to_device,
 )
-from prunekit.recover.recipe import Iterative
+from prunekit.recover.recipe import Finetune, Iterative
 from prunekit.recover.schedules import events
 
 _BATCH_ERRORS = (RuntimeError, ValueError, TypeError, IndexError)
 
 
 class TrainLoop:
-    """Trains ``model`` phase by phase (see :class:`prunekit.recover.finetune.Phase`).
+    """Trains ``model`` phase by phase (see :class:`prunekit.recover.training.Phase`).
 
     Args:
         model: the student (masks/structure change in place).
@@ -199,4 +199,17 @@ class TrainLoop:
         return float(loss.detach())
 
 
-__all__ = ["TrainLoop"]
+__all__ = ["TrainLoop", "finetune"]
+
+
+def finetune(model: nn.Module, train_loader: Iterable, loss_fn: Callable[[Any, Any], Tensor],
+             cfg: Finetune | None = None, *, val_loader: Iterable | None = None,
+             eval_fn: Callable | None = None, device: str | torch.device | None = None,
+             distiller: Any = None) -> list[dict[str, Any]]:
+    """Fine-tune ``model`` in place (masks stay applied); returns the per-epoch history."""
+
+    loop = TrainLoop(model, train_loader, loss_fn, val_loader=val_loader, eval_fn=eval_fn,
+                     device=device, distiller=distiller)
+    state = LoopState()
+    loop.run_phase(Phase("finetune", cfg or Finetune()), state)
+    return state.history

@@ -1,6 +1,6 @@
 """Recovery recipes: frozen, validated dataclasses (YAML is a thin layer over them).
 
->>> recipe = Recipe(method="unstructured", criterion="l1", target=Target(ratio=0.5),
+>>> recipe = Recipe(method="unstructured", criterion="l1", target=TargetSpec(ratio=0.5),
 ...                 schedule=Cubic(steps=10), finetune=Finetune(epochs=2),
 ...                 distill=Distill(temperature=4.0, alpha=0.7))
 
@@ -21,9 +21,18 @@ from typing import Any, Union
 
 from prunekit.config import TargetSpec
 from prunekit.masks.select import parse_pattern
+from prunekit.recover.tasks import TASKS
 
-Target = TargetSpec
-"""The one target concept: exactly one of ``ratio`` / ``params`` / ``macs`` / ``latency``."""
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Target":  # the old spelling, kept for one release
+        import warnings
+
+        warnings.warn("prunekit.recover.recipe.Target is deprecated; use prunekit.TargetSpec",
+                      DeprecationWarning, stacklevel=2)
+        return TargetSpec
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _fail(name: str, msg: str) -> None:
@@ -224,8 +233,6 @@ class DataSpec:
     shuffle: bool = True
 
     def __post_init__(self) -> None:
-        from prunekit.recover.tasks import TASKS
-
         if not isinstance(self.name, str) or not (
                 self.name in TASKS or (self.name.startswith("module:")
                                        and self.name.count(":") == 2)):
@@ -250,7 +257,7 @@ class Recipe:
     Attributes:
         method: one of :data:`METHODS`.
         criterion: importance criterion (``l1``, ``taylor``, ... ; ``bn_scale`` for slimming).
-        target: :class:`Target`; for ``nm`` it may be omitted (implied by ``pattern``).
+        target: :class:`~prunekit.config.TargetSpec`; for ``nm`` it may be omitted (implied by ``pattern``).
         schedule: :class:`OneShot`, :class:`Iterative` or :class:`Cubic`.
         finetune: the recovery phase after (and during) pruning.
         distill: optional :class:`Distill` from the dense teacher.
@@ -289,7 +296,7 @@ class Recipe:
             _fail("method", f"unknown method {self.method!r}; known: {', '.join(METHODS)}")
         if not isinstance(self.criterion, str) or not self.criterion:
             _fail("criterion", f"must be a name, got {self.criterion!r}")
-        _choice(self.scope, "scope", ("layer", "global"))
+        _choice(self.scope, "scope", ("layer", "local", "global"))
         if not isinstance(self.schedule, (OneShot, Iterative, Cubic)):
             _fail("schedule", f"must be OneShot, Iterative or Cubic, got {self.schedule!r}")
         _num(self.l1, "l1", 0.0, math.inf)
@@ -371,5 +378,5 @@ def _plain(obj: Any) -> Any:
 
 __all__ = [
     "Cubic", "DataSpec", "Distill", "Finetune", "Iterative", "METHODS", "OneShot", "Recipe", "SCHEDULES",
-    "Schedule", "Target", "target_amount",
+    "Schedule", "TargetSpec", "target_amount",
 ]

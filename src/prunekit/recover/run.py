@@ -1,6 +1,6 @@
-"""``pk.run``: prune with a recipe, recover, checkpoint, resume.
+"""``pk.run_recipe``: prune with a recipe, recover, checkpoint, resume.
 
->>> result = pk.run(recipe, model, train_loader, val_loader, loss_fn, eval_fn,
+>>> result = pk.run_recipe(recipe, model, train_loader, val_loader, loss_fn, eval_fn,
 ...                 checkpoint_dir="runs/a")           # later: resume=True after a crash
 """
 
@@ -19,20 +19,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prunekit.calibration import call_model
+from prunekit.call import call_model
 from prunekit.masks.apply import apply_masks, finalize
 from prunekit.recover import ddp
-from prunekit.recover.checkpoint import Checkpointer, atomic_write_bytes, model_fingerprint
+from prunekit.io import atomic_write_bytes
+from prunekit.recover.checkpoint import Checkpointer, model_fingerprint
 from prunekit.recover.distill import Distiller
-from prunekit.recover.finetune import LoopState, describe, evaluate, peek, split_batch, to_device
+from prunekit.recover.training import LoopState, describe, evaluate, peek, split_batch, to_device
 from prunekit.recover.loop import TrainLoop
-from prunekit.recover.phases import PruneContext, build_phases
+from prunekit.recover.phases import build_phases
+from prunekit.recover.pruners import PruneContext
 from prunekit.recover.recipe import Recipe
+from prunekit.masks.layout import layout_for
+from prunekit.recover.structured import resize_like
 
 
 @dataclass
 class RunResult:
-    """Outcome of :func:`run`. ``metric`` values are whatever ``eval_fn`` returns."""
+    """Outcome of :func:`run_recipe`. ``metric`` values are whatever ``eval_fn`` returns."""
 
     model: nn.Module
     dense_metric: Any
@@ -55,7 +59,6 @@ def seed_everything(seed: int) -> None:
 
 def weight_sparsity(model: nn.Module) -> float:
     """Fraction of zeros over the weights of Linear/Conv (and registered-layout) layers."""
-    from prunekit.masks.layout import layout_for
 
     zeros = total = 0
     for m in model.modules():
@@ -108,18 +111,50 @@ def preflight(model: nn.Module, loader: Iterable, loss_fn: Callable, name: str) 
 
 
 def _restore_model(model: nn.Module, blob: dict) -> None:
-    from prunekit.recover.structured import resize_like
-
     resize_like(model, blob["model"])
     apply_masks(model, blob["masks"])
     model.load_state_dict(blob["model"])
 
 
-def run(recipe: Recipe, model: nn.Module, train_loader: Iterable, val_loader: Iterable | None = None,
-        loss_fn: Callable | None = None, eval_fn: Callable | None = None, *,
-        checkpoint_dir: str | Path | None = None, resume: bool = False,
-        device: str | torch.device | None = None, calib_loader: Iterable | None = None,
-        finalize_model: bool = True) -> RunResult:
+def _open_checkpoint(recipe: Recipe, model: nn.Module, checkpoint_dir: str | Path | None,
+                     resume: bool) -> tuple[Checkpointer | None, dict | None]:
+    """The run's checkpointer and, when resuming, its saved blob (refuses to overwrite)."""
+    if checkpoint_dir is None:
+        return None, None
+    ckpt = Checkpointer(checkpoint_dir, recipe.fingerprint(), model_fingerprint(model),
+                        enabled=ddp.rank() == 0)
+    if ckpt.exists() and not resume:
+        raise ValueError(f"{ckpt.path} exists; pass resume=True (--resume) to continue that "
+                         "run, or use an empty checkpoint directory (nothing was overwritten)")
+    return ckpt, (ckpt.load() if resume and ckpt.exists() else None)
+
+
+def _distiller(recipe: Recipe, model: nn.Module, x0: Any, dev: torch.device) -> Distiller | None:
+    """The dense model as teacher (projections prepared without consuming the run's RNG)."""
+    if recipe.distill is None:
+        return None
+    distiller = Distiller(copy.deepcopy(model).to(dev), model, recipe.distill)
+    with torch.random.fork_rng(devices=[]):
+        distiller.prepare(x0, model)
+    return distiller.to(dev)
+
+
+def _resumed_state(model: nn.Module, blob: dict, distiller: Distiller | None, x0: Any,
+                   dev: torch.device) -> LoopState:
+    _restore_model(model, blob)
+    if distiller is not None and "distiller" in blob:
+        with torch.random.fork_rng(devices=[]):
+            distiller.prepare(x0, model)  # projections at the restored (pruned) widths
+        distiller.to(dev).load_state_dict(blob["distiller"])
+        distiller.teacher[0].load_state_dict(blob["teacher"])
+    return LoopState(**blob["state"])
+
+
+def run_recipe(recipe: Recipe, model: nn.Module, train_loader: Iterable,
+               val_loader: Iterable | None = None, loss_fn: Callable | None = None,
+               eval_fn: Callable | None = None, *, checkpoint_dir: str | Path | None = None,
+               resume: bool = False, device: str | torch.device | None = None,
+               calib_loader: Iterable | None = None, finalize_model: bool = True) -> RunResult:
     """Prune ``model`` with ``recipe`` and recover accuracy (in place).
 
     Args:
@@ -145,24 +180,12 @@ def run(recipe: Recipe, model: nn.Module, train_loader: Iterable, val_loader: It
     if device is not None:
         model.to(device)
     dev = ddp.model_device(model)
-    ckpt = None
-    if checkpoint_dir is not None:
-        ckpt = Checkpointer(checkpoint_dir, recipe.fingerprint(), model_fingerprint(model),
-                            enabled=ddp.rank() == 0)
-        if ckpt.exists() and not resume:
-            raise ValueError(f"{ckpt.path} exists; pass resume=True (--resume) to continue that "
-                             "run, or use an empty checkpoint directory (nothing was overwritten)")
-    blob = ckpt.load() if ckpt is not None and resume and ckpt.exists() else None
+    ckpt, blob = _open_checkpoint(recipe, model, checkpoint_dir, resume)
     x0 = preflight(model, train_loader, loss_fn, "train_loader")
     if val_loader is not None:
         preflight(model, val_loader, loss_fn, "val_loader")
     seed_everything(recipe.seed)
-    distiller = None
-    if recipe.distill is not None:
-        distiller = Distiller(copy.deepcopy(model).to(dev), model, recipe.distill)
-        with torch.random.fork_rng(devices=[]):
-            distiller.prepare(x0, model)
-        distiller.to(dev)
+    distiller = _distiller(recipe, model, x0, dev)
     ctx = PruneContext(recipe, loss_fn, calib_provider(train_loader, recipe.calib_batches, dev,
                                                        calib_loader), x0,
                        out_dir=None if ckpt is None or not ckpt.enabled else ckpt.dir)
@@ -174,13 +197,7 @@ def run(recipe: Recipe, model: nn.Module, train_loader: Iterable, val_loader: It
     loop = TrainLoop(model, train_loader, loss_fn, val_loader=val_loader, eval_fn=eval_fn,
                      device=dev, distiller=distiller, save=save)
     if blob is not None:
-        _restore_model(model, blob)
-        if distiller is not None and "distiller" in blob:
-            with torch.random.fork_rng(devices=[]):
-                distiller.prepare(x0, model)  # projections at the restored (pruned) widths
-            distiller.to(dev).load_state_dict(blob["distiller"])
-            distiller.teacher[0].load_state_dict(blob["teacher"])
-        state = LoopState(**blob["state"])
+        state = _resumed_state(model, blob, distiller, x0, dev)
     else:
         state = LoopState(history=[{"phase": "dense", "metric": evaluate(model, val_loader,
                                                                           eval_fn)}])
@@ -205,4 +222,4 @@ def run(recipe: Recipe, model: nn.Module, train_loader: Iterable, val_loader: It
     return result
 
 
-__all__ = ["RunResult", "calib_provider", "preflight", "run", "seed_everything", "weight_sparsity"]
+__all__ = ["RunResult", "calib_provider", "preflight", "run_recipe", "seed_everything", "weight_sparsity"]

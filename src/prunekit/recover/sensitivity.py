@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from prunekit.recover.finetune import evaluate
+from prunekit.recover.training import evaluate
 from prunekit.weights import prune_weights, select_layers
 
 DEFAULT_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -53,12 +53,10 @@ class SensitivityResult:
 
     def plot(self, path: str | Path, chosen: dict[str, float] | None = None) -> Path:
         """Metric vs ratio, one line per layer (PNG, matplotlib Agg); chosen ratios marked."""
-        import matplotlib
+        from matplotlib.figure import Figure  # no pyplot: the user's backend stays as it is
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(7, 4))
+        fig = Figure(figsize=(7, 4))
+        ax = fig.subplots()
         for name, ys in self.curves.items():
             line, = ax.plot([0.0, *self.ratios], [self.dense_metric, *ys], marker=".", label=name)
             if chosen and chosen.get(name, 0) > 0:
@@ -72,7 +70,6 @@ class SensitivityResult:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=100)
-        plt.close(fig)
         return path
 
 

@@ -1,6 +1,6 @@
 """Structured (channel) pruning inside schedules, behind one small interface.
 
-The structural planner (``prunekit.structural.plan_structured``, issue 3) plans which channels
+The structural planner (``prunekit.structural.plan_structured``) plans which channels
 of each coupled group to remove and slices the modules. Schedules speak in *amounts* relative
 to the dense model; the planner speaks relative to the model it is given. :func:`structured_pruner`
 converts: to reach a MACs amount ``a`` of the dense model when the current model already keeps
@@ -17,35 +17,11 @@ import zlib
 import torch
 from torch import nn
 
+from prunekit.macs import count_macs
 from prunekit.recover import ddp
-
-
-def _planner():
-    try:
-        from prunekit.structural import plan_structured  # type: ignore[attr-defined]
-    except ImportError as e:  # structural engine not merged / not installed
-        raise ValueError("structured pruning needs prunekit.structural (issue 3), which is not "
-                         f"available in this build: {e}") from e
-    return plan_structured
-
-
-def count_macs(model: nn.Module, example_inputs: Any) -> int:
-    """MACs of one forward pass of Linear/Conv layers (forward hooks; cheap enough to call at
-    every pruning event — ``prunekit.stats`` also measures memory and is slower)."""
-    from prunekit.calibration import hooked_forward
-
-    total = 0
-
-    def hook(m: nn.Module, args: Any, out: torch.Tensor) -> None:
-        nonlocal total
-        w = m.weight
-        per_out = w[0].numel() if isinstance(m, nn.modules.conv._ConvNd) else w.shape[1]
-        total += out.numel() * per_out
-
-    hs = [m.register_forward_hook(hook) for m in model.modules()
-          if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
-    hooked_forward(model, example_inputs, hs)
-    return total
+from prunekit.structural import plan_structured
+from prunekit.config import TargetSpec
+from prunekit.handlers import get_handler
 
 
 def count_params(model: nn.Module) -> int:
@@ -58,9 +34,7 @@ def structured_pruner(ctx: Any, criterion: str, scope: str | None = None
 
     ``scope``: ``local`` (every group the same ratio) or ``global``; default from the recipe
     (``layer`` -> ``local``)."""
-    from prunekit.config import TargetSpec
 
-    plan_structured = _planner()
     scope = scope or ("global" if ctx.recipe.scope == "global" else "local")
     target = ctx.recipe.target
 
@@ -102,7 +76,7 @@ def resize_like(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     """Reshape ``model``'s modules to the tensor shapes of ``state`` (a pruned checkpoint).
 
     No-op when the shapes already match; otherwise every module with a differing tensor is
-    resized by its structural handler's ``resize`` (issue 3's handler protocol), so the
+    resized by its structural handler's ``resize`` (the handler protocol), so the
     checkpoint's state_dict can then be loaded strictly.
 
     Raises:
@@ -118,11 +92,6 @@ def resize_like(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
             by_module.setdefault(mod, {})[attr] = tuple(v.shape)
     if not by_module:
         return
-    try:
-        from prunekit.handlers import get_handler  # type: ignore[attr-defined]
-    except ImportError as e:
-        raise ValueError("checkpoint holds a structurally pruned model; resizing needs the "
-                         f"structural handlers (issue 3): {e}") from e
     modules = dict(model.named_modules())
     plans = []
     for name, shapes in by_module.items():

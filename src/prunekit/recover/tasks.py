@@ -1,11 +1,13 @@
 """Small real tasks and models that ship offline (for recipes, tests and benchmarks).
 
 * ``digits``: scikit-learn's ``load_digits()`` — 1,797 real 8x8 handwritten digits, inputs
-  ``(1, 8, 8)`` scaled to [0, 1], a fixed seeded 80/20 split (1,437 / 360).
+  ``(1, 8, 8)`` scaled to [0, 1], the seeded 80/20 ``"permutation"`` split of
+  :func:`prunekit.datasets.digits_split` (1,437 / 360).
 * ``mnist1d``: Greydanus' MNIST-1D generated offline with ``make_dataset(get_dataset_args())``
   (the standard 4,000 / 1,000 split), inputs ``(1, 40)`` standardised.
 
-Models: :func:`small_cnn` (3 conv + BN, widths 64/128/128 by default, 1-D or 2-D) and :func:`mlp`.
+Models: :func:`~prunekit.datasets.small_cnn` (3 conv + BN, widths 64/128/128 by default, 1-D or
+2-D) and :func:`~prunekit.datasets.mlp`.
 """
 
 from __future__ import annotations
@@ -17,15 +19,10 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from prunekit.datasets import BUILTIN_MODELS, digits_split, mlp, small_cnn  # noqa: F401
+from prunekit.io import load_model_spec
+
 TASKS = ("digits", "mnist1d")
-
-
-@lru_cache(maxsize=2)
-def _digits() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    return (d.images / 16.0).astype(np.float32), d.target.astype(np.int64)
 
 
 @lru_cache(maxsize=2)
@@ -40,11 +37,7 @@ def _mnist1d() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 def load_task(name: str, limit: int | None = None) -> tuple[TensorDataset, TensorDataset]:
     """``(train, val)`` TensorDatasets of a built-in task (``limit``: first N of each split)."""
     if name == "digits":
-        x, y = _digits()
-        perm = np.random.RandomState(0).permutation(len(x))
-        cut = int(0.8 * len(x))
-        xt, yt, xv, yv = x[perm[:cut]], y[perm[:cut]], x[perm[cut:]], y[perm[cut:]]
-        xt, xv = xt[:, None], xv[:, None]  # (N, 1, 8, 8)
+        (xt, yt), (xv, yv) = (d.tensors for d in digits_split(0, "permutation"))  # (N, 1, 8, 8)
     elif name == "mnist1d":
         xt, yt, xv, yv = _mnist1d()
         mu, sd = xt.mean(), xt.std()
@@ -57,46 +50,9 @@ def load_task(name: str, limit: int | None = None) -> tuple[TensorDataset, Tenso
     return TensorDataset(t(xt), t(yt)), TensorDataset(t(xv), t(yv))
 
 
-def small_cnn(dim: int = 2, in_channels: int = 1, num_classes: int = 10,
-              widths: tuple[int, ...] = (64, 128, 128)) -> nn.Sequential:
-    """Conv-BN-ReLU x len(widths) (stride 2 after the first), global average pool, linear."""
-    conv = nn.Conv2d if dim == 2 else nn.Conv1d
-    bn = nn.BatchNorm2d if dim == 2 else nn.BatchNorm1d
-    pool = nn.AdaptiveAvgPool2d(1) if dim == 2 else nn.AdaptiveAvgPool1d(1)
-    layers: list[nn.Module] = []
-    c = in_channels
-    for i, w in enumerate(widths):
-        layers += [conv(c, w, 3, stride=1 if i == 0 else 2, padding=1, bias=False), bn(w),
-                   nn.ReLU()]
-        c = w
-    layers += [pool, nn.Flatten(), nn.Linear(c, num_classes)]
-    return nn.Sequential(*layers)
-
-
-def mlp(in_features: int = 64, hidden: int = 64, num_classes: int = 10) -> nn.Sequential:
-    """Flatten -> Linear -> ReLU -> Linear -> ReLU -> Linear (no BatchNorm)."""
-    return nn.Sequential(nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU(),
-                         nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
-
-
-BUILTIN_MODELS = {
-    "cnn2d": lambda: small_cnn(2),
-    "cnn1d": lambda: small_cnn(1),
-    "mlp": mlp,
-}
-
-
 def build_model(spec: str) -> nn.Module:
     """``prunekit:cnn2d|cnn1d|mlp`` or any :func:`prunekit.io.load_model_spec` spec
     (``module:pkg.mod:factory``, ``torchvision:name``, ``timm:name``, ``hf:dir``; random weights)."""
-    kind, _, rest = spec.partition(":")
-    if kind == "prunekit":
-        if rest not in BUILTIN_MODELS:
-            raise ValueError(f"model: unknown built-in {spec!r}; known: "
-                             + ", ".join(f"prunekit:{k}" for k in BUILTIN_MODELS))
-        return BUILTIN_MODELS[rest]()
-    from prunekit.io import load_model_spec
-
     try:
         return load_model_spec(spec)
     except (ValueError, ImportError) as e:

@@ -129,7 +129,7 @@ class NCF(nn.Module):
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
+    for a, b in zip(sizes[:-1], sizes[1:], strict=False):
         layers += [nn.Linear(a, b), nn.ReLU()]
     return nn.Sequential(*layers[:-1])
 
@@ -176,7 +176,7 @@ class DLRM(nn.Module):
         if len(indices) != len(self.feature_tables) or len(offsets) != len(indices):
             raise ValueError(f"DLRM: expected {len(self.feature_tables)} sparse features")
         vecs = [self.bottom(dense)]
-        for f, (ids, offs) in enumerate(zip(indices, offsets)):
+        for f, (ids, offs) in enumerate(zip(indices, offsets, strict=False)):
             table = self.tables[self.feature_tables[f]]
             check_ids(ids, table.num_embeddings, f"tables.{self.feature_tables[f]}")
             vecs.append(table(ids, offs))

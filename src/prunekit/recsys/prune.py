@@ -94,7 +94,8 @@ def taylor_rows(model: nn.Module, train: Interactions, names: list[str], batches
     work = copy.deepcopy(model).train()
     acc = {n: torch.zeros(work.get_submodule(n).weight.shape[0]) for n in names}
     seen, gen = seen_matrix(train), torch.Generator().manual_seed(seed)
-    for _ in range(batches):
+    batch_size = min(batch_size, len(train))
+    for _ in range(max(1, min(batches, 4 * len(train) // batch_size))):
         idx = torch.randint(0, len(train), (batch_size,), generator=gen)
         users = train.users[idx]
         work.zero_grad(set_to_none=True)

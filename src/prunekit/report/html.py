@@ -29,7 +29,7 @@ def _table(t: Table) -> str:
     body = []
     for r in rows:
         tds = "".join(
-            f'<td class="failed">{html.escape(v)}</td>' if v.startswith("FAILED") else
+            f'<td class="failed">{html.escape(v)}</td>' if v.startswith(("FAILED", "UNRELIABLE")) else
             f"<td>{html.escape(v)}</td>" for v in r)
         body.append(f"<tr>{tds}</tr>")
     return (f"<h2>{html.escape(title)}</h2><table><thead><tr>{head}</tr></thead>"

@@ -13,7 +13,8 @@ def _table(t: Table) -> str:
     lines = [f"## {title}", "", "| " + " | ".join(header) + " |",
              "|" + "---|" * len(header)]
     for r in rows:
-        lines.append("| " + " | ".join(("**" + v + "**") if v.startswith("FAILED") else v
+        lines.append("| " + " | ".join(("**" + v + "**") if v.startswith(("FAILED", "UNRELIABLE"))
+                                       else v
                                        for v in r) + " |")
     return "\n".join(lines) + "\n"
 
@@ -24,6 +25,9 @@ def render_markdown(data: dict[str, Any], plot_files: dict[str, tuple[str, str]]
     out = [f"# {data.get('title') or 'prunekit report'}", ""]
     meta = [f"{k}: {env[k]}" for k in ("date", "cpu", "gpu", "threads", "torch") if k in env]
     meta += [f"{k}: {cfg[k]}" for k in ("device", "dtype", "batches", "runtimes") if k in cfg]
+    loads = sorted({c["contention"]["load"] for c in data.get("cells", [])
+                    if c.get("contention") and c["contention"].get("load")})
+    meta += [f"while timing: {t}" for t in loads[:1]]
     if data.get("command"):
         meta.append(f"command: `{data['command']}`")
     out += ["_" + " · ".join(str(m) for m in meta) + "_", "", "## What this means", ""]

@@ -1,4 +1,4 @@
-"""Report plots (matplotlib, Agg backend), each a pure function of the report data.
+"""Report plots (matplotlib figures rendered to PNG), each a pure function of the report data.
 
 Every function returns PNG bytes, or ``None`` when the report holds nothing to draw.
 """
@@ -9,19 +9,22 @@ import io
 from collections.abc import Callable
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure
 
 _MARKERS = {"eager": "o", "compile": "s", "cudagraph": "^", "onnxruntime": "D"}
+
+
+def _subplots(*shape: int, figsize: tuple[float, float], **kw: Any):
+    """``(figure, axes)`` on a bare :class:`~matplotlib.figure.Figure`: no pyplot state and no
+    global backend change (PNG bytes are rendered by Agg on save)."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*shape, **kw)
 
 
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
     return buf.getvalue()
 
 
@@ -36,23 +39,29 @@ def speedup_vs_macs(data: dict[str, Any]) -> bytes | None:
     rows = [s for s in data.get("speedups", []) if s["status"] == "ok"]
     if not rows:
         return None
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    fig, ax = _subplots(figsize=(6.4, 4.6))
     hi = max(max(_predicted(s) for s in rows), max(s["speedup_p90"] for s in rows), 1.0) * 1.1
     ax.plot([0, hi], [0, hi], "--", color="grey", label="ideal (speedup = MACs ratio)")
     ax.axhline(1.0, color="black", lw=0.6)
     for rt in sorted({s["runtime"] for s in rows}):
         for b in sorted({s["batch"] for s in rows if s["runtime"] == rt}):
             pts = [s for s in rows if s["runtime"] == rt and s["batch"] == b]
-            x = [_predicted(s) for s in pts]
-            y = [s["speedup"] for s in pts]
-            err = [[s["speedup"] - s["speedup_p10"] for s in pts],
-                   [s["speedup_p90"] - s["speedup"] for s in pts]]
-            ax.errorbar(x, y, yerr=err, fmt=_MARKERS.get(rt, "o"), capsize=3,
-                        label=f"{rt}, batch {b}")
+            for ok in (True, False):  # hollow markers: unreliable cells
+                sel = [s for s in pts if bool(s.get("reliable", True)) is ok]
+                if not sel:
+                    continue
+                lo = [s.get("ci_low", s["speedup_p10"]) for s in sel]
+                hi_ = [s.get("ci_high", s["speedup_p90"]) for s in sel]
+                y = [s["speedup"] for s in sel]
+                err = [[max(0.0, v - a) for v, a in zip(y, lo, strict=True)],
+                       [max(0.0, b - v) for v, b in zip(y, hi_, strict=True)]]
+                ax.errorbar([_predicted(s) for s in sel], y, yerr=err,
+                            fmt=_MARKERS.get(rt, "o"), capsize=3, mfc=None if ok else "none",
+                            label=f"{rt}, batch {b}" + ("" if ok else " (unreliable)"))
     ax.set_xlim(0, hi)
     ax.set_ylim(0, hi)
     ax.set_xlabel("MACs reduction (dense MACs / pruned MACs), predicted")
-    ax.set_ylabel("measured speedup (median, p10–p90)")
+    ax.set_ylabel("measured speedup (median, 95% CI)")
     ax.set_title("Measured speedup vs MACs reduction")
     ax.legend(fontsize=7)
     return _png(fig)
@@ -64,7 +73,7 @@ def pareto(data: dict[str, Any]) -> bytes | None:
            and e.get("accuracy") is not None and e.get("latency_ms") is not None]
     if not pts:
         return None
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    fig, ax = _subplots(figsize=(6.4, 4.6))
     for m in sorted({e["method"] for e in pts}):
         es = [e for e in pts if e["method"] == m]
         ax.scatter([e["latency_ms"] for e in es], [e["accuracy"] for e in es], label=m)
@@ -98,7 +107,7 @@ def layer_bars(data: dict[str, Any], limit: int = 4) -> bytes | None:
         if e["method"] not in by_method or e["ratio"] > by_method[e["method"]]["ratio"]:
             by_method[e["method"]] = e
     chosen = list(by_method.values())[:limit]
-    fig, axes = plt.subplots(len(chosen), 1, figsize=(8, 2.2 * len(chosen)), squeeze=False)
+    fig, axes = _subplots(len(chosen), 1, figsize=(8, 2.2 * len(chosen)), squeeze=False)
     for ax, e in zip(axes[:, 0], chosen, strict=True):
         layers = e["layers"]
         ax.bar(range(len(layers)), [lay["kept"] for lay in layers], color="tab:blue")
@@ -120,7 +129,7 @@ def predicted_vs_measured(data: dict[str, Any]) -> bytes | None:
     if not rows:
         return None
     rows = rows[:24]
-    fig, ax = plt.subplots(figsize=(max(6.4, 0.45 * len(rows) + 2), 4.2))
+    fig, ax = _subplots(figsize=(max(6.4, 0.45 * len(rows) + 2), 4.2))
     xs = range(len(rows))
     ax.bar([x - 0.2 for x in xs], [_predicted(s) for s in rows], 0.4, label="predicted (MACs)")
     ax.bar([x + 0.2 for x in xs], [s["speedup"] for s in rows], 0.4, label="measured",
@@ -144,7 +153,7 @@ def per_runtime(data: dict[str, Any]) -> bytes | None:
         return None
     batches = sorted({c["batch"] for c in cells})
     models = list(dict.fromkeys(c["model"] for c in cells))
-    fig, axes = plt.subplots(1, len(batches), figsize=(4.2 * len(batches), 3.8), squeeze=False)
+    fig, axes = _subplots(1, len(batches), figsize=(4.2 * len(batches), 3.8), squeeze=False)
     width = 0.8 / max(len(models), 1)
     for ax, b in zip(axes[0], batches, strict=True):
         for i, m in enumerate(models):

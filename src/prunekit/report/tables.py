@@ -61,7 +61,7 @@ def latency_table(data: dict[str, Any]) -> Table:
 
 def speedup_table(data: dict[str, Any]) -> Table:
     header = ["model", "runtime", "batch", "predicted (MACs ratio)", "measured speedup",
-              "p10–p90", "measured / predicted"]
+              "95% CI", "ratio of medians", "measured / predicted", "reliable"]
     rows = []
     for s in data.get("speedups", []):
         pred = s.get("macs_ratio")
@@ -69,13 +69,22 @@ def speedup_table(data: dict[str, Any]) -> Table:
             pred = s["effective_macs_ratio"]  # weight sparsity: the ideal sparse-kernel ratio
         if s["status"] != "ok":
             rows.append([s["model"], s["runtime"], str(s["batch"]), f"{fmt(pred)}×",
-                         failed(s.get("error")), "", ""])
+                         failed(s.get("error")), "", "", "", ""])
             continue
+        ci = (f"{fmt(s['ci_low'])}–{fmt(s['ci_high'])}×" if "ci_low" in s
+              else f"p10–p90 {fmt(s['speedup_p10'])}–{fmt(s['speedup_p90'])}×")
+        verdict = "yes" if s.get("reliable", True) else unreliable(s)
         rows.append([s["model"], s["runtime"], str(s["batch"]), f"{fmt(pred)}×",
-                     f"{fmt(s['speedup'])}×",
-                     f"{fmt(s['speedup_p10'])}–{fmt(s['speedup_p90'])}×",
-                     f"{fmt(s['speedup'] / pred) if pred else '–'}"])
-    return f"Speedup over {data.get('baseline', 'baseline')} (paired per round)", header, rows
+                     f"{fmt(s['speedup'])}×", ci, f"{fmt(s.get('ratio_of_medians'))}×",
+                     f"{fmt(s['speedup'] / pred) if pred else '–'}", verdict])
+    return (f"Speedup over {data.get('baseline', 'baseline')} (median of paired per-round "
+            "ratios, bootstrap 95% interval)", header, rows)
+
+
+def unreliable(s: dict[str, Any]) -> str:
+    """``UNRELIABLE: <reasons>`` for a cell no conclusion may be drawn from."""
+    text = "; ".join(s.get("unreliable_reasons") or ["no interval"]).replace("|", "/")
+    return "UNRELIABLE: " + text + (f" ({s['load']})" if s.get("load") else "")
 
 
 def _kept(e: dict[str, Any]) -> str:

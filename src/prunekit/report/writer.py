@@ -5,29 +5,16 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from prunekit.io import atomic_write_bytes
 from prunekit.report.html import render_html
 from prunekit.report.markdown import render_markdown
 from prunekit.report.plots import render_plots
 
 FORMATS = ("json", "md", "html")
 
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; reports are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _jsonable(x: Any) -> Any:
@@ -60,16 +47,16 @@ def write_report(data: Any, out_dir: str | os.PathLike, formats: tuple[str, ...]
     written: dict[str, Path] = {}
     if "json" in formats:
         written["json"] = out / "report.json"
-        _atomic_write(written["json"], json.dumps(data, indent=1).encode())
+        atomic_write_bytes(written["json"], json.dumps(data, indent=1).encode())
     plots = render_plots(data) if ("md" in formats or "html" in formats) else {}
     if "md" in formats:
         files = {}
         for name, (title, png) in plots.items():
-            _atomic_write(out / "plots" / f"{name}.png", png)
+            atomic_write_bytes(out / "plots" / f"{name}.png", png)
             files[name] = (title, f"plots/{name}.png")
         written["md"] = out / "report.md"
-        _atomic_write(written["md"], render_markdown(data, files).encode())
+        atomic_write_bytes(written["md"], render_markdown(data, files).encode())
     if "html" in formats:
         written["html"] = out / "index.html"
-        _atomic_write(written["html"], render_html(data, plots).encode())
+        atomic_write_bytes(written["html"], render_html(data, plots).encode())
     return written

@@ -1,7 +1,7 @@
 """Structural pruning: plan (trace, score, select), apply (transactional), verify."""
 
-from prunekit.structural.plan import LayerEdit, ParamEdit, StructuredConfig, plan_structured
-from prunekit.structural.result import StructuredPlan
+from prunekit.structural.plan import plan_structured
+from prunekit.structural.result import LayerEdit, ParamEdit, StructuredConfig, StructuredPlan
 from prunekit.structural.verify import VerifyResult, verify
 
 __all__ = ["LayerEdit", "ParamEdit", "StructuredConfig", "StructuredPlan", "VerifyResult",

@@ -3,8 +3,9 @@
 1. validate every edit against the live model (handler present, sizes as planned, indices in
    range, non-empty);
 2. snapshot the ``__dict__`` (parameters, buffers, attributes, children) of every module that
-   will change — handlers always assign new tensors, never edit in place, so a shallow snapshot
-   restores the original exactly;
+   will change, with its lists/dicts/sets copied one level deeper (``RNNBase`` keeps its
+   weights in a ``_flat_weights`` list that ``__setattr__`` edits in place) — handlers always
+   assign new tensors, never edit a tensor in place, so this snapshot restores the original;
 3. mutate through the handlers;
 4. run the example inputs through the pruned model and compare the output shapes;
 5. on any failure restore the snapshots and raise :class:`PruneError` naming module and op.
@@ -18,10 +19,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunekit.calibration import call_model, no_kv_cache
+from prunekit.call import call_model, no_kv_cache
 from prunekit.graph.rules import flat_tensors
 from prunekit.handlers.base import PruneError, call_opt, get_handler, slice_param
 from prunekit.structural.attrs import sync_model_attributes, undo_attributes
+from prunekit.graph.ragged import same_shapes
+from prunekit.graph.modes import containers_training
 
 
 def _snapshot(mods: list[nn.Module]) -> list[tuple[nn.Module, dict, type]]:
@@ -29,8 +32,9 @@ def _snapshot(mods: list[nn.Module]) -> list[tuple[nn.Module, dict, type]]:
     for root in mods:
         for m in root.modules():
             d = dict(m.__dict__)
-            for key in ("_parameters", "_buffers", "_modules"):
-                d[key] = dict(m.__dict__[key])
+            for key, v in d.items():  # containers one level deeper: RNNBase.__setattr__ writes
+                if type(v) in (list, dict, set) or key in ("_parameters", "_buffers", "_modules"):
+                    d[key] = _copy.copy(v)  # into the existing ``_flat_weights`` list
             snaps.append((m, d, type(m)))  # handlers may swap the class (pruned attention)
     return snaps
 
@@ -129,7 +133,6 @@ def _run_named(plan, model: nn.Module, what: str) -> list[tuple[int, ...]]:
 def _check_forward(plan, model: nn.Module) -> None:
     """Run the pruned model; outputs must keep their number, ranks and every size that does
     not depend on data (:mod:`prunekit.graph.ragged`: e.g. the number of detections)."""
-    from prunekit.graph.ragged import same_shapes
 
     was = model.training
     model.eval()
@@ -143,7 +146,6 @@ def _check_forward(plan, model: nn.Module) -> None:
                          + _ragged_note(ragged))
     expected = getattr(plan, "train_output_shapes", None)
     if expected:  # training-only branches (auxiliary heads) were traced: they must run too
-        from prunekit.graph.modes import containers_training
 
         with containers_training(model):
             shapes = _run_named(plan, model, " in training mode")
@@ -176,13 +178,16 @@ def shared_copy(model: nn.Module) -> nn.Module:
     return _copy.deepcopy(model, memo)
 
 
-def trial(plan) -> None:
+def trial(plan) -> nn.Module:
     """Apply ``plan`` to a throw-away :func:`shared_copy` and run the example inputs through it.
+
+    Returns:
+        The pruned copy (its unpruned tensors are the model's own: read it, never train it).
 
     Raises:
         PruneError: the pruned copy fails (naming the module) or changes the output shapes.
     """
-    apply_plan(plan, validate=True, model=shared_copy(plan.model))
+    return apply_plan(plan, validate=True, model=shared_copy(plan.model))
 
 
 def apply_plan(plan, copy: bool = False, validate: bool = True, model: Any = None) -> nn.Module:

@@ -15,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from prunekit._registry import Registry
+from prunekit.structural.hf_config import sync_hf_config
 
 AttrFn = Callable[[nn.Module], dict[str, Any]]
 ATTRIBUTE_SYNC: Registry[AttrFn] = Registry("attribute sync")
@@ -42,8 +43,6 @@ def sync_model_attributes(model: nn.Module) -> list[tuple[Any, str, Any]]:
                 undo.append((m, attr, getattr(m, attr, None)))
                 setattr(m, attr, value)
     if hasattr(model, "config") and hasattr(type(model), "_from_config"):
-        from prunekit.structural.hf_config import sync_hf_config
-
         sync_hf_config(model, undo)  # HF config follows when one config fits every layer
     return undo
 

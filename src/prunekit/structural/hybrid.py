@@ -14,6 +14,11 @@ from typing import Any
 
 from torch import nn
 
+from prunekit.io import plain_state_dict
+from prunekit.config import WeightPruneConfig
+from prunekit.structural.plan import plan_structured
+from prunekit.weights import prune_weights
+
 
 @dataclass(frozen=True)
 class HybridReport:
@@ -44,7 +49,6 @@ def _count(model: nn.Module) -> int:
 
 def _nonzero(model: nn.Module) -> int:
     """Non-zero parameter entries as the finalized model will have them (masks applied)."""
-    from prunekit.io import plain_state_dict
 
     buffers = {n for n, _ in model.named_buffers()}
     return sum(int((v != 0).sum()) for k, v in plain_state_dict(model).items() if k not in buffers)
@@ -74,9 +78,6 @@ def prune_hybrid(model: nn.Module, example_inputs: Any, structured: dict[str, An
     """
     import math
 
-    from prunekit.config import WeightPruneConfig
-    from prunekit.structural.plan import plan_structured
-    from prunekit.weights import prune_weights
 
     structured = dict(structured or {})
     weights = dict(weights or {"sparsity": 0.5})

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from prunekit.calibration import call_model
+from prunekit.call import call_model
 
 
 @dataclass(frozen=True)

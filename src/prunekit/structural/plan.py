@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from prunekit.config import TargetSpec, check_ratio
+from prunekit.config import TargetSpec
 from prunekit.graph.dependency import DependencyGraph, Group
-from prunekit.graph.labels import FIXED
 from prunekit.handlers.base import InternalGroup, PruneError, call_opt
 from prunekit.importance.structured import (
     GROUP_CRITERIA,
@@ -21,8 +19,6 @@ from prunekit.importance.structured import (
     collect_group_stats,
 )
 
-if TYPE_CHECKING:
-    from prunekit.structural.result import StructuredPlan
 from prunekit.structural.select import (
     CostModel,
     bisect,
@@ -30,69 +26,10 @@ from prunekit.structural.select import (
     select_global,
     select_local,
 )
-
-
-@dataclass(frozen=True)
-class StructuredConfig:
-    """Validated options of :func:`plan_structured` (see there)."""
-
-    criterion: str = "l1"
-    ratio: float = 0.5
-    scope: str = "local"
-    round_to: int = 1
-    exclude: tuple[str, ...] = ()
-    target: TargetSpec | None = None
-    per_layer_min: float = 0.0
-    per_layer_max: float = 0.9
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        GROUP_CRITERIA.get(self.criterion)
-        check_ratio(self.ratio, "ratio")
-        if self.scope not in ("local", "global"):
-            raise ValueError(f"scope must be 'local' or 'global', got {self.scope!r}")
-        if isinstance(self.round_to, bool) or not isinstance(self.round_to, int) or self.round_to < 1:
-            raise ValueError(f"round_to must be an integer >= 1, got {self.round_to!r}")
-        check_ratio(self.per_layer_min, "per_layer_min")
-        if not (isinstance(self.per_layer_max, (int, float)) and 0.0 <= self.per_layer_max <= 1.0):
-            raise ValueError(f"per_layer_max must be in [0, 1], got {self.per_layer_max!r}")
-        if self.per_layer_min > self.per_layer_max:
-            raise ValueError("per_layer_min must not exceed per_layer_max")
-        if isinstance(self.exclude, str):
-            object.__setattr__(self, "exclude", (self.exclude,))
-        object.__setattr__(self, "exclude", tuple(self.exclude))
-        if self.target is not None and not isinstance(self.target, TargetSpec):
-            raise ValueError("target must be a TargetSpec (ratio=, params= or macs=)")
-        if self.target is not None and self.target.latency is not None:
-            raise ValueError("latency targets are not supported by plan_structured")
-
-
-@dataclass
-class LayerEdit:
-    """What happens to one handled module (kept indices; ``None`` = side unchanged)."""
-
-    name: str
-    kind: str
-    coupled: bool
-    in_full: int | None
-    out_full: int | None
-    keep_in: Tensor | None
-    keep_out: Tensor | None
-    in_dim: int
-    out_dim: int
-    exact: bool = True
-    internal: dict[str, Tensor] = field(default_factory=dict)
-
-
-@dataclass
-class ParamEdit:
-    """A free parameter/buffer sliced along ``axis`` (layer scale, position embedding, ...)."""
-
-    owner: str
-    attr: str
-    axis: int
-    full: int
-    keep: Tensor
+from prunekit.structural.internal import unit_scores  # L1/L2 of the unit's slices
+from prunekit.structural.apply import trial
+from prunekit.structural.result import StructuredConfig, StructuredPlan
+from prunekit.structural.verify import compare, compare_fp64, runs
 
 
 def _slices(graph: DependencyGraph, grp: Group) -> list[SliceRef]:
@@ -161,8 +98,6 @@ def _internal(graph: DependencyGraph) -> list[tuple[str, InternalGroup]]:
 
 
 def _internal_scores(ig: InternalGroup, criterion: str, gen: torch.Generator) -> Tensor:
-    from prunekit.structural.internal import unit_scores  # L1/L2 of the unit's slices
-
     return unit_scores(ig, criterion, gen).float()
 
 
@@ -188,6 +123,17 @@ def _ensure_nonempty(graph: DependencyGraph, masks: list[Tensor], scores: list[T
             flat_mask[best] = False
             g = int(torch.searchsorted(offsets, best, right=True)) - 1
             masks[g][best - int(offsets[g])] = False
+
+
+def _internal_minimum(internal, masks: list[Tensor], scores: list[Tensor]) -> None:
+    """Give back the best removed units where a handler needs a minimum (``min_keep``: an
+    LSTM keeps more cell units than its projection size)."""
+    for (_, ig), m, s in zip(internal, masks, scores):
+        need = int(ig.extra.get("min_keep", 1)) - int((~m).sum())
+        if need > 0:
+            removed = torch.nonzero(m).flatten()
+            best = removed[torch.argsort(s[removed], descending=True, stable=True)[:need]]
+            m[best] = False
 
 
 def plan_structured(
@@ -216,7 +162,9 @@ def plan_structured(
         criterion: group criterion (``l1``, ``l2``, ``bn_scale``, ``random``, ``taylor``,
             ``activation``, ``apoz``).
         ratio: fraction of each group's channels removed (``scope='local'``) or of all
-            prunable channels ranked together after per-group normalisation (``'global'``).
+            prunable channels ranked together after per-group normalisation (``'global'``) or
+            on their raw scores, one threshold for the whole model (``'threshold'``, as
+            Network Slimming ranks BatchNorm scales).
         round_to: kept channels per group are rounded up to a multiple of this.
         exclude: module names/globs never modified.
         target: ``TargetSpec(params=f)`` / ``TargetSpec(macs=f)`` keeps the fraction ``f`` of
@@ -240,26 +188,132 @@ def plan_structured(
     """
     cfg = StructuredConfig(criterion, ratio, scope, round_to, tuple(exclude), target,
                            per_layer_min, per_layer_max, seed)
-    from prunekit.structural.apply import trial
 
     refuse: dict[str, str] = {}
+    freeze: dict[str, str] = {}
     while True:
-        plan = _plan_once(model, example_inputs, cfg, refuse, calib_data, loss_fn, max_batches)
+        plan = _plan_once(model, example_inputs, cfg, refuse, calib_data, loss_fn, max_batches,
+                          freeze)
         if not check or not plan.edits:
             return plan
         try:  # trial on a copy: catches reshapes with sizes hard-coded in the model's code
-            trial(plan)
+            pruned = trial(plan)
+        except PruneError as err:
+            if err.module is not None and err.module not in refuse and len(refuse) < max_refusals:
+                refuse[err.module] = ("a pruned trial failed there: "
+                                      f"{str(err).split(': ', 2)[-1][:100]}")
+                continue
+            if err.module is None:  # a handler failed, not the pruned forward: say so
+                raise
+            guilty = _localize(plan)  # the module's own sizes did not explain it: find groups
+            if not guilty or len(freeze) >= 4 * max_refusals:
+                raise
+            for name in guilty:
+                freeze[name] = f"a pruned trial failed with them: {str(err)[:100]}"
+            continue
+        if _values_match(plan, pruned):
             plan.checked = True
             return plan
-        except PruneError as err:
-            if err.module is None or err.module in refuse or len(refuse) >= max_refusals:
-                raise
-            refuse[err.module] = f"a pruned trial failed there: {str(err).split(': ', 2)[-1][:100]}"
+        del pruned
+        guilty = _localize(plan)
+        if not guilty or len(freeze) >= 4 * max_refusals:
+            raise PruneError("the pruned trial computes values other than the masked reference "
+                             "(channels zeroed in the dense model) and no single group explains "
+                             "it; nothing was pruned")
+        for name in guilty:
+            freeze[name] = ("pruning these channels changed the outputs beyond the masked "
+                            "reference in a trial (e.g. a size read as a number, or a "
+                            "permutation the tracer cannot follow)")
+
+
+_TRIAL_ATOL, _TRIAL_RTOL = 1e-5, 1e-4
+_CLEAR_RTOL = 1e-6  # below this (relative to the outputs) fp32 rounding explains a difference
+_FP64_MAX_PARAMS = 50_000_000  # larger models: the fp32 comparison decides alone
+
+
+def _values_match(plan: StructuredPlan, pruned: nn.Module) -> bool:
+    """Values, not only shapes: the pruned copy against the masked dense model on the example
+    inputs and on a perturbed copy of them (a channel that happens to be zero on the example
+    would hide a wrong model), in fp32, and in float64 when the fp32 difference is small but
+    not clearly rounding (a size read as a number that scales the outputs by a few per mille
+    must not pass)."""
+    inputs = [plan.example_inputs]
+    if sum(p.numel() for p in plan.model.parameters()) <= _FP64_MAX_PARAMS:
+        for sign in (1.0, -1.0):  # negated inputs flip which ReLUs are dead
+            other = _perturbed(plan.example_inputs, sign)
+            if other is not None and runs(plan.model, other):
+                inputs.append(other)
+    return all(_match_on(plan, pruned, x) for x in inputs)
+
+
+def _match_on(plan: StructuredPlan, pruned: nn.Module, x: Any) -> bool:
+    try:
+        res = compare(plan.model, plan, pruned, x, _TRIAL_ATOL, _TRIAL_RTOL, share=True)
+        if not res.ok:
+            return False
+        if res.max_abs_diff <= _CLEAR_RTOL * max(res.max_abs_ref, 1.0):
+            return True
+        if sum(p.numel() for p in plan.model.parameters()) > _FP64_MAX_PARAMS:
+            return True
+        return compare_fp64(plan.model, plan, pruned, x).ok
+    except Exception:  # the reference itself cannot be built: not proven right
+        return False
+
+
+def _perturbed(x: Any, sign: float = 1.0) -> Any:
+    """``sign`` times the floating tensors, plus seeded noise of their own scale; ``None`` if
+    there are none."""
+    gen = torch.Generator().manual_seed(1234)
+    found = []
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, Tensor) and v.is_floating_point() and v.numel():
+            found.append(v)
+            noise = torch.randn(v.shape, generator=gen, dtype=v.dtype).to(v.device)
+            return sign * v + noise * (v.detach().float().std().nan_to_num(1.0).item() + 1e-3)
+        if isinstance(v, (tuple, list)):
+            return type(v)(walk(a) for a in v)
+        if isinstance(v, dict) and type(v) is dict:
+            return {k: walk(a) for k, a in v.items()}
+        return v
+
+    out = walk(x)
+    return out if found else None
+
+
+def _localize(plan: StructuredPlan) -> list[str]:
+    """Names to freeze: the groups (or modules' internal groups) whose pruning *alone* gives
+    values other than the masked reference, found by bisection over the pruned groups."""
+    only = plan._only  # type: ignore[attr-defined]
+
+    def bad(cands: list) -> bool:
+        sub = only(cands)
+        if not sub.edits:
+            return False
+        try:
+            return not _values_match(sub, trial(sub))
+        except PruneError:
+            return True
+
+    def search(cands: list) -> list:
+        if not bad(cands):
+            return []
+        if len(cands) == 1:
+            return cands
+        half = len(cands) // 2
+        found = search(cands[:half]) + search(cands[half:])
+        return found or cands  # only the combination fails: freeze all of it
+
+    found = search(list(plan._candidates))  # type: ignore[attr-defined]
+    return [n for c in found for n in plan._names(c)]  # type: ignore[attr-defined]
 
 
 def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
-               refuse: dict[str, str], calib_data, loss_fn, max_batches) -> StructuredPlan:
-    graph = DependencyGraph.build(model, example_inputs, cfg.exclude, refuse)
+               refuse: dict[str, str], calib_data, loss_fn, max_batches,
+               freeze: dict[str, str] | None = None) -> StructuredPlan:
+    freeze = freeze or {}
+    graph = DependencyGraph.build(model, example_inputs, cfg.exclude, refuse,
+                                  {k: v for k, v in freeze.items() if "::" not in k})
     refs = [_slices(graph, g) for g in graph.groups]
     stats = _stats(model, graph, refs, cfg, calib_data, loss_fn, max_batches)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -270,7 +324,7 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
         offsets.append(total)
         total += g.size
     cost = CostModel(graph, offsets, total)
-    internal = _internal(graph)
+    internal = [(n, ig) for n, ig in _internal(graph) if f"{n}::internal" not in freeze]
     scores += [_internal_scores(ig, cfg.criterion, gen) for _, ig in internal]
     widths = [int(g.widths[0]) if g.widths is not None and g.size else 1 for g in graph.groups]
     widths += [cfg.round_to] * len(internal)  # no channel rounding of heads
@@ -280,7 +334,7 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
         if cfg.scope == "local":
             return select_local(scores, x, cfg.per_layer_min, cfg.per_layer_max, cfg.round_to, widths)
         return select_global(scores, int(round(x)), cfg.per_layer_min, cfg.per_layer_max,
-                             cfg.round_to, widths)
+                             cfg.round_to, widths, normalize=cfg.scope == "global")
 
     def evaluate(masks: list[Tensor]) -> tuple[int, int]:
         flat = torch.cat(masks[:n_graph]) if n_graph else torch.zeros(0, dtype=torch.bool)
@@ -297,20 +351,34 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
         which = 0 if goal.params is not None else 1
         frac = goal.params if goal.params is not None else goal.macs
         x = bisect(lambda v: evaluate(choose(v))[which], 0.0, hi, frac * dense[which],
-                   integer=cfg.scope == "global")
+                   integer=cfg.scope != "local")
     else:
         r = goal.ratio if goal is not None else cfg.ratio
         x = r if cfg.scope == "local" else r * all_units
     masks = choose(x)
     _ensure_nonempty(graph, masks, scores)
+    _internal_minimum(internal, masks[n_graph:], scores[n_graph:])
     keep_internal = {}
     for (name, ig), m in zip(internal, masks[n_graph:]):
         if bool(m.any()):
             keep_internal.setdefault(name, {})[ig.name] = torch.nonzero(~m).flatten()
-    from prunekit.structural.result import StructuredPlan
 
-    return StructuredPlan.build(model, example_inputs, cfg, graph, scores[:n_graph],
+    plan = StructuredPlan.build(model, example_inputs, cfg, graph, scores[:n_graph],
                                 masks[:n_graph], dense, evaluate(masks), keep_internal)
+
+    def only(cands: list) -> StructuredPlan:
+        """The same plan restricted to some groups (index) / internal groups (name)."""
+        sub = [m if i in cands else torch.zeros_like(m) for i, m in enumerate(masks[:n_graph])]
+        ki = {n: v for n, v in keep_internal.items() if n in cands}
+        return StructuredPlan.build(model, example_inputs, cfg, graph, scores[:n_graph], sub,
+                                    dense, dense, ki)
+
+    plan._only = only  # type: ignore[attr-defined]
+    plan._candidates = [i for i, m in enumerate(masks[:n_graph]) if bool(m.any())] + sorted(
+        keep_internal)  # type: ignore[attr-defined]
+    plan._names = lambda c: (graph.groups[c].producers if isinstance(c, int)  # type: ignore
+                             else [f"{c}::internal"])
+    return plan
 
 
 def keep_from_roots(roots: Tensor, removed: set[int] | Tensor) -> Tensor:

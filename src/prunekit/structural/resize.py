@@ -14,6 +14,8 @@ from typing import Any
 from torch import Tensor, nn
 
 from prunekit.handlers._slicing import resize_param
+from prunekit.handlers import get_handler  # registers the built-in handlers
+from prunekit.structural.attrs import sync_model_attributes
 
 _GENERIC = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._NormBase, nn.GroupNorm,
             nn.LayerNorm, nn.PReLU)
@@ -21,7 +23,6 @@ _GENERIC = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._NormBase, 
 
 def handler_for(m: nn.Module) -> Any | None:
     """The handler whose ``resize`` owns ``m``; ``None`` for layers resized generically here."""
-    from prunekit.handlers import get_handler  # registers the built-in handlers
 
     if isinstance(m, _GENERIC) or (type(m).__name__ == "Conv1D" and hasattr(m, "nf")):
         return None
@@ -92,8 +93,6 @@ def resize_to_state_dict(model: nn.Module, sd: dict[str, Tensor]) -> list[str]:
     diff = {k: tuple(v.shape) for k, v in sd.items()
             if k in own and tuple(own[k].shape) != tuple(v.shape)}
     if diff:
-        from prunekit.structural.attrs import sync_model_attributes
-
         _walk(model, "", diff)
         sync_model_attributes(model)
     return sorted(diff)

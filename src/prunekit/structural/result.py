@@ -1,4 +1,5 @@
-"""StructuredPlan: what a structural pruning would do, readable before anything changes."""
+"""The plan types: the planner's validated options, the per-layer and per-parameter edits, and
+:class:`StructuredPlan` — what a structural pruning would do, readable before anything changes."""
 
 from __future__ import annotations
 
@@ -8,10 +9,76 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from prunekit.config import TargetSpec, check_ratio, parse_scope
 from prunekit.graph.dependency import DependencyGraph
+from prunekit.graph.labels import FIXED
+from prunekit.importance.structured import GROUP_CRITERIA
 from prunekit.handlers.base import call_opt
-from prunekit.structural.plan import LayerEdit, ParamEdit, StructuredConfig, keep_from_roots
 from prunekit.structural.select import free_axis
+from prunekit.graph.rules import flat_tensors
+from prunekit.structural.apply import apply_plan
+
+
+@dataclass(frozen=True)
+class StructuredConfig:
+    """Validated options of :func:`plan_structured` (see there)."""
+
+    criterion: str = "l1"
+    ratio: float = 0.5
+    scope: str = "local"
+    round_to: int = 1
+    exclude: tuple[str, ...] = ()
+    target: TargetSpec | None = None
+    per_layer_min: float = 0.0
+    per_layer_max: float = 0.9
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        GROUP_CRITERIA.get(self.criterion)
+        check_ratio(self.ratio, "ratio")
+        object.__setattr__(self, "scope", parse_scope(self.scope).value)
+        if isinstance(self.round_to, bool) or not isinstance(self.round_to, int) or self.round_to < 1:
+            raise ValueError(f"round_to must be an integer >= 1, got {self.round_to!r}")
+        check_ratio(self.per_layer_min, "per_layer_min")
+        if not (isinstance(self.per_layer_max, (int, float)) and 0.0 <= self.per_layer_max <= 1.0):
+            raise ValueError(f"per_layer_max must be in [0, 1], got {self.per_layer_max!r}")
+        if self.per_layer_min > self.per_layer_max:
+            raise ValueError("per_layer_min must not exceed per_layer_max")
+        if isinstance(self.exclude, str):
+            object.__setattr__(self, "exclude", (self.exclude,))
+        object.__setattr__(self, "exclude", tuple(self.exclude))
+        if self.target is not None and not isinstance(self.target, TargetSpec):
+            raise ValueError("target must be a TargetSpec (ratio=, params= or macs=)")
+        if self.target is not None and self.target.latency is not None:
+            raise ValueError("latency targets are not supported by plan_structured")
+
+
+@dataclass
+class LayerEdit:
+    """What happens to one handled module (kept indices; ``None`` = side unchanged)."""
+
+    name: str
+    kind: str
+    coupled: bool
+    in_full: int | None
+    out_full: int | None
+    keep_in: Tensor | None
+    keep_out: Tensor | None
+    in_dim: int
+    out_dim: int
+    exact: bool = True
+    internal: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class ParamEdit:
+    """A free parameter/buffer sliced along ``axis`` (layer scale, position embedding, ...)."""
+
+    owner: str
+    attr: str
+    axis: int
+    full: int
+    keep: Tensor
 
 
 @dataclass
@@ -83,7 +150,6 @@ class StructuredPlan:
             if (f.name, f.reason) not in seen:
                 seen.add((f.name, f.reason))
                 fixed.append((f"{f.name}.{f.side}", f.channels, f.reason))
-        from prunekit.graph.rules import flat_tensors
 
         shapes = [tuple(t.shape) for t in flat_tensors(_tuple(graph.result.outputs))]
         idle = [n for n, r in graph.leaves.items() if r.calls == 0]
@@ -165,7 +231,6 @@ class StructuredPlan:
             PruneError: a handler refused or the pruned model does not run; the model is left
                 exactly as it was and the message names the module and the operation.
         """
-        from prunekit.structural.apply import apply_plan
 
         if validate is None:
             validate = not self.checked
@@ -206,3 +271,16 @@ def _n(keep: Tensor | None, full: int | None) -> int | None:
 
 def _fmt(full: int | None, keep: Tensor | None) -> str:
     return "-" if full is None else f"{full}" if keep is None else f"{full} -> {len(keep)}"
+
+
+def keep_from_roots(roots: Tensor, removed: set[int] | Tensor) -> Tensor:
+    """Sorted kept positions: those whose unit is not removed (fixed positions are kept).
+
+    ``removed`` is a set of root ids or a bool tensor indexed by root id.
+    """
+    if isinstance(removed, Tensor):
+        return torch.nonzero(~removed[roots]).flatten()
+    keep = [i for i, u in enumerate(roots.tolist()) if u == FIXED or u not in removed]
+    return torch.tensor(keep, dtype=torch.long)
+
+

@@ -120,9 +120,23 @@ def select_local(scores: list[Tensor], ratio: float, per_min: float, per_max: fl
 
 
 def select_global(scores: list[Tensor], n_total: int, per_min: float, per_max: float,
-                  round_to: int, widths: list[int]) -> list[Tensor]:
-    """Remove the ``n_total`` lowest normalised scores across groups (within per-group bounds)."""
-    norm = [s / s.mean().clamp_min(1e-12) if s.numel() else s for s in scores]
+                  round_to: int, widths: list[int],
+                  time_weights: list[float] | None = None, normalize: bool = True) -> list[Tensor]:
+    """Remove the ``n_total`` lowest scores across groups (within per-group bounds); each
+    group's scores are divided by their mean first when ``normalize`` (else one threshold on
+    the raw scores, as Network Slimming does).
+
+    ``time_weights[g]`` (optional, > 0): measured time saved per removed unit of group ``g``
+    relative to what its MACs predict (:func:`prunekit.bench.width_tables.time_per_unit`);
+    normalised scores are divided by it, so units whose removal saves more device time are
+    removed first at equal importance. ``None`` (default): every group weighs 1.
+    """
+    norm = [s / s.mean().clamp_min(1e-12) if s.numel() and normalize else s for s in scores]
+    if time_weights is not None:
+        if len(time_weights) != len(scores) or any(not w > 0 for w in time_weights):
+            raise ValueError("time_weights must hold one positive weight per group, got "
+                             f"{len(time_weights)} for {len(scores)} groups")
+        norm = [s / float(w) for s, w in zip(norm, time_weights, strict=True)]
     masks = [torch.zeros(s.numel(), dtype=torch.bool) for s in scores]
     bounds = [_bounds(s.numel(), per_min, per_max) for s in scores]
     counts = [0] * len(scores)

@@ -19,8 +19,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from prunekit.calibration import call_model, is_kv_cache, no_kv_cache
+from prunekit.call import call_model, is_kv_cache, no_kv_cache
 from prunekit.graph.rules import flat_tensors
+from prunekit.handlers.base import call_opt, get_handler
+from prunekit.structural.apply import apply_plan, shared_copy
 
 
 @dataclass
@@ -45,27 +47,72 @@ def _mask(x: Tensor, dim: int, keep: Tensor) -> Tensor:
     return x * m.reshape(shape)
 
 
+def _replace(obj: Any, table: dict[int, Tensor]) -> Any:
+    """``obj`` with every tensor whose id is in ``table`` replaced (tuples, lists, dicts)."""
+    if isinstance(obj, Tensor):
+        return table.get(id(obj), obj)
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_replace(v, table) for v in obj)
+    if isinstance(obj, dict) and type(obj) is dict:
+        return {k: _replace(v, table) for k, v in obj.items()}
+    return obj
+
+
+def _unit_keep(h, m: nn.Module, e) -> Tensor | None:
+    """Kept units of the state inputs (one copy of the output space)."""
+    if e.keep_out is None:
+        return None
+    rep = int(call_opt(h, "out_repeats", m, default=1) or 1)
+    size = e.out_full // rep
+    return e.keep_out[e.keep_out < size]
+
+
+def _input_table(h, m: nn.Module, e, args: tuple, kwargs: dict, op) -> dict[int, Tensor]:
+    table: dict[int, Tensor] = {}
+    if e.keep_in is not None:
+        for t, d in call_opt(h, "in_tensors", m, args, kwargs, default=[]):
+            table[id(t)] = op(t, d, e.keep_in)
+    units = _unit_keep(h, m, e)
+    if units is not None:
+        for t, d in call_opt(h, "state_tensors", m, args, kwargs, default=[]) or []:
+            table[id(t)] = op(t, d, units)
+    return table
+
+
+def _narrow(x: Tensor, dim: int, keep: Tensor) -> Tensor:
+    return x.index_select(dim, keep.to(x.device))
+
+
 def _install(masked: nn.Module, pruned: nn.Module, plan) -> list:
     mods, small = dict(masked.named_modules()), dict(pruned.named_modules())
     handles = []
     for e in plan.edits:
         m = mods[e.name]
+        h = get_handler(m)
         if e.exact and not e.internal:
-            if e.keep_in is not None:
-                def pre(mod, args, e=e):
-                    if args and isinstance(args[0], Tensor):
-                        return (_mask(args[0], e.in_dim, e.keep_in),) + tuple(args[1:])
+            def pre(mod, args, kwargs, e=e, h=h):
+                table = _input_table(h, mod, e, args, kwargs, _mask)
+                return (_replace(args, table), _replace(kwargs, table)) if table else None
+
+            def post(mod, args, out, e=e, h=h):
+                if e.keep_out is None:
                     return None
-                handles.append(m.register_forward_pre_hook(pre))
-            if e.keep_out is not None:
-                def post(mod, args, out, e=e):
-                    return _mask(out, e.out_dim, e.keep_out) if isinstance(out, Tensor) else out
-                handles.append(m.register_forward_hook(post))
+                table = {id(t): _mask(t, d, e.keep_out)
+                         for t, d in call_opt(h, "out_tensors", mod, out, default=[])}
+                return _replace(out, table)
+            handles.append(m.register_forward_pre_hook(pre, with_kwargs=True))
+            handles.append(m.register_forward_hook(post))
             continue
 
-        def replace(mod, args, kwargs, out, e=e, sm=small[e.name]):
-            args, kwargs = _select_inputs(args, kwargs, e)
-            return _scatter(out, sm(*args, **kwargs), e)
+        def pre_in(mod, args, kwargs, e=e, h=h):  # the dense module sees masked inputs
+            table = _input_table(h, mod, e, args, kwargs, _mask)
+            return (_replace(args, table), _replace(kwargs, table)) if table else None
+
+        def replace(mod, args, kwargs, out, e=e, h=h, sm=small[e.name]):
+            args, kwargs = _select_inputs(h, mod, args, kwargs, e)
+            y = sm(*args, **kwargs)
+            return _scatter(h, mod, sm, out, y, e)
+        handles.append(m.register_forward_pre_hook(pre_in, with_kwargs=True))
         handles.append(m.register_forward_hook(replace, with_kwargs=True))
     return handles
 
@@ -73,34 +120,43 @@ def _install(masked: nn.Module, pruned: nn.Module, plan) -> list:
 _is_cache = is_kv_cache
 
 
-def _select_inputs(args: tuple, kwargs: dict, e) -> tuple[tuple, dict]:
-    """Keep only ``e.keep_in`` of the channel-carrying input (first arg or ``hidden_states``,
-    and every other argument that is the same tensor, as in ``mha(x, x, x)``). A KV cache is
-    not passed on: the dense module has already written this step into it."""
+def _select_inputs(h, m: nn.Module, args: tuple, kwargs: dict, e) -> tuple[tuple, dict]:
+    """Keep only the kept channels of every argument that carries them (the handler's
+    ``in_tensors`` and ``state_tensors``, by position or keyword, as in cross-attention
+    ``mha(q, kv, kv)`` or an RNN's ``h0``). A KV cache is not passed on: the dense module has
+    already written this step into it."""
     kwargs = {k: (None if _is_cache(k, v) else v) for k, v in kwargs.items()}
-    if e.keep_in is None:
-        return args, kwargs
-    if args and isinstance(args[0], Tensor):
-        x = args[0]
-    else:
-        key = "hidden_states" if "hidden_states" in kwargs else next(
-            k for k, v in kwargs.items() if isinstance(v, Tensor))
-        x = kwargs[key]
-    small = x.index_select(e.in_dim, e.keep_in.to(x.device))
-    args = tuple(small if a is x else a for a in args)
-    kwargs = {k: (small if v is x else v) for k, v in kwargs.items()}
-    return args, kwargs
+    table = _input_table(h, m, e, args, kwargs, _narrow)
+    return _replace(args, table), _replace(kwargs, table)
 
 
-def _scatter(out: Any, y: Any, e) -> Any:
+def _scatter(h, m: nn.Module, sm: nn.Module, out: Any, y: Any, e) -> Any:
     """Put the pruned module's outputs back at the kept positions of the dense ones."""
+    table: dict[int, Tensor] = {}
+    dense = call_opt(h, "out_tensors", m, out, default=[])
+    chan = {id(t) for t, _ in dense}
+    if e.keep_out is not None:
+        small = call_opt(h, "out_tensors", sm, y, default=[])
+        for (t, d), (v, _) in zip(dense, small):
+            if t.shape != v.shape and t.shape[d] == e.out_full:
+                table[id(t)] = torch.zeros_like(t).index_copy(d, e.keep_out.to(t.device), v)
+    return _scatter_rest(out, y, e, table, chan)
+
+
+def _scatter_rest(out: Any, y: Any, e, table: dict[int, Tensor], chan: set[int]) -> Any:
     if isinstance(out, (tuple, list)) and isinstance(y, (tuple, list)) and len(out) == len(y):
-        return type(out)(_scatter(o, v, e) for o, v in zip(out, y))
+        return type(out)(_scatter_rest(o, v, e, table, chan) for o, v in zip(out, y))
+    if isinstance(out, Tensor) and id(out) in table:
+        return table[id(out)]
+    if (isinstance(out, Tensor) and isinstance(y, Tensor) and out.shape == y.shape
+            and e.internal and id(out) not in chan):
+        return out  # e.g. attention weights averaged over heads: removing heads changes them
     if not isinstance(out, Tensor) or not isinstance(y, Tensor) or out.shape == y.shape:
         return y
-    d = e.out_dim if out.dim() == y.dim() and out.shape[e.out_dim] != y.shape[e.out_dim] else -1
-    keep = e.keep_out if e.keep_out is not None else torch.arange(out.shape[d])
-    keep = keep[keep < out.shape[d]]  # e.g. an RNN's h_n holds one direction's units
+    if out.dim() != y.dim() or e.keep_out is None:
+        return y
+    d = next((i for i in range(out.dim()) if out.shape[i] != y.shape[i]), -1)
+    keep = e.keep_out[e.keep_out < out.shape[d]]  # e.g. an RNN's h_n: one direction's units
     if keep.numel() != y.shape[d]:
         return y
     return torch.zeros_like(out).index_copy(d, keep.to(out.device), y)
@@ -112,41 +168,99 @@ def _outputs(out: Any) -> list[Tensor]:
     return [t for t in flat_tensors(out) if t.is_floating_point()]
 
 
+def _run(model: nn.Module, x: Any, what: str) -> list[Tensor]:
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), no_kv_cache(model):
+            return _outputs(call_model(model, x))
+    finally:
+        model.train(was)
+
+
+def runs(model: nn.Module, x: Any) -> bool:
+    """Whether ``model`` runs on ``x`` (eval mode, no grad)."""
+    try:
+        _run(model, x, "dense")
+        return True
+    except Exception:
+        return False
+
+
+def compare(model: nn.Module, plan, pruned: nn.Module, x: Any, atol: float = 1e-4,
+            rtol: float = 1e-4, share: bool = False) -> VerifyResult:
+    """Masked reference of ``model`` vs ``pruned`` on ``x``: every floating output compared.
+
+    ``share``: build the reference on a copy sharing ``model``'s parameters (hooks only read
+    them), as the planner's trial does. Exceptions of the forward passes propagate.
+    """
+    masked = shared_copy(model) if share else _copy.deepcopy(model)
+    handles = _install(masked, pruned, plan)
+    try:
+        ref = _run(masked, x, "masked")
+    finally:
+        for h in handles:
+            h.remove()
+    got = _run(pruned, x, "pruned")
+    if len(ref) != len(got) or any(a.shape != b.shape for a, b in zip(ref, got)):
+        return VerifyResult(False, float("inf"), atol,
+                            f"output shapes differ: {[tuple(a.shape) for a in ref]} vs "
+                            f"{[tuple(b.shape) for b in got]}")
+    diff, worst = 0.0, ""
+    for i, (a, b) in enumerate(zip(ref, got)):
+        if a.numel():
+            d = float((a.float() - b.float()).abs().nan_to_num(float("inf")).max())
+            if d > diff:
+                diff, worst = d, f"output {i} {tuple(a.shape)}"
+    scale = max((float(a.float().abs().max()) for a in ref if a.numel()), default=0.0)
+    ok = diff <= atol + rtol * scale
+    return VerifyResult(ok, diff, atol, "" if ok else f"largest difference at {worst}",
+                        max_abs_ref=scale)
+
+
+def _to_double(x: Any) -> Any:
+    if isinstance(x, Tensor):
+        return x.double() if x.is_floating_point() else x
+    if isinstance(x, (tuple, list)):
+        return type(x)(_to_double(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _to_double(v) for k, v in x.items()}
+    return x
+
+
+def compare_fp64(model: nn.Module, plan, pruned: nn.Module, x: Any) -> VerifyResult:
+    """:func:`compare` on float64 copies: differences of rounding vanish (~1e-15), so a
+    tolerance of 1e-9 relative separates a right model from a slightly wrong one."""
+    dense64 = _copy.deepcopy(model).double()
+    small64 = _copy.deepcopy(pruned).double()
+    return compare(dense64, plan, small64, _to_double(x), atol=1e-9, rtol=1e-9, share=True)
+
+
 def verify(model: nn.Module, plan, example_inputs: Any = None, atol: float = 1e-4,
-           pruned: nn.Module | None = None) -> VerifyResult:
+           pruned: nn.Module | None = None, rtol: float = 0.0) -> VerifyResult:
     """Check that ``plan`` removes exactly what masking its channels removes.
+
+    Every floating-point output is compared (tuples, dicts and HF outputs flattened, attention
+    weights included); inputs are masked wherever they carry pruned channels (every argument
+    the handler consumes, by position or keyword, and RNN initial states).
 
     Args:
         model: the dense model (not modified).
         plan: a :class:`~prunekit.structural.result.StructuredPlan` made for ``model``.
         example_inputs: inputs to compare on (default: the plan's example inputs).
-        atol: maximum absolute difference allowed (fp32).
+        atol: maximum absolute difference allowed (fp32), plus ``rtol`` times the largest
+            reference output.
         pruned: an already pruned copy to check instead of pruning a fresh copy.
-    """
-    from prunekit.structural.apply import apply_plan
 
+    Raises:
+        ValueError: ``example_inputs`` do not run through the dense model.
+    """
     x = plan.example_inputs if example_inputs is None else example_inputs
+    try:
+        _run(model, x, "dense")
+    except Exception as err:
+        raise ValueError(f"verify: example_inputs do not run through the dense model "
+                         f"({type(err).__name__}: {str(err)[:200]})") from err
     if pruned is None:
         pruned = apply_plan(plan, copy=True, model=model)
-    masked = _copy.deepcopy(model)
-    handles = _install(masked, pruned, plan)
-    modes = (masked.training, pruned.training)
-    masked.eval()
-    pruned.eval()
-    try:
-        with torch.no_grad(), no_kv_cache(masked), no_kv_cache(pruned):
-            ref = _outputs(call_model(masked, x))
-            got = _outputs(call_model(pruned, x))
-    finally:
-        for h in handles:
-            h.remove()
-        masked.train(modes[0])
-        pruned.train(modes[1])
-    if len(ref) != len(got) or any(a.shape != b.shape for a, b in zip(ref, got)):
-        return VerifyResult(False, float("inf"), atol,
-                            f"output shapes differ: {[tuple(a.shape) for a in ref]} vs "
-                            f"{[tuple(b.shape) for b in got]}")
-    diff = max((float((a.float() - b.float()).abs().max()) for a, b in zip(ref, got)
-                if a.numel()), default=0.0)
-    scale = max((float(a.float().abs().max()) for a in ref if a.numel()), default=0.0)
-    return VerifyResult(diff <= atol, diff, atol, max_abs_ref=scale)
+    return compare(model, plan, pruned, x, atol, rtol)

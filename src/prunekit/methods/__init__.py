@@ -1,1 +1,0 @@
-"""Pruning algorithms composed from prunekit's parts (one method per file)."""

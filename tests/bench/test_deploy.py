@@ -1,0 +1,116 @@
+"""``deploy``: every candidate measured like-for-like, the winner written, reloaded, matched."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from prunekit.bench.deploy import DeployConfig, deploy, load_artifact
+
+
+class NoOnnx(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(16, 8)
+
+    def forward(self, x):
+        return self.lin(x)
+
+
+class Steady:
+    """Fake clock: every sample takes 1 ms (the choice then follows candidate order)."""
+
+    def time_call(self, fn):
+        fn()
+        return 1.0
+
+
+def _cfg(**kw):
+    kw = {"repeats": 5, "max_repeats": 5, "budget_s": 1.0, **kw}
+    return DeployConfig(**kw)
+
+
+def _net(width=32):
+    return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 4)).eval()
+
+
+def test_deploy_writes_a_reloadable_matching_artifact_and_reports_all(tmp_path):
+    pytest.importorskip("onnxruntime")
+    dense, pruned = _net(32), _net(8)
+    before = {k: v.clone() for k, v in pruned.state_dict().items()}
+    x = torch.randn(1, 3, 16, 16)
+    res = deploy(pruned, x, tmp_path, dense=dense,
+                 config=_cfg(runtimes=("eager", "onnxruntime"), threads=(1,), clock=Steady()))
+    assert len(res.candidates) == 2 * 2  # runtimes x memory formats
+    assert res.winner is not None and res.artifact.exists()
+    assert res.winner.pruned_ms == min(c.pruned_ms for c in res.candidates if not c.error)
+    assert all(c.speedup is not None and c.ci_low <= c.speedup <= c.ci_high
+               for c in res.candidates)
+    assert res.best_vs_best is not None
+    run = load_artifact(res.artifact)
+    got = run(x)
+    got = torch.as_tensor(got[0] if isinstance(got, list) else got)
+    with torch.no_grad():
+        torch.testing.assert_close(got, pruned(x), atol=1e-3, rtol=1e-3)
+    report = json.loads(res.report.read_text())
+    assert len(report["candidates"]) == 4 and report["best_vs_best_speedup"] > 0
+    assert all(torch.equal(before[k], v) for k, v in pruned.state_dict().items())
+    assert isinstance(pruned[1], nn.BatchNorm2d)  # the user's model keeps its BatchNorm
+
+
+def test_failed_candidate_is_skipped_and_named(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+
+    def no_export(*a, **k):  # like a model with an op ONNX lacks
+        raise NotImplementedError("op without an ONNX symbolic")
+
+    monkeypatch.setattr(torch.onnx, "export", no_export)
+    res = deploy(NoOnnx(), torch.randn(1, 16), tmp_path, dense=NoOnnx(),
+                 config=_cfg(runtimes=("onnxruntime", "eager"), clock=Steady()))
+    (bad,) = [c for c in res.candidates if c.runtime == "onnxruntime"]
+    assert bad.error and "ONNX export of NoOnnx failed" in bad.error
+    assert res.skipped == [bad]
+    assert res.winner.runtime == "eager" and res.artifact.name == "model.pt2"
+    assert "channels_last not tried" in " ".join(res.notes)
+    out = load_artifact(res.artifact)(torch.ones(1, 16))
+    assert out.shape == (1, 8)
+
+
+def test_config_and_artifact_validation(tmp_path):
+    with pytest.raises(ValueError, match="runtime"):
+        DeployConfig(runtimes=("tensorrt",))
+    with pytest.raises(ValueError, match="threads"):
+        DeployConfig(threads=(0,))
+    with pytest.raises(ValueError, match=".onnx or .pt2"):
+        load_artifact(tmp_path / "model.bin")
+
+
+@pytest.mark.slow
+def test_deploy_cli_from_a_saved_directory(tmp_path):
+    pytest.importorskip("torchvision")
+    from typer.testing import CliRunner
+
+    from prunekit.cli import app
+    from prunekit.io import load_model_spec
+    from prunekit.serialize import save
+    from prunekit.structural import plan_structured
+
+    dense = load_model_spec("torchvision:squeezenet1_1").eval()
+    x = torch.randn(1, 3, 32, 32)
+    pruned = plan_structured(dense, x, ratio=0.3).apply(copy=True).eval()
+    save(pruned, tmp_path / "pruned", spec="torchvision:squeezenet1_1")
+    r = CliRunner().invoke(app, ["deploy", str(tmp_path / "pruned"), "--device", "cpu",
+                                 "--input-shape", "1,3,32,32", "--runtime", "eager,nosuch",
+                                 "-o", str(tmp_path / "out")])
+    assert r.exit_code == 2 and "nosuch" in r.output  # unknown runtime: one clear line
+    r = CliRunner().invoke(app, ["deploy", str(tmp_path / "pruned"), "--device", "cpu",
+                                 "--input-shape", "1,3,32,32", "--runtime", "eager",
+                                 "--channels-last", "off", "--budget", "0.5",
+                                 "-o", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    assert "winner: eager" in r.output and "like-for-like" in r.output
+    assert (tmp_path / "out" / "model.pt2").exists()

@@ -67,7 +67,7 @@ def test_prune_llm_and_perplexity_ignore_the_cache_setting(arch):
     text = torch.randint(0, VOCAB, (40,), generator=g)
     for model in (on, off):
         prune_llm(model, calib, method="sparsegpt", sparsity=0.5)
-    for (n, a), b in zip(on.state_dict().items(), off.state_dict().values()):
+    for (n, a), b in zip(on.state_dict().items(), off.state_dict().values(), strict=True):
         assert torch.equal(a, b), n
     ppl_on = perplexity(on, text, seqlen=12, stride=5, batch_size=2)
     assert ppl_on == perplexity(off, text, seqlen=12, stride=5, batch_size=2)

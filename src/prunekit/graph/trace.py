@@ -14,8 +14,7 @@ the autograd graph):
   ATen ops instead of thousands of Python-level aliases) and tensors are matched by identity
   (weak references, so ids are never reused).
 
-Channel labels (:mod:`prunekit.graph.labels`) are propagated through each op by the rules in
-:mod:`prunekit.graph.rules`.
+Channel labels (:mod:`prunekit.graph.labels`) follow each op by :mod:`prunekit.graph.rules`.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from prunekit.structural.select import (
     CostModel,
     bisect,
     free_axis,
+    group_weights,
     select_global,
     select_local,
 )
@@ -340,7 +341,7 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
     n_graph = len(graph.groups)
     names = [tuple(dict.fromkeys([*g.producers, *g.members])) for g in graph.groups]
     names += [(f"{n}:{ig.name}",) for n, ig in internal]
-    tw = _group_weights(time_weights, names)
+    tw = group_weights(time_weights, names)
 
     def choose(x: float) -> list[Tensor]:
         if cfg.scope == "local":
@@ -391,23 +392,3 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
     plan._names = lambda c: (graph.groups[c].producers if isinstance(c, int)  # type: ignore
                              else [f"{c}::internal"])
     return plan
-
-
-def _group_weights(time_weights, names: list[tuple[str, ...]]) -> list[float] | None:
-    """One weight per group from a callable or a ``{module name: weight}`` mapping."""
-    if time_weights is None:
-        return None
-    if isinstance(time_weights, Mapping):
-        table = time_weights
-
-        def time_weights(members: tuple[str, ...]) -> float:
-            found = [table[m.split(":")[0]] for m in members if m.split(":")[0] in table]
-            return float(found[0]) if found else 1.0
-    elif not callable(time_weights):
-        raise ValueError("time_weights must be a callable, a mapping or None, got "
-                         f"{type(time_weights).__name__}")
-    out = [float(time_weights(m)) for m in names]
-    bad = [(m, w) for m, w in zip(names, out, strict=True) if not w > 0]
-    if bad:
-        raise ValueError(f"time_weights must be > 0; group {bad[0][0]} got {bad[0][1]}")
-    return out

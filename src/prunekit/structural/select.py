@@ -9,6 +9,7 @@ scope) or over the number of globally ranked units (global scope).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -178,3 +179,23 @@ def bisect(fn, lo: float, hi: float, goal: float, steps: int = 24, integer: bool
         else:
             lo = mid
     return hi
+
+
+def group_weights(time_weights, names: list[tuple[str, ...]]) -> list[float] | None:
+    """One weight per group from a callable or a ``{module name: weight}`` mapping."""
+    if time_weights is None:
+        return None
+    if isinstance(time_weights, Mapping):
+        table = time_weights
+
+        def time_weights(members: tuple[str, ...]) -> float:
+            found = [table[m.split(":")[0]] for m in members if m.split(":")[0] in table]
+            return float(found[0]) if found else 1.0
+    elif not callable(time_weights):
+        raise ValueError("time_weights must be a callable, a mapping or None, got "
+                         f"{type(time_weights).__name__}")
+    out = [float(time_weights(m)) for m in names]
+    bad = [(m, w) for m, w in zip(names, out, strict=True) if not w > 0]
+    if bad:
+        raise ValueError(f"time_weights must be > 0; group {bad[0][0]} got {bad[0][1]}")
+    return out

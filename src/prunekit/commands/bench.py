@@ -114,6 +114,15 @@ def _print_speedups(data: dict[str, Any]) -> None:
         typer.echo(f"- {s}")
 
 
+# adaptive-timing options shared by `bench` and `analyze`
+_MAX_REPEATS = typer.Option(200, help="adaptive: at most this many rounds while any speedup "
+                            "interval is wider than --tolerance")
+_TOLERANCE = typer.Option(0.05, help="relative half-width of the 95% speedup interval a figure "
+                          "needs to be reliable")
+_BUDGET = typer.Option(20.0, help="seconds per runtime and batch after which adaptive "
+                       "repetition stops")
+
+
 def register(app: typer.Typer) -> None:
     register_deploy(app)
 
@@ -131,12 +140,9 @@ def register(app: typer.Typer) -> None:
         threads: Optional[int] = typer.Option(None, help="intra-op threads (default: torch's)"),
         repeats: int = typer.Option(30, help="timed samples per model"),
         warmup: int = typer.Option(5, help="untimed calls per model"),
-        max_repeats: int = typer.Option(200, help="adaptive: at most this many rounds while "
-                                        "any speedup interval is wider than --tolerance"),
-        tolerance: float = typer.Option(0.05, help="relative half-width of the 95% speedup "
-                                        "interval a figure needs to be reliable"),
-        budget: float = typer.Option(20.0, help="seconds per runtime and batch after which "
-                                     "adaptive repetition stops"),
+        max_repeats: int = _MAX_REPEATS,
+        tolerance: float = _TOLERANCE,
+        budget: float = _BUDGET,
         fold_bn: bool = typer.Option(True, help="fold BatchNorm into convs in every model"),
         output: Optional[Path] = typer.Option(None, "-o", "--output", help="report directory"),
         trust: bool = typer.Option(False, help="allow unpickling .pt model files you trust"),
@@ -181,12 +187,9 @@ def register(app: typer.Typer) -> None:
         threads: Optional[int] = typer.Option(None),
         repeats: int = typer.Option(20),
         warmup: int = typer.Option(3),
-        max_repeats: int = typer.Option(200, help="adaptive: at most this many rounds while "
-                                        "any speedup interval is wider than --tolerance"),
-        tolerance: float = typer.Option(0.05, help="relative half-width of the 95% speedup "
-                                        "interval a figure needs to be reliable"),
-        budget: float = typer.Option(20.0, help="seconds per runtime and batch after which "
-                                     "adaptive repetition stops"),
+        max_repeats: int = _MAX_REPEATS,
+        tolerance: float = _TOLERANCE,
+        budget: float = _BUDGET,
         fold_bn: bool = typer.Option(True),
         sparse_backends: bool = typer.Option(True, help="also time weight-sparse cells with "
                                              "sparse kernels where they measure faster"),

@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import shutil
+import tempfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -134,6 +137,12 @@ def save(model: nn.Module, path: str | Path, spec: str | None = None,
          spec_kwargs: dict[str, Any] | None = None) -> Path:
     """Save ``model`` (pruned or not) to directory ``path``; see the module docstring.
 
+    The directory is written whole or not at all: everything goes into a hidden temporary
+    directory beside ``path``, is reloaded and compared with ``model``, and only then replaces
+    ``path`` (a previous save there is removed with every file in it, so no stale file is left
+    beside the new ones). A save killed midway leaves ``path`` as it was; its hidden temporary
+    directory is removed by the next save to the same path.
+
     Args:
         spec: how to build the unpruned base; inferred for HF, torchvision and timm models and
             for models returned by :func:`load`.
@@ -142,9 +151,59 @@ def save(model: nn.Module, path: str | Path, spec: str | None = None,
 
     Returns:
         The directory.
+
+    Raises:
+        ValueError: ``path`` is a file, or a directory holding files of something other than a
+            previous save; or what would be written does not rebuild ``model``.
     """
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
+    _check_target(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=_SAVING, dir=path.parent))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700: give it ordinary permissions
+        _write(model, tmp, spec, spec_kwargs, shown=path)
+        _swap_into_place(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+_SAVING = ".saving"
+
+
+def _check_target(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"save: {path} exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()) and not (
+            (path / _META).exists() or (path / "config.json").exists()):
+        raise ValueError(f"save: {path} holds other files; save into a new or empty directory "
+                         "(or over a previous save)")
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Hidden directories of saves to ``path`` that were killed midway."""
+    for p in path.parent.glob(f".{path.name}.*"):
+        if p.is_dir() and (p.name.endswith(_SAVING) or ".old-" in p.name):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _swap_into_place(tmp: Path, path: Path) -> None:
+    if not path.exists():
+        os.replace(tmp, path)
+        return
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write(model: nn.Module, path: Path, spec: str | None, spec_kwargs: dict[str, Any] | None,
+           shown: Path) -> None:
     history = list(model.__dict__.get("_prunekit_history", []))
     meta: dict[str, Any] = {"format": FORMAT, "history": history}
     if spec is None and _is_hf(model):
@@ -153,7 +212,7 @@ def save(model: nn.Module, path: str | Path, spec: str | None = None,
             meta.update(base={"kind": "hf_pretrained"})
             _save_extensions(model, path, meta)
             _write_json(path / _META, meta)
-            return path
+            return
         meta.update(base={"kind": "hf_config", "class": type(model).__name__,
                           "config": model.config.to_dict()})
     else:
@@ -167,15 +226,14 @@ def save(model: nn.Module, path: str | Path, spec: str | None = None,
     save_weights(model, path / _WEIGHTS)
     _save_extensions(model, path, meta)
     _write_json(path / _META, meta)
-    _prove_rebuilds(model, path, [path / _WEIGHTS, path / _META])
-    return path
+    _prove_rebuilds(model, path, [path / _WEIGHTS, path / _META], shown)
 
 
 def _structure(model: nn.Module) -> list[tuple[str, str, str]]:
     return [(n, type(m).__name__, m.extra_repr()) for n, m in model.named_modules()]
 
 
-def _prove_rebuilds(model: nn.Module, path: Path, written: list[Path]) -> None:
+def _prove_rebuilds(model: nn.Module, path: Path, written: list[Path], shown: Path) -> None:
     """Load what was written and compare it with ``model`` (every module's type and settings,
     every tensor); on any difference remove the files and raise one clear ``ValueError``."""
     why = ""
@@ -196,7 +254,7 @@ def _prove_rebuilds(model: nn.Module, path: Path, written: list[Path]) -> None:
     if why:
         for f in written:
             f.unlink(missing_ok=True)
-        raise ValueError(f"save: what would be written to {path} does not rebuild "
+        raise ValueError(f"save: what would be written to {shown} does not rebuild "
                          f"{type(model).__name__} ({why}); pass spec= and spec_kwargs= "
                          "(the builder and its arguments)")
 

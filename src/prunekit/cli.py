@@ -34,6 +34,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 _COMMAND_MODULES = (
     "prunekit.commands.core",
+    "prunekit.commands.prune",
     "prunekit.commands.bench",
     "prunekit.commands.recovery",
     "prunekit.commands.llm",
@@ -62,15 +63,28 @@ def main() -> None:
     import sys
 
     try:
-        app(standalone_mode=True)
-    except SystemExit:
-        raise
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        print("Aborted.", file=sys.stderr)
+        raise SystemExit(1) from None
+    except typer.TyperException as exc:  # usage errors: bad/missing option, bad value
+        ctx = getattr(exc, "ctx", None)
+        shown = ctx is not None and not getattr(ctx.command, "hidden", False)
+        hint = f" (see '{ctx.command_path} --help')" if shown else ""
+        text = _first_line(exc.format_message() if hasattr(exc, "format_message") else str(exc))
+        if text:  # an empty message: the help was printed (no arguments given)
+            print(f"Error: {text}{hint}", file=sys.stderr)
+        raise SystemExit(getattr(exc, "exit_code", 2)) from None
     except Exception as exc:  # noqa: BLE001 - classified below
         if not isinstance(exc, _USER_ERRORS) and type(exc).__name__ not in _USER_ERROR_NAMES:
             raise
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"Error: {msg}", file=sys.stderr)
+        print(f"Error: {_first_line(str(exc)) or type(exc).__name__}", file=sys.stderr)
         raise SystemExit(2) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`prunekit prune --structured`: plan, apply, (optionally) mask, save, print before/after."""
+"""`prunekit prune structured`: plan, apply, (optionally) mask, save, print before/after."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ from prunekit.serialize import save
 from prunekit.stats import stats
 from prunekit.structural import plan_structured
 from prunekit.structural.hybrid import prune_hybrid
-from prunekit.bench.config import BenchConfig
-from prunekit.bench.latency_target import prune_for_latency
 from prunekit.bench.width_tables import module_time_weights
 
 
@@ -58,23 +56,3 @@ def run_structured(model: nn.Module, x: Any, output: Path, *, spec: str, ratio: 
         f"params {before.params:,} -> {after.params:,} ({after.params / before.params:.1%}), "
         f"nonzero {after.nonzero:,}, MACs {before.macs:,} -> {after.macs:,} "
         f"({after.macs / max(before.macs, 1):.1%}) -> {output}")
-
-
-def run_latency_target(model: nn.Module, x: Any, output: Path, *, spec: str, target: str, criterion: str,
-                       device: str, dtype: str, runtime: str, device_aware: bool = False) -> None:
-    """Structured pruning until the measured latency on ``device``/``runtime`` meets ``target``."""
-    from rich.console import Console
-
-
-    try:
-        value = float(target.lower().removesuffix("x"))
-        cfg = BenchConfig(device=device, dtype=dtype, batches=(int(x.shape[0]),), runtimes=(runtime,))
-        res = prune_for_latency(model, x, value, config=cfg, criterion=criterion,
-                                device_aware=device_aware)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    save(res.model, output, spec=spec)
-    verdict = "met" if res.met else "NOT met (best found is returned; never slower than dense)"
-    Console().print(f"target {value:.2f}x dense latency on {device}/{runtime}/{dtype} at batch "
-                    f"{x.shape[0]}: {verdict}; measured {res.relative_latency:.3f}x at planner ratio "
-                    f"{res.ratio:.3f} -> {output}")

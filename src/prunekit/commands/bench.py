@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional
 
 import typer
 
-from prunekit.commands.core import MODEL_HELP, load_cli_model, make_input, parse_shape
+from prunekit.commands.core import MODEL_HELP, load_cli_model, make_input, parse_shape, saved_spec
 from prunekit.bench.config import BenchConfig
 from prunekit.bench.runtimes import get_runtime, resolve_device
 from prunekit.report.summary import summarize
@@ -88,7 +88,7 @@ def _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn, ad
 
 def command_line(ctx: typer.Context) -> str:
     """The command as it can be re-run (positional arguments, then every option's value)."""
-    parts = [ctx.command_path.split()[0] + " " + ctx.info_name]
+    parts = [ctx.command_path]
     for p in ctx.command.params:
         v = ctx.params.get(p.name)
         if v is None or p.name in ("as_json",):
@@ -96,7 +96,8 @@ def command_line(ctx: typer.Context) -> str:
         if p.param_type_name == "argument":
             parts += [shlex.quote(str(x)) for x in (v if isinstance(v, (list, tuple)) else [v])]
         elif isinstance(v, bool):
-            parts.append(p.opts[0] if v else (p.secondary_opts or [f"--no-{p.name}"])[0])
+            if v or p.secondary_opts:  # a lone flag left off is its default
+                parts.append(p.opts[0] if v else p.secondary_opts[0])
         else:
             parts += [p.opts[0], shlex.quote(str(v))]
     return " ".join(parts)
@@ -123,156 +124,178 @@ _BUDGET = typer.Option(20.0, help="seconds per runtime and batch after which ada
                        "repetition stops")
 
 
-def register(app: typer.Typer) -> None:
-    register_deploy(app)
+def bench_cmd(
+    ctx: typer.Context,
+    models: list[str] = typer.Argument(..., help="baseline first, then pruned models. "
+                                       + MODEL_HELP),
+    input_shape: str = typer.Option("1,3,224,224", "--input-shape", help="one example batch"),
+    input_dtype: str = typer.Option("float32", help="float32 or long (token ids)"),
+    device: str = typer.Option("cpu", help="cpu or cuda[:i]"),
+    dtype: str = typer.Option("fp32", help="fp32, fp16 or bf16"),
+    batch: str = typer.Option("1", help="batch sizes, e.g. 1,32,128"),
+    runtime: str = typer.Option("eager", help="eager,compile,cudagraph,onnxruntime"),
+    threads: Optional[int] = typer.Option(None, help="intra-op threads (default: torch's)"),
+    repeats: int = typer.Option(30, help="timed samples per model"),
+    warmup: int = typer.Option(5, help="untimed calls per model"),
+    max_repeats: int = _MAX_REPEATS,
+    tolerance: float = _TOLERANCE,
+    budget: float = _BUDGET,
+    fold_bn: bool = typer.Option(True, help="fold BatchNorm into convs in every model"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="report directory"),
+    trust: bool = typer.Option(False, help="allow unpickling .pt model files you trust"),
+    as_json: bool = typer.Option(False, "--json", help="print the JSON result"),
+) -> None:
+    """Time dense and pruned models side by side (same runtime, dtype, batch, threads)."""
 
-    @app.command("bench")
-    def bench_cmd(
-        ctx: typer.Context,
-        models: list[str] = typer.Argument(..., help="baseline first, then pruned models. "
-                                           + MODEL_HELP),
-        input_shape: str = typer.Option("1,3,224,224", "--input-shape", help="one example batch"),
-        input_dtype: str = typer.Option("float32", help="float32 or long (token ids)"),
-        device: str = typer.Option("cpu", help="cpu or cuda[:i]"),
-        dtype: str = typer.Option("fp32", help="fp32, fp16 or bf16"),
-        batch: str = typer.Option("1", help="batch sizes, e.g. 1,32,128"),
-        runtime: str = typer.Option("eager", help="eager,compile,cudagraph,onnxruntime"),
-        threads: Optional[int] = typer.Option(None, help="intra-op threads (default: torch's)"),
-        repeats: int = typer.Option(30, help="timed samples per model"),
-        warmup: int = typer.Option(5, help="untimed calls per model"),
-        max_repeats: int = _MAX_REPEATS,
-        tolerance: float = _TOLERANCE,
-        budget: float = _BUDGET,
-        fold_bn: bool = typer.Option(True, help="fold BatchNorm into convs in every model"),
-        output: Optional[Path] = typer.Option(None, "-o", "--output", help="report directory"),
-        trust: bool = typer.Option(False, help="allow unpickling .pt model files you trust"),
-        as_json: bool = typer.Option(False, "--json", help="print the JSON result"),
-    ) -> None:
-        """Time dense and pruned models side by side (same runtime, dtype, batch, threads)."""
-
-        cfg = _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn,
-                      (max_repeats, tolerance, budget))
-        named: dict[str, Any] = {}
-        for i, spec in enumerate(models):
-            key = Path(spec.rstrip("/")).name or spec
-            named[key if key not in named else f"{key}#{i}"] = load_cli_model(spec, None, trust)
-        x = make_input(parse_shape(input_shape), input_dtype)
-        res = compare(named, x, cfg)
-        data = res.to_dict()
-        data["command"] = command_line(ctx)
-        if output is not None:
-            paths = write_report(data, output)
-            typer.echo(f"report: {paths.get('html')}")
-        if as_json:
-            typer.echo(json.dumps(data, indent=1, default=str))
-        else:
-            _print_speedups(data)
-
-    @app.command("analyze")
-    def analyze_cmd(
-        ctx: typer.Context,
-        model: str = typer.Argument(..., help=MODEL_HELP),
-        methods: str = typer.Option("l1,magnitude-unstructured,2:4",
-                                    help="structured criteria (l1, l2, taylor …), "
-                                         "<criterion>-unstructured, or N:M"),
-        ratios: str = typer.Option("0.2,0.4", help="pruning ratios, e.g. 0.2,0.4,0.6"),
-        eval_fn: Optional[str] = typer.Option(None, "--eval", help="my_eval.py:evaluate — "
-                                              "evaluate(model) -> accuracy"),
-        input_shape: str = typer.Option("1,3,224,224", "--input-shape"),
-        input_dtype: str = typer.Option("float32"),
-        device: str = typer.Option("cpu"),
-        dtype: str = typer.Option("fp32"),
-        batch: str = typer.Option("1"),
-        runtime: str = typer.Option("eager"),
-        threads: Optional[int] = typer.Option(None),
-        repeats: int = typer.Option(20),
-        warmup: int = typer.Option(3),
-        max_repeats: int = _MAX_REPEATS,
-        tolerance: float = _TOLERANCE,
-        budget: float = _BUDGET,
-        fold_bn: bool = typer.Option(True),
-        sparse_backends: bool = typer.Option(True, help="also time weight-sparse cells with "
-                                             "sparse kernels where they measure faster"),
-        output: Path = typer.Option(Path("report"), "-o", "--output", help="report directory"),
-        trust: bool = typer.Option(False, help="allow unpickling .pt model files you trust"),
-    ) -> None:
-        """Sweep methods × ratios, evaluate, time side by side, write report/index.html."""
-
-        cfg = _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn,
-                      (max_repeats, tolerance, budget))
-        method_list = parse_list(methods, "--methods")
-        for m in method_list:
-            try:
-                parse_method(m)
-            except ValueError as e:
-                raise typer.BadParameter(str(e), param_hint="--methods") from None
-        ratio_list = parse_list(ratios, "--ratios", float)
-        fn = load_callable(eval_fn) if eval_fn else None
-        net = load_cli_model(model, None, trust)
-        x = make_input(parse_shape(input_shape), input_dtype)
-        try:
-            res = analyze(net, x, methods=method_list, ratios=ratio_list, eval_fn=fn, config=cfg,
-                          out_dir=str(output), command=command_line(ctx),
-                          sparse_backends=sparse_backends)
-        except ValueError as e:
-            raise typer.BadParameter(str(e)) from None
-        data = res.to_dict()
+    cfg = _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn,
+                  (max_repeats, tolerance, budget))
+    named: dict[str, Any] = {}
+    for i, spec in enumerate(models):
+        key = Path(spec.rstrip("/")).name or spec
+        named[key if key not in named else f"{key}#{i}"] = load_cli_model(spec, None, trust)
+    x = make_input(parse_shape(input_shape), input_dtype)
+    res = compare(named, x, cfg)
+    data = res.to_dict()
+    data["command"] = command_line(ctx)
+    if output is not None:
+        paths = write_report(data, output)
+        typer.echo(f"report: {paths.get('html')}")
+    if as_json:
+        typer.echo(json.dumps(data, indent=1, default=str))
+    else:
         _print_speedups(data)
-        failed = [e for e in data["sweep"] if e["status"] != "ok"]
-        for e in failed:
-            typer.echo(f"FAILED {e['method']}@{e['ratio']:g}: {e['error']}")
-        typer.echo(f"report: {output / 'index.html'}")
 
-    @app.command("prune-latency")
-    def prune_latency_cmd(
-        ctx: typer.Context,
-        model: str = typer.Argument(..., help=MODEL_HELP),
-        target: str = typer.Option("0.5x", "--target-latency", help="fraction of dense latency, "
-                                   "e.g. 0.5x or 50%"),
-        output: Path = typer.Option(..., "-o", "--output", help="output directory"),
-        input_shape: str = typer.Option("1,3,224,224", "--input-shape",
-                                        help="one batch at the batch size to optimise for"),
-        input_dtype: str = typer.Option("float32"),
-        criterion: str = typer.Option("l1", help="structural group criterion"),
-        device: str = typer.Option("cpu"),
-        dtype: str = typer.Option("fp32"),
-        runtime: str = typer.Option("eager"),
-        threads: Optional[int] = typer.Option(None),
-        repeats: int = typer.Option(10, help="timed samples per candidate"),
-        budget: float = typer.Option(10.0, help="seconds of adaptive timing per candidate "
-                                     "(and for the fresh verification run)"),
-        round_to: Optional[int] = typer.Option(None, help="fixed rounding (default: measured)"),
-        lut: Optional[Path] = typer.Option(None, help="latency-table cache (JSON)"),
-        trust: bool = typer.Option(False, help="allow unpickling .pt model files you trust"),
-    ) -> None:
-        """Structured pruning until the measured latency meets --target-latency (never slower)."""
 
+def analyze_cmd(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help=MODEL_HELP),
+    methods: str = typer.Option("l1,magnitude-unstructured,2:4",
+                                help="structured criteria (l1, l2, taylor …), "
+                                     "<criterion>-unstructured, or N:M"),
+    ratios: str = typer.Option("0.2,0.4", help="pruning ratios, e.g. 0.2,0.4,0.6"),
+    eval_fn: Optional[str] = typer.Option(None, "--eval", help="my_eval.py:evaluate — "
+                                          "evaluate(model) -> accuracy"),
+    input_shape: str = typer.Option("1,3,224,224", "--input-shape"),
+    input_dtype: str = typer.Option("float32"),
+    device: str = typer.Option("cpu"),
+    dtype: str = typer.Option("fp32"),
+    batch: str = typer.Option("1"),
+    runtime: str = typer.Option("eager"),
+    threads: Optional[int] = typer.Option(None),
+    repeats: int = typer.Option(20),
+    warmup: int = typer.Option(3),
+    max_repeats: int = _MAX_REPEATS,
+    tolerance: float = _TOLERANCE,
+    budget: float = _BUDGET,
+    fold_bn: bool = typer.Option(True),
+    sparse_backends: bool = typer.Option(True, help="also time weight-sparse cells with "
+                                         "sparse kernels where they measure faster"),
+    output: Path = typer.Option(Path("report"), "-o", "--output", help="report directory"),
+    trust: bool = typer.Option(False, help="allow unpickling .pt model files you trust"),
+) -> None:
+    """Sweep methods × ratios, evaluate, time side by side, write report/index.html."""
+
+    cfg = _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn,
+                  (max_repeats, tolerance, budget))
+    method_list = parse_list(methods, "--methods")
+    for m in method_list:
         try:
-            frac = parse_latency_target(target)
+            parse_method(m)
         except ValueError as e:
-            raise typer.BadParameter(str(e), param_hint="--target-latency") from None
-        x = make_input(parse_shape(input_shape), input_dtype)
-        cfg = _config(device, dtype, str(x.shape[0]), runtime, threads, repeats, 2, True,
-                      (200, 0.05, budget))
-        net = load_cli_model(model, None, trust)
-        try:
-            res = prune_for_latency(net, x, frac, config=cfg, criterion=criterion,
-                                    round_to=round_to, lut_path=str(lut) if lut else None)
-        except RuntimeError as e:
-            raise typer.BadParameter(str(e)) from None
-        _save_structured(res.model, output, model)
+            raise typer.BadParameter(str(e), param_hint="--methods") from None
+    ratio_list = parse_list(ratios, "--ratios", float)
+    fn = load_callable(eval_fn) if eval_fn else None
+    net = load_cli_model(model, None, trust)
+    x = make_input(parse_shape(input_shape), input_dtype)
+    try:
+        res = analyze(net, x, methods=method_list, ratios=ratio_list, eval_fn=fn, config=cfg,
+                      out_dir=str(output), command=command_line(ctx),
+                      sparse_backends=sparse_backends)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    data = res.to_dict()
+    _print_speedups(data)
+    failed = [e for e in data["sweep"] if e["status"] != "ok"]
+    for e in failed:
+        typer.echo(f"FAILED {e['method']}@{e['ratio']:g}: {e['error']}")
+    typer.echo(f"report: {output / 'index.html'}")
 
-        info = dict(res.to_dict(), command=command_line(ctx))
-        atomic_write_bytes(output / "latency_search.json", json.dumps(info, indent=1).encode())
-        typer.echo(f"measured on {res.setting}")
-        for r, rel in res.trace:
-            typer.echo(f"search: ratio {r:.3f}: measured {rel:.3f}x dense latency")
-        ci = res.relative_interval
-        ci_text = f" (95% CI {ci[0]:.3f}–{ci[1]:.3f}x)" if ci else ""
-        typer.echo(f"{'met' if res.met else 'NOT met'}: fresh re-measurement {res.relative_latency:.3f}x "
-                   f"dense{ci_text} at ratio {res.ratio:.3f} (target {frac:g}x) -> {output}")
-        for n in res.notes:
-            typer.echo(f"note: {n}")
+
+def prune_latency(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help=MODEL_HELP),
+    target: str = typer.Option("0.5x", "--target-latency", help="fraction of dense latency, "
+                               "e.g. 0.5x or 50%"),
+    output: Path = typer.Option(..., "-o", "--output", help="output directory"),
+    input_shape: str = typer.Option("1,3,224,224", "--input-shape",
+                                    help="one batch at the batch size to optimise for"),
+    input_dtype: str = typer.Option("float32"),
+    criterion: str = typer.Option("l1", help="structural group criterion"),
+    device: str = typer.Option("cpu"),
+    dtype: str = typer.Option("fp32"),
+    runtime: str = typer.Option("eager"),
+    threads: Optional[int] = typer.Option(None),
+    repeats: int = typer.Option(10, help="timed samples per candidate"),
+    budget: float = typer.Option(10.0, help="seconds of adaptive timing per candidate "
+                                 "(and for the fresh verification run)"),
+    round_to: Optional[int] = typer.Option(None, help="fixed rounding (default: measured)"),
+    lut: Optional[Path] = typer.Option(None, help="latency-table cache (JSON)"),
+    device_aware: bool = typer.Option(False, "--device-aware", help="weigh the global ranking by "
+                                      "measured time per unit on this machine (width tables)"),
+    arch: Optional[str] = typer.Option(None, help="architecture spec when MODEL is a weights file"),
+    trust: bool = typer.Option(False, help="allow unpickling .pt model files you trust"),
+) -> None:
+    """Structured pruning until the measured latency meets --target-latency (never slower)."""
+    run_prune_latency(model, output, command=command_line(ctx), target=target,
+                      input_shape=input_shape, input_dtype=input_dtype, criterion=criterion,
+                      device=device, dtype=dtype, runtime=runtime, threads=threads,
+                      repeats=repeats, budget=budget, round_to=round_to, lut=lut,
+                      device_aware=device_aware, arch=arch, trust=trust)
+
+
+def run_prune_latency(model: str, output: Path, *, command: str, target: str, input_shape: str,
+                      input_dtype: str = "float32", criterion: str = "l1", device: str = "cpu",
+                      dtype: str = "fp32", runtime: str = "eager", threads: Optional[int] = None,
+                      repeats: int = 10, budget: float = 10.0, round_to: Optional[int] = None,
+                      lut: Optional[Path] = None, device_aware: bool = False,
+                      arch: Optional[str] = None, trust: bool = False) -> None:
+    """The one implementation of latency-targeted pruning behind ``prune-latency``."""
+    try:
+        frac = parse_latency_target(target)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--target-latency") from None
+    x = make_input(parse_shape(input_shape), input_dtype)
+    cfg = _config(device, dtype, str(x.shape[0]), runtime, threads, repeats, 2, True,
+                  (200, 0.05, budget))
+    net = load_cli_model(model, arch, trust)
+    try:
+        res = prune_for_latency(net, x, frac, config=cfg, criterion=criterion, round_to=round_to,
+                                lut_path=str(lut) if lut else None, device_aware=device_aware)
+    except (RuntimeError, ValueError) as e:
+        raise typer.BadParameter(str(e)) from None
+    pk_save(res.model, output, spec=saved_spec(model, arch))
+    info = dict(res.to_dict(), command=command)
+    atomic_write_bytes(output / "latency_search.json", json.dumps(info, indent=1).encode())
+    _print_latency(res, frac, output)
+
+
+def _print_latency(res: Any, frac: float, output: Path) -> None:
+    typer.echo(f"measured on {res.setting}")
+    for r, rel in res.trace:
+        typer.echo(f"search: ratio {r:.3f}: measured {rel:.3f}x dense latency")
+    ci = res.relative_interval
+    ci_text = f" (95% CI {ci[0]:.3f}–{ci[1]:.3f}x)" if ci else ""
+    typer.echo(f"{'met' if res.met else 'NOT met'}: fresh re-measurement {res.relative_latency:.3f}x "
+               f"dense{ci_text} at ratio {res.ratio:.3f} (target {frac:g}x) -> {output}")
+    for n in res.notes:
+        typer.echo(f"note: {n}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("deploy")(deploy_cmd)
+    app.command("bench")(bench_cmd)
+    app.command("analyze")(analyze_cmd)
+    app.command("prune-latency")(prune_latency)
 
 
 def _dense_spec(model: str, dense: Optional[str]) -> Optional[str]:
@@ -287,45 +310,43 @@ def _dense_spec(model: str, dense: Optional[str]) -> Optional[str]:
     return None
 
 
-def register_deploy(app: typer.Typer) -> None:
-    @app.command("deploy")
-    def deploy_cmd(
-        model: str = typer.Argument(..., help="the pruned model: a prunekit.save directory or "
-                                    + MODEL_HELP),
-        dense: Optional[str] = typer.Option(None, help="the dense model to compare with "
-                                            "(default: the base recorded in the directory)"),
-        output: Path = typer.Option(Path("deployed"), "-o", "--output"),
-        input_shape: str = typer.Option("1,3,224,224", "--input-shape"),
-        input_dtype: str = typer.Option("float32"),
-        device: str = typer.Option("cpu"),
-        dtype: str = typer.Option("fp32"),
-        batch: int = typer.Option(1),
-        runtime: str = typer.Option("eager,compile,onnxruntime", help="runtimes to try"),
-        threads: Optional[str] = typer.Option(None, help="thread counts to try, e.g. 1,2"),
-        channels_last: str = typer.Option("both", help="both, on or off"),
-        fold_bn: str = typer.Option("on", help="both, on or off"),
-        budget: float = typer.Option(10.0, help="seconds of adaptive timing per setting"),
-        trust: bool = typer.Option(False, help="allow unpickling .pt model files you trust"),
-    ) -> None:
-        """Measure pruned and dense in every runtime/setting; write the fastest artifact."""
-        choice = {"both": (False, True), "on": (True,), "off": (False,)}
-        for opt, v in (("--channels-last", channels_last), ("--fold-bn", fold_bn)):
-            if v not in choice:
-                raise typer.BadParameter(f"must be both, on or off, got {v!r}", param_hint=opt)
-        try:
-            cfg = DeployConfig(device=device, dtype=dtype, batch=batch,
-                               runtimes=parse_list(runtime, "--runtime"),
-                               threads=parse_list(threads, "--threads", int) if threads else (),
-                               channels_last=choice[channels_last], fold_bn=choice[fold_bn],
-                               budget_s=budget)
-        except ValueError as e:
-            raise typer.BadParameter(str(e)) from None
-        pruned = _load_pruned(model, trust)
-        spec = _dense_spec(model, dense)
-        ref = load_cli_model(spec, None, trust) if spec else None
-        x = make_input(parse_shape(input_shape), input_dtype)
-        res = deploy(pruned, x, output, dense=ref, config=cfg)
-        _print_deploy(res)
+def deploy_cmd(
+    model: str = typer.Argument(..., help="the pruned model: a prunekit.save directory or "
+                                + MODEL_HELP),
+    dense: Optional[str] = typer.Option(None, help="the dense model to compare with "
+                                        "(default: the base recorded in the directory)"),
+    output: Path = typer.Option(Path("deployed"), "-o", "--output"),
+    input_shape: str = typer.Option("1,3,224,224", "--input-shape"),
+    input_dtype: str = typer.Option("float32"),
+    device: str = typer.Option("cpu"),
+    dtype: str = typer.Option("fp32"),
+    batch: int = typer.Option(1),
+    runtime: str = typer.Option("eager,compile,onnxruntime", help="runtimes to try"),
+    threads: Optional[str] = typer.Option(None, help="thread counts to try, e.g. 1,2"),
+    channels_last: str = typer.Option("both", help="both, on or off"),
+    fold_bn: str = typer.Option("on", help="both, on or off"),
+    budget: float = typer.Option(10.0, help="seconds of adaptive timing per setting"),
+    trust: bool = typer.Option(False, help="allow unpickling .pt model files you trust"),
+) -> None:
+    """Measure pruned and dense in every runtime/setting; write the fastest artifact."""
+    choice = {"both": (False, True), "on": (True,), "off": (False,)}
+    for opt, v in (("--channels-last", channels_last), ("--fold-bn", fold_bn)):
+        if v not in choice:
+            raise typer.BadParameter(f"must be both, on or off, got {v!r}", param_hint=opt)
+    try:
+        cfg = DeployConfig(device=device, dtype=dtype, batch=batch,
+                           runtimes=parse_list(runtime, "--runtime"),
+                           threads=parse_list(threads, "--threads", int) if threads else (),
+                           channels_last=choice[channels_last], fold_bn=choice[fold_bn],
+                           budget_s=budget)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    pruned = _load_pruned(model, trust)
+    spec = _dense_spec(model, dense)
+    ref = load_cli_model(spec, None, trust) if spec else None
+    x = make_input(parse_shape(input_shape), input_dtype)
+    res = deploy(pruned, x, output, dense=ref, config=cfg)
+    _print_deploy(res)
 
 
 def _load_pruned(model: str, trust: bool) -> Any:
@@ -353,9 +374,3 @@ def _print_deploy(res: Any) -> None:
         if res.best_vs_best else ""
     sp = f"like-for-like {w.speedup:.2f}×" if w.speedup else "no dense comparison"
     typer.echo(f"winner: {w.name} ({sp}{bvb}) -> {res.artifact}; report {res.report}")
-
-
-def _save_structured(model: Any, out: Path, spec: str) -> None:
-    """Save the pruned model with its architecture (``prunekit.save``)."""
-    pk_save(model, out, spec=spec)
-

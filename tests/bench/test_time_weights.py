@@ -102,12 +102,12 @@ def test_cli_device_aware(tmp_path):
     from prunekit.serialize import load
 
     runner = CliRunner()
-    r = runner.invoke(app, ["prune", "torchvision:resnet18", "--structured", "--scope", "global",
+    r = runner.invoke(app, ["prune", "structured", "torchvision:resnet18", "--scope", "global",
                             "--target-macs", "0.5", "--device-aware", "--round-to", "8",
                             "--input-shape", "1,3,32,32", "-o", str(tmp_path / "s")])
     assert r.exit_code == 0, r.output
     m = load(tmp_path / "s")
     assert m(torch.randn(1, 3, 32, 32)).shape == (1, 1000)
-    r = runner.invoke(app, ["prune", "torchvision:resnet18", "--structured", "--device-aware",
+    r = runner.invoke(app, ["prune", "structured", "torchvision:resnet18", "--device-aware",
                             "--input-shape", "1,3,32,32", "-o", str(tmp_path / "x")])
     assert r.exit_code == 2 and "--scope global" in r.output

@@ -35,7 +35,7 @@ def test_stats_table_and_bad_shape(weights):
 
 def test_prune_global_and_24(weights, tmp_path):
     out = tmp_path / "p.safetensors"
-    r = runner.invoke(app, ["prune", str(weights), "--arch", ARCH, "--method", "magnitude",
+    r = runner.invoke(app, ["prune", "weights", str(weights), "--arch", ARCH, "--method", "magnitude",
                             "--sparsity", "0.7", "--scope", "global", "-o", str(out)])
     assert r.exit_code == 0, r.output
     sd = load_weights(out)
@@ -44,7 +44,7 @@ def test_prune_global_and_24(weights, tmp_path):
     zeros = sum(int((t == 0).sum()) for t in w)
     assert zeros / sum(t.numel() for t in w) == pytest.approx(0.7, abs=1e-4)
     out24 = tmp_path / "p24.safetensors"
-    r = runner.invoke(app, ["prune", str(weights), "--arch", ARCH, "--pattern", "2:4",
+    r = runner.invoke(app, ["prune", "weights", str(weights), "--arch", ARCH, "--pattern", "2:4",
                             "--skip-incompatible", "-o", str(out24)])
     assert r.exit_code == 0, r.output
     assert "skipped features.0" in r.output
@@ -58,7 +58,7 @@ def test_prune_bad_inputs_leave_files(weights, tmp_path):
     before = weights.read_bytes()
     out = tmp_path / "o.safetensors"
     for args in (["--sparsity", "1.5"], ["--pattern", "2:4"], ["--exclude", "nope"], ["--scope", "weird"]):
-        r = runner.invoke(app, ["prune", str(weights), "--arch", ARCH, "-o", str(out), *args])
+        r = runner.invoke(app, ["prune", "weights", str(weights), "--arch", ARCH, "-o", str(out), *args])
         assert r.exit_code != 0, args
         assert not out.exists()
     assert weights.read_bytes() == before

@@ -42,25 +42,25 @@ def test_hybrid_bad_weight_option_fails_before_any_change():
 @pytest.mark.slow
 def test_cli_structured_and_hybrid(tmp_path):
     runner = CliRunner()
-    r = runner.invoke(app, ["prune", "torchvision:resnet18", "--structured", "--ratio", "0.5",
+    r = runner.invoke(app, ["prune", "structured", "torchvision:resnet18", "--ratio", "0.5",
                             "--input-shape", "1,3,32,32", "-o", str(tmp_path / "s")])
     assert r.exit_code == 0, r.output
     m = pk.load(tmp_path / "s")
     assert m.conv1.out_channels == 32 and m(torch.randn(1, 3, 32, 32)).shape == (1, 1000)
-    r = runner.invoke(app, ["prune", "torchvision:resnet18", "--structured", "--input-shape", "1,3,32,32",
+    r = runner.invoke(app, ["prune", "structured", "torchvision:resnet18", "--input-shape", "1,3,32,32",
                             "--hybrid", "--pattern", "2:4", "--skip-incompatible", "-o", str(tmp_path / "h")])
     assert r.exit_code == 0, r.output
     h = pk.load(tmp_path / "h")
     w = h.layer1[0].conv1.weight
     assert is_nm_valid(layout_for(h.layer1[0].conv1).to_rows(w != 0), 2, 4)
-    r = runner.invoke(app, ["prune", "torchvision:resnet18", "--structured", "-o", str(tmp_path / "x")])
+    r = runner.invoke(app, ["prune", "structured", "torchvision:resnet18", "-o", str(tmp_path / "x")])
     assert r.exit_code != 0 and "input-shape" in r.output
 
 
 def test_cli_target_latency_glue(tmp_path, monkeypatch):
     """The CLI hands device/runtime/batch/target to prune_for_latency and saves its model."""
     import prunekit.bench.latency_target as lt
-    import prunekit.commands._structured as cli_structured
+    import prunekit.commands.bench as cli_bench
 
     seen = {}
 
@@ -69,8 +69,8 @@ def test_cli_target_latency_glue(tmp_path, monkeypatch):
         return lt.LatencySearchResult(model=model, ratio=0.0, relative_latency=1.0, met=False,
                                       target=target, trace=[])
 
-    monkeypatch.setattr(cli_structured, "prune_for_latency", fake)  # where the CLI looks it up
-    r = CliRunner().invoke(app, ["prune", "torchvision:resnet18", "--structured", "--target-latency", "0.5x",
+    monkeypatch.setattr(cli_bench, "prune_for_latency", fake)  # where the CLI looks it up
+    r = CliRunner().invoke(app, ["prune", "latency", "torchvision:resnet18", "--target-latency", "0.5x",
                                  "--runtime", "onnxruntime", "--input-shape", "2,3,32,32",
                                  "-o", str(tmp_path / "l")])
     assert r.exit_code == 0, r.output

@@ -26,68 +26,71 @@ def _fail(msg: str) -> None:
     raise typer.Exit(2)
 
 
+def run_cmd(
+    recipe: Path = typer.Argument(..., help="YAML recipe (model, data, method, schedule...)"),
+    resume: Optional[Path] = typer.Option(None, help="continue the run in this directory"),
+    out: Optional[Path] = typer.Option(None, help="run directory (default runs/<recipe>)"),
+    weights: Optional[Path] = typer.Option(None, help="trained dense weights (safetensors)"),
+) -> None:
+    """Prune and recover with a YAML recipe (works under torchrun: DDP, gloo/nccl)."""
+
+    try:
+        r = load_recipe(recipe)
+        ddp.init_from_env()
+        model = build_recipe_model(r, weights).to(ddp.device_for_rank())
+        train, val = build_loaders(r)
+        run_dir = resume or out or Path("runs") / recipe.stem
+        result = run_recipe(r, model, train, val, checkpoint_dir=run_dir, resume=resume is not None)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    if ddp.rank() == 0:
+        from safetensors.torch import save
+
+        state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
+        atomic_write_bytes(Path(run_dir) / "model.safetensors", save(state))
+        typer.echo(json.dumps({"dense_metric": result.dense_metric,
+                               "final_metric": result.final_metric,
+                               "sparsity": result.sparsity, "run_dir": str(run_dir)}))
+    ddp.barrier()
+
+
+def sensitivity_cmd(
+    model: str = typer.Argument(..., help="model spec or weights file (with --arch)"),
+    data: str = typer.Option(..., help="digits | mnist1d | module:pkg.mod:factory"),
+    arch: Optional[str] = typer.Option(None, help="architecture when MODEL is weights "
+                                       "(prunekit:cnn2d, torchvision:NAME, module:...)"),
+    ratios: str = typer.Option("0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9", help="ratios to try"),
+    target: Optional[float] = typer.Option(None, help="global fraction of weights to "
+                                           "prune: choose per-layer ratios for it"),
+    criterion: str = typer.Option("l1", help="weight criterion"),
+    limit: Optional[int] = typer.Option(None, help="first N validation samples only"),
+    out: Path = typer.Option(Path("sensitivity"), help="output directory (JSON + PNG)"),
+    trust: bool = typer.Option(False, help="allow pickled model files"),
+) -> None:
+    """Per-layer accuracy-vs-ratio curves; with --target, the per-layer ratios to use."""
+    from torch.utils.data import DataLoader
+
+
+    try:
+        net = _load(model, arch, trust)
+        _, val = build_datasets(DataSpec(data, limit, False))
+        rs = [float(v) for v in ratios.split(",") if v.strip()]
+        res = sensitivity(net, DataLoader(val, batch_size=256), ratios=rs,
+                          criterion=criterion)
+        chosen = res.choose(target) if target is not None else None
+    except ValueError as e:
+        _fail(str(e))
+    payload = dict(res.to_dict(), chosen=chosen,
+                   predicted_drop=None if chosen is None else res.predicted_drop(chosen))
+    atomic_write_bytes(out / "sensitivity.json", json.dumps(payload, indent=2).encode())
+    res.plot(out / "sensitivity.png", chosen)
+    typer.echo(json.dumps({"dense_metric": res.dense_metric, "chosen": chosen,
+                           "out": str(out)}))
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("run")
-    def run_cmd(
-        recipe: Path = typer.Argument(..., help="YAML recipe (model, data, method, schedule...)"),
-        resume: Optional[Path] = typer.Option(None, help="continue the run in this directory"),
-        out: Optional[Path] = typer.Option(None, help="run directory (default runs/<recipe>)"),
-        weights: Optional[Path] = typer.Option(None, help="trained dense weights (safetensors)"),
-    ) -> None:
-        """Prune and recover with a YAML recipe (works under torchrun: DDP, gloo/nccl)."""
-
-        try:
-            r = load_recipe(recipe)
-            ddp.init_from_env()
-            model = build_recipe_model(r, weights).to(ddp.device_for_rank())
-            train, val = build_loaders(r)
-            run_dir = resume or out or Path("runs") / recipe.stem
-            result = run_recipe(r, model, train, val, checkpoint_dir=run_dir, resume=resume is not None)
-        except (ValueError, FileNotFoundError) as e:
-            _fail(str(e))
-        if ddp.rank() == 0:
-            from safetensors.torch import save
-
-            state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
-            atomic_write_bytes(Path(run_dir) / "model.safetensors", save(state))
-            typer.echo(json.dumps({"dense_metric": result.dense_metric,
-                                   "final_metric": result.final_metric,
-                                   "sparsity": result.sparsity, "run_dir": str(run_dir)}))
-        ddp.barrier()
-
-    @app.command("sensitivity")
-    def sensitivity_cmd(
-        model: str = typer.Argument(..., help="model spec or weights file (with --arch)"),
-        data: str = typer.Option(..., help="digits | mnist1d | module:pkg.mod:factory"),
-        arch: Optional[str] = typer.Option(None, help="architecture when MODEL is weights "
-                                           "(prunekit:cnn2d, torchvision:NAME, module:...)"),
-        ratios: str = typer.Option("0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9", help="ratios to try"),
-        target: Optional[float] = typer.Option(None, help="global fraction of weights to "
-                                               "prune: choose per-layer ratios for it"),
-        criterion: str = typer.Option("l1", help="weight criterion"),
-        limit: Optional[int] = typer.Option(None, help="first N validation samples only"),
-        out: Path = typer.Option(Path("sensitivity"), help="output directory (JSON + PNG)"),
-        trust: bool = typer.Option(False, help="allow pickled model files"),
-    ) -> None:
-        """Per-layer accuracy-vs-ratio curves; with --target, the per-layer ratios to use."""
-        from torch.utils.data import DataLoader
-
-
-        try:
-            net = _load(model, arch, trust)
-            _, val = build_datasets(DataSpec(data, limit, False))
-            rs = [float(v) for v in ratios.split(",") if v.strip()]
-            res = sensitivity(net, DataLoader(val, batch_size=256), ratios=rs,
-                              criterion=criterion)
-            chosen = res.choose(target) if target is not None else None
-        except ValueError as e:
-            _fail(str(e))
-        payload = dict(res.to_dict(), chosen=chosen,
-                       predicted_drop=None if chosen is None else res.predicted_drop(chosen))
-        atomic_write_bytes(out / "sensitivity.json", json.dumps(payload, indent=2).encode())
-        res.plot(out / "sensitivity.png", chosen)
-        typer.echo(json.dumps({"dense_metric": res.dense_metric, "chosen": chosen,
-                               "out": str(out)}))
+    app.command("run")(run_cmd)
+    app.command("sensitivity")(sensitivity_cmd)
 
 
 def _load(model: str, arch: Optional[str], trust: bool):

@@ -93,51 +93,53 @@ def _run(opts: dict, tmp: Path) -> dict:
             "tables": [t.__dict__ for t in rep.tables]}
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("recsys")
-    def recsys_cmd(
-        output: Path = typer.Option(..., "-o", "--output", help="output directory"),
-        model: str = typer.Option("ncf", help="mf | ncf | dlrm"),
-        data: str = typer.Option("movielens100k", help="movielens100k or a User,Item,Rating,"
-                                 "Timestamp csv"),
-        prune: str = typer.Option("rows=0.5", help="rows=R,dims=R,entries=R,mixed=R"),
-        by: str = typer.Option("frequency", help="row criterion: frequency | norm | gradient"),
-        method: str = typer.Option("pep", help="entries method: pep | magnitude"),
-        feedback: str = typer.Option("implicit", help="implicit (HR/NDCG) | explicit (RMSE)"),
-        dim: int = typer.Option(32, help="embedding width"),
-        epochs: int = typer.Option(10, help="dense training epochs"),
-        finetune_epochs: int = typer.Option(0, "--finetune-epochs", help="after pruning"),
-        lr: float = typer.Option(2e-3, help="Adam learning rate"),
-        seed: int = typer.Option(0, help="seed"),
-    ) -> None:
-        """Train MF/NCF/DLRM on MovieLens-100k, prune embedding tables, write model + report."""
+def recsys_cmd(
+    output: Path = typer.Option(..., "-o", "--output", help="output directory"),
+    model: str = typer.Option("ncf", help="mf | ncf | dlrm"),
+    data: str = typer.Option("movielens100k", help="movielens100k or a User,Item,Rating,"
+                             "Timestamp csv"),
+    prune: str = typer.Option("rows=0.5", help="rows=R,dims=R,entries=R,mixed=R"),
+    by: str = typer.Option("frequency", help="row criterion: frequency | norm | gradient"),
+    method: str = typer.Option("pep", help="entries method: pep | magnitude"),
+    feedback: str = typer.Option("implicit", help="implicit (HR/NDCG) | explicit (RMSE)"),
+    dim: int = typer.Option(32, help="embedding width"),
+    epochs: int = typer.Option(10, help="dense training epochs"),
+    finetune_epochs: int = typer.Option(0, "--finetune-epochs", help="after pruning"),
+    lr: float = typer.Option(2e-3, help="Adam learning rate"),
+    seed: int = typer.Option(0, help="seed"),
+) -> None:
+    """Train MF/NCF/DLRM on MovieLens-100k, prune embedding tables, write model + report."""
+    try:
+        opts = dict(model=model.lower(), data=data, prune=parse_prune(prune), by=by,
+                    method=method, feedback=feedback, dim=dim, epochs=epochs,
+                    finetune_epochs=finetune_epochs, lr=lr, seed=seed)
+        if opts["model"] not in MODELS:
+            raise ValueError(f"--model must be one of {MODELS}, got {model!r}")
+        if by not in ROW_CRITERIA:
+            raise ValueError(f"--by must be one of {ROW_CRITERIA.names()}, got {by!r}")
+        if method not in ENTRY_METHODS:
+            raise ValueError(f"--method must be one of {ENTRY_METHODS.names()}, got {method!r}")
+        if feedback not in ("implicit", "explicit"):
+            raise ValueError(f"--feedback must be implicit or explicit, got {feedback!r}")
+        if min(epochs, finetune_epochs) < 0 or dim < 1:
+            raise ValueError("--epochs/--finetune-epochs must be >= 0 and --dim >= 1")
+        opts["data_path"] = None if data == "movielens100k" else Path(data)
+        if output.exists() and any(output.iterdir()):
+            raise ValueError(f"-o: {output} exists and is not empty")
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}."))
         try:
-            opts = dict(model=model.lower(), data=data, prune=parse_prune(prune), by=by,
-                        method=method, feedback=feedback, dim=dim, epochs=epochs,
-                        finetune_epochs=finetune_epochs, lr=lr, seed=seed)
-            if opts["model"] not in MODELS:
-                raise ValueError(f"--model must be one of {MODELS}, got {model!r}")
-            if by not in ROW_CRITERIA:
-                raise ValueError(f"--by must be one of {ROW_CRITERIA.names()}, got {by!r}")
-            if method not in ENTRY_METHODS:
-                raise ValueError(f"--method must be one of {ENTRY_METHODS.names()}, got {method!r}")
-            if feedback not in ("implicit", "explicit"):
-                raise ValueError(f"--feedback must be implicit or explicit, got {feedback!r}")
-            if min(epochs, finetune_epochs) < 0 or dim < 1:
-                raise ValueError("--epochs/--finetune-epochs must be >= 0 and --dim >= 1")
-            opts["data_path"] = None if data == "movielens100k" else Path(data)
-            if output.exists() and any(output.iterdir()):
-                raise ValueError(f"-o: {output} exists and is not empty")
-            output.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}."))
-            try:
-                result = _run(opts, tmp)
-                (tmp / "report.json").write_text(json.dumps(result, indent=2))
-                if output.exists():
-                    output.rmdir()
-                tmp.rename(output)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-        except (ValueError, FileNotFoundError) as exc:
-            _fail(str(exc))
-        typer.echo(json.dumps({k: result[k] for k in ("removed", "dense", "pruned_finetuned")}))
+            result = _run(opts, tmp)
+            (tmp / "report.json").write_text(json.dumps(result, indent=2))
+            if output.exists():
+                output.rmdir()
+            tmp.rename(output)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps({k: result[k] for k in ("removed", "dense", "pruned_finetuned")}))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("recsys")(recsys_cmd)

@@ -11,7 +11,9 @@ deprecation notice naming the new command and run the same code.
 
 from __future__ import annotations
 
+import inspect
 import json
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -193,7 +195,7 @@ def legacy(
     runtime: str = typer.Option("eager"),
     device_aware: bool = typer.Option(False, "--device-aware"),
 ) -> None:
-    """The pre-0.3 spelling ``prune MODEL [--structured] ...`` (deprecated)."""
+    """The old spelling ``prune MODEL [--structured] ...``: deprecated, removed in the next release."""
     given = dict(locals())
     if not is_structured:
         _deprecated("prunekit prune weights MODEL ...")
@@ -204,14 +206,14 @@ def legacy(
         _deprecated("prunekit prune structured MODEL ...")
         return structured(**{k: given[k] for k in _params(structured)})
     _deprecated("prunekit prune-latency MODEL --target-latency ...")
-    run_prune_latency(model, output, command=" ".join(sys.argv), target=target_latency,
-                      input_shape=input_shape, input_dtype=input_dtype, criterion=criterion,
+    run_prune_latency(model, output, command=shlex.join(["prunekit", *sys.argv[1:]]),
+                      target=target_latency, input_shape=input_shape, input_dtype=input_dtype, criterion=criterion,
                       device=device, dtype=dtype, runtime=runtime, device_aware=device_aware,
                       arch=arch, trust=trust)
 
 
-def _params(fn: Any) -> tuple[str, ...]:
-    return fn.__code__.co_varnames[:fn.__code__.co_argcount]
+def _params(fn: Any) -> list[str]:
+    return list(inspect.signature(fn).parameters)
 
 
 def register(app: typer.Typer) -> None:

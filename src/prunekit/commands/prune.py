@@ -207,9 +207,9 @@ def legacy(
         return structured(**{k: given[k] for k in _params(structured)})
     _deprecated("prunekit prune-latency MODEL --target-latency ...")
     run_prune_latency(model, output, command=shlex.join(["prunekit", *sys.argv[1:]]),
-                      target=target_latency, input_shape=input_shape, input_dtype=input_dtype, criterion=criterion,
-                      device=device, dtype=dtype, runtime=runtime, device_aware=device_aware,
-                      arch=arch, trust=trust)
+                      target=target_latency, input_shape=input_shape, input_dtype=input_dtype,
+                      criterion=criterion, device=device, dtype=dtype, runtime=runtime,
+                      device_aware=device_aware, arch=arch, trust=trust)
 
 
 def _params(fn: Any) -> list[str]:

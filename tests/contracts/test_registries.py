@@ -47,9 +47,6 @@ KNOWN = {
     ("handler", "MultiheadAttention"): "cost() after head pruning predicts 139 params, 371 remain",
     ("handler", "PrunedMultiheadAttention"): "cost() after head pruning predicts 139 params, 371 remain",
     ("handler", "GroupNorm"): "load rebuilds GroupNorm without its pruned num_groups",
-    ("macs", "ConvTranspose1d"): "cost() and FlopCounterMode count transposed convs differently",
-    ("macs", "ConvTranspose2d"): "cost() and FlopCounterMode count transposed convs differently",
-    ("macs", "ConvTranspose3d"): "cost() and FlopCounterMode count transposed convs differently",
 }
 
 

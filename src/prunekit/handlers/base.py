@@ -174,6 +174,10 @@ class HandlerBase:
         """True when zeroing input channel ``i`` gives the same result as removing it."""
         return True
 
+    # Optional: ``internal_cost(m, n_in, n_out, kept)`` with ``kept`` ``{internal group name:
+    # kept units}`` gives ``cost()``'s figures with internal groups (heads) pruned too; without
+    # it the planner removes each internal group's weight share proportionally.
+
     def mac_positions(self, m: nn.Module, y: Tensor, dim: int) -> int:
         """Positions that ``cost()``'s per-position MACs are multiplied by for output ``y``
         (channels on ``dim``): its elements per channel."""

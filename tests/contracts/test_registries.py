@@ -44,7 +44,6 @@ COVERED = {
 # Disagreements these contracts found in the engine; strict, so a fix turns them into failures
 # that ask for the mark to be removed.
 KNOWN = {
-    ("handler", "GroupNorm"): "load rebuilds GroupNorm without its pruned num_groups",
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import os
 import warnings
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import typer
@@ -27,7 +27,7 @@ from prunekit.stats import bitmask_bytes
 CALIB_BATCHES = 8
 
 
-def fail(msg: str) -> None:
+def fail(msg: str) -> NoReturn:
     typer.echo(f"error: {msg}", err=True)
     raise typer.Exit(code=2)
 
@@ -52,7 +52,6 @@ def load_bench_model(spec: str, trust: bool) -> nn.Module:
         return decompress(spec)
     except (CompressedFileError, ValueError, OSError) as e:
         fail(f"{spec}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
-    raise AssertionError("unreachable")
 
 
 def sizes(named: dict[str, nn.Module], specs: dict[str, str]) -> dict[str, dict[str, int]]:

@@ -179,6 +179,11 @@ _SAVING = ".saving"
 def _check_target(path: Path) -> None:
     if path.exists() and not path.is_dir():
         raise ValueError(f"save: {path} exists and is not a directory")
+    for up in path.parents:
+        if up.exists():
+            if not up.is_dir():
+                raise ValueError(f"save: {up} is not a directory, so {path} cannot be created")
+            break
     if path.is_dir() and any(path.iterdir()) and not (
             (path / _META).exists() or (path / "config.json").exists()):
         raise ValueError(f"save: {path} holds other files; save into a new or empty directory "

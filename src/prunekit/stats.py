@@ -150,6 +150,13 @@ def _measure_sizes(model: nn.Module) -> tuple[int, int]:
     return dense, compressed
 
 
+def bitmask_bytes(model: nn.Module) -> int:
+    """Measured bytes of ``model``'s state in prunekit's bitmask format (1 bit per element
+    plus the non-zero values for sparse tensors), as :func:`stats` reports it."""
+    with tempfile.TemporaryDirectory() as d:
+        return save_compressed(plain_state_dict(model), Path(d) / "sparse.safetensors")
+
+
 def stats(model: nn.Module, example_inputs: Any) -> ModelStats:
     """Compute :class:`ModelStats` for ``model`` on ``example_inputs`` (model unchanged)."""
 

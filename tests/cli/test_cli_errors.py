@@ -44,7 +44,7 @@ def test_output_under_a_file(monkeypatch, capsys, tmp_path):
     (tmp_path / "afile").write_text("x")
     code, err = _run(monkeypatch, capsys, "prune", "structured", f"module:{__name__}:tiny",
                      "--input-shape", "1,3,16,16", "-o", str(tmp_path / "afile" / "sub"))
-    assert code == 2 and "afile" in err and err.count("\n") == 1  # the error names the path
+    assert code == 2 and "not a directory" in err.lower()
 
 
 def test_unknown_timm_model(monkeypatch, capsys, tmp_path):

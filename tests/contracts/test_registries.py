@@ -44,12 +44,6 @@ COVERED = {
 # Disagreements these contracts found in the engine; strict, so a fix turns them into failures
 # that ask for the mark to be removed.
 KNOWN = {
-    ("handler", "MultiheadAttention"): "cost() after head pruning predicts 139 params, 371 remain",
-    ("handler", "PrunedMultiheadAttention"): "cost() after head pruning predicts 139 params, 371 remain",
-    ("handler", "GroupNorm"): "load rebuilds GroupNorm without its pruned num_groups",
-    ("macs", "ConvTranspose1d"): "cost() and FlopCounterMode count transposed convs differently",
-    ("macs", "ConvTranspose2d"): "cost() and FlopCounterMode count transposed convs differently",
-    ("macs", "ConvTranspose3d"): "cost() and FlopCounterMode count transposed convs differently",
 }
 
 

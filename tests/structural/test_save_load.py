@@ -205,3 +205,21 @@ def test_pruned_mha_and_lstm_export_to_onnx(tmp_path):
         sess = ort.InferenceSession(str(path))
         y = sess.run(None, {"x": x.numpy()})[0]
         assert abs(y - pruned(x).detach().numpy()).max() < 1e-4
+
+
+def test_resize_to_a_pruned_state_dict_keeps_groupnorm_groups():
+    from prunekit.structural.plan import plan_structured
+    from prunekit.structural.resize import resize_to_state_dict
+
+    def build():
+        return nn.Sequential(nn.Conv2d(3, 8, 3), nn.GroupNorm(4, 8), nn.ReLU(), nn.Conv2d(8, 2, 1))
+
+    torch.manual_seed(0)
+    model, x = build().eval(), torch.randn(2, 3, 6, 6)
+    pruned = plan_structured(model, x, ratio=0.5).apply(copy=True).eval()
+    assert (pruned[1].num_groups, pruned[1].num_channels) == (2, 4)
+    fresh = build().eval()
+    resize_to_state_dict(fresh, pruned.state_dict())
+    fresh.load_state_dict(pruned.state_dict())
+    assert (fresh[1].num_groups, fresh[1].num_channels) == (2, 4)
+    assert torch.equal(fresh(x), pruned(x))

@@ -91,7 +91,14 @@ def _stored(t: torch.Tensor) -> list[torch.Tensor]:
 
 
 def model_cost(model: nn.Module, inputs: Any) -> ModelCost:
-    """Parameters, non-zeros, stored size and MACs of ``model`` at ``inputs``."""
+    """Parameters, non-zeros, stored size and MACs of ``model`` at ``inputs``.
+
+    A model that defines ``bench_cost(inputs) -> ModelCost`` (one whose work runs outside
+    PyTorch, e.g. an ONNX file) reports its own cost.
+    """
+    own = getattr(model, "bench_cost", None)
+    if callable(own):
+        return own(inputs)
     seen: set[int] = set()
     size = 0
     tensors = list(model.parameters()) + list(model.buffers())

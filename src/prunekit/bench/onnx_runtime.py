@@ -3,6 +3,9 @@
 The model is exported at the exact input shapes timed (static shapes, like the other runtimes),
 first with the torch.export-based exporter and, if that fails, the legacy TorchScript one.
 On CUDA inputs and outputs stay on the device through I/O binding, so no host copy is timed.
+A model that is already an ONNX file (an ``nn.Module`` with an ``onnx_path`` attribute, such as
+an int8 model from a quantizer) is not re-exported: its file is loaded into the same kind of
+session, so it is timed like-for-like with the exported fp32 models.
 """
 
 from __future__ import annotations
@@ -77,9 +80,10 @@ def prepare_onnxruntime(model: nn.Module, example: Any, device: torch.device,
                         threads: int) -> RunFn:
     """Export ``model`` at the shapes of ``example`` and return ``run(inputs) -> outputs``."""
     _ort()
-    tmp = tempfile.mkdtemp(prefix="prunekit-onnx-")
-    path = os.path.join(tmp, "model.onnx")
-    _export(model, example, path)
+    path = getattr(model, "onnx_path", None)
+    if path is None:
+        path = os.path.join(tempfile.mkdtemp(prefix="prunekit-onnx-"), "model.onnx")
+        _export(model, example, path)
     sess = _session(path, device, threads)
     names = [i.name for i in sess.get_inputs()]
     leaves = [t for t in tree_flatten(example)[0] if isinstance(t, Tensor)]

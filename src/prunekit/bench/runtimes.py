@@ -83,6 +83,8 @@ def prepare_runtime(name: str, model: nn.Module, example: Any, device: str | tor
         ValueError: unknown runtime or device.
         RuntimeUnavailable: the runtime does not support the device, or needs something absent.
         RuntimeError: compilation/export of this model failed (message names runtime and model).
+
+    A model with an ``onnx_path`` attribute is an ONNX file: only ``onnxruntime`` runs it.
     """
     rt = get_runtime(name)
     dev = resolve_device(device)
@@ -90,6 +92,9 @@ def prepare_runtime(name: str, model: nn.Module, example: Any, device: str | tor
         raise RuntimeUnavailable(
             f"runtime={name!r} needs device {' or '.join(rt.devices)}, got device={str(dev)!r}"
         )
+    if getattr(model, "onnx_path", None) is not None and name != "onnxruntime":
+        raise RuntimeUnavailable(f"{type(model).__name__} is an ONNX model ({model.onnx_path}); "
+                                 "it runs only under runtime='onnxruntime'")
     return rt.prepare(model, example, dev, threads)
 
 

@@ -15,7 +15,9 @@ from prunekit.commands.core import MODEL_HELP, load_cli_model, make_input, parse
 from prunekit.bench.config import BenchConfig
 from prunekit.bench.runtimes import get_runtime, resolve_device
 from prunekit.report.summary import summarize
-from prunekit.report.tables import latency_table, speedup_table
+from prunekit.report.tables import latency_table, models_table, speedup_table
+from prunekit.commands._bench_int8 import add_columns, check_quantize, int8_variants, \
+    load_bench_model, sizes
 from prunekit.bench.harness import compare
 from prunekit.bench.analyze import analyze
 from prunekit.bench.methods import parse_method
@@ -104,7 +106,7 @@ def command_line(ctx: typer.Context) -> str:
 
 
 def _print_speedups(data: dict[str, Any]) -> None:
-    for title, header, rows in (speedup_table(data), latency_table(data)):
+    for title, header, rows in (speedup_table(data), latency_table(data), models_table(data)):
         if not rows:
             continue
         typer.echo(f"\n{title}\n" + " | ".join(header))
@@ -141,6 +143,8 @@ def bench_cmd(
     tolerance: float = _TOLERANCE,
     budget: float = _BUDGET,
     fold_bn: bool = typer.Option(True, help="fold BatchNorm into convs in every model"),
+    quantize: Optional[str] = typer.Option(None, help="int8: also time each model's ONNX "
+                                           "Runtime int8 version (<name>+int8)"),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="report directory"),
     trust: bool = typer.Option(False, help="allow unpickling .pt model files you trust"),
     as_json: bool = typer.Option(False, "--json", help="print the JSON result"),
@@ -149,13 +153,19 @@ def bench_cmd(
 
     cfg = _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn,
                   (max_repeats, tolerance, budget))
+    check_quantize(quantize, cfg)
     named: dict[str, Any] = {}
+    specs: dict[str, str] = {}
     for i, spec in enumerate(models):
         key = Path(spec.rstrip("/")).name or spec
-        named[key if key not in named else f"{key}#{i}"] = load_cli_model(spec, None, trust)
+        key = key if key not in named else f"{key}#{i}"
+        named[key], specs[key] = load_bench_model(spec, trust), spec
     x = make_input(parse_shape(input_shape), input_dtype)
-    res = compare(named, x, cfg)
+    size_info = sizes(named, specs)
+    int8_models, int8_info = int8_variants(named, x, cfg) if quantize else ({}, {})
+    res = compare({**named, **int8_models}, x, cfg)
     data = res.to_dict()
+    add_columns(data, size_info, int8_info)
     data["command"] = command_line(ctx)
     if output is not None:
         paths = write_report(data, output)

@@ -12,6 +12,7 @@ session. Compute nodes that the quantizer left in float (ops it does not cover) 
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import os
 import tempfile
@@ -23,6 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from prunekit.bench.metrics import ModelCost, model_cost
 
 COMPUTE_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 QUANT_OPS = ("QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger",
@@ -123,6 +126,37 @@ class Int8Model:
         feed = {n: t.detach().cpu().numpy() for n, t in zip(self.input_names, inputs, strict=True)}
         return torch.from_numpy(self.session.run(None, feed)[0])
 
+    def module(self, source: nn.Module) -> OnnxModule:
+        """This model as an ``nn.Module`` for :func:`prunekit.bench.compare` (see
+        :class:`OnnxModule`); ``source`` is the torch model it was quantized from."""
+        return OnnxModule(self, source)
+
+
+class OnnxModule(nn.Module):
+    """An :class:`Int8Model` as an ``nn.Module`` the bench harness can time.
+
+    The ``onnxruntime`` bench runtime loads :attr:`onnx_path` into its own session (no
+    re-export), with the same options as the fp32 models it exports; other runtimes refuse it.
+    Its cost (:meth:`bench_cost`) is the source model's parameters and MACs with the ``.onnx``
+    file's size. Copies share the session (it is read-only).
+    """
+
+    def __init__(self, model: Int8Model, source: nn.Module) -> None:
+        super().__init__()
+        self.onnx_path = model.path
+        self._held = (model, copy.deepcopy(source).eval())  # a tuple: not a submodule
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        return self._held[0](*inputs)
+
+    def bench_cost(self, inputs: Any) -> ModelCost:
+        c = model_cost(self._held[1], inputs)
+        return ModelCost(c.params, c.nonzero_params, os.path.getsize(self.onnx_path), c.macs,
+                         c.effective_macs)
+
+    def __deepcopy__(self, memo: dict) -> OnnxModule:
+        return self
+
 
 def _session(path: str, threads: int | None):
     ort = _ort()
@@ -202,4 +236,4 @@ def quantize(model: nn.Module, dtype: str = "int8", runtime: str = "onnxruntime"
     return Int8Model(out, mode, names, _session(out, threads), left)
 
 
-__all__ = ["COMPUTE_OPS", "Int8Model", "export_onnx", "float_model", "float_nodes", "quantize"]
+__all__ = ["COMPUTE_OPS", "Int8Model", "OnnxModule", "export_onnx", "float_model", "float_nodes", "quantize"]

@@ -277,7 +277,7 @@ class Tracer:
                 continue
             rec.out_dim = dim
             if i == 0 and (self.count_only is None or rec.name in self.count_only):
-                rec.positions += t.numel() // max(cout, 1)
+                rec.positions += call_opt(h, "mac_positions", m, t, dim)
             shape = [1] * t.dim()
             shape[dim] = cout
             self.labels[t] = vec.reshape(shape)

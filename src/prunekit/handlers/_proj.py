@@ -69,3 +69,9 @@ def resize_proj(m: nn.Module, n_in: int, n_out: int) -> None:
         m.in_features, m.out_features = n_in, n_out
     if getattr(m, "bias", None) is not None:
         resize_param(m, "bias", (n_out,))
+
+
+def proj_cost(m: nn.Module, n_in: int, n_out: int) -> tuple[int, int]:
+    """``(params, MACs per position)`` of projection ``m`` with ``n_in``/``n_out`` features."""
+    macs = n_in * n_out
+    return macs + (n_out if getattr(m, "bias", None) is not None else 0), macs

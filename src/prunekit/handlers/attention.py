@@ -220,6 +220,26 @@ class MultiheadAttentionHandler(HandlerBase):
         slices = [(w, 0) for w in qkv] + [(m.out_proj.weight.detach(), 1)]
         return [InternalGroup("heads", heads, hd, slices, lambda keep: prune_mha_heads(m, keep))]
 
+    def cost(self, m: nn.MultiheadAttention, n_in: int | None, n_out: int | None
+             ) -> tuple[int, int]:
+        return self.internal_cost(m, n_in, n_out, {})
+
+    def internal_cost(self, m: nn.MultiheadAttention, n_in: int | None, n_out: int | None,
+                      kept: dict[str, int]) -> tuple[int, int]:
+        """``(params, MACs per query position)`` with ``kept["heads"]`` heads (projections
+        only: the score and weighting MACs depend on the sequence lengths)."""
+        n_in = self.in_channels(m) if n_in is None else n_in
+        n_out = self.out_channels(m) if n_out is None else n_out
+        inner = kept.get("heads", m.num_heads) * m.head_dim
+        shared = m.in_proj_weight is not None
+        kdim = n_in if shared else m.k_proj_weight.shape[1]
+        vdim = n_in if shared else m.v_proj_weight.shape[1]
+        macs = inner * (n_in + kdim + vdim) + n_out * inner
+        params = macs + (3 * inner if m.in_proj_bias is not None else 0)
+        params += 2 * inner if m.bias_k is not None else 0
+        params += n_out if m.out_proj.bias is not None else 0
+        return params, macs
+
     def resize(self, m: nn.MultiheadAttention, shapes: dict[str, tuple[int, ...]]) -> None:
         """Match saved shapes; ``head_dim`` is kept, ``num_heads`` inferred from ``out_proj``."""
         o = shapes.get("out_proj.weight", tuple(m.out_proj.weight.shape))

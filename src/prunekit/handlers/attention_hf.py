@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from prunekit.handlers._proj import (
     out_rows,
+    proj_cost,
     proj_in,
     proj_out,
     resize_proj,
@@ -249,6 +250,37 @@ class HFAttentionHandler(HandlerBase):
         if fam == "gpt2":
             return [_gpt2_group(m)]
         return []
+
+    def internal_cost(self, m: nn.Module, n_in: int | None, n_out: int | None,
+                      kept: dict[str, int]) -> tuple[int, int]:
+        """``(params, MACs per position)`` with ``kept`` heads / KV groups / query heads per group
+        (projections only; parameters outside them, e.g. q/k norms, are counted as they are)."""
+        fam = attention_family(m)
+        ins, outs = self._io(m)
+        n_in = self.in_channels(m) if n_in is None else n_in
+        n_out = self.out_channels(m) if n_out is None else n_out
+        if fam == "qkvo":
+            heads, kv, hd = qkvo_heads(m)
+            rep = heads // kv
+            kv = kept.get("kv_groups", kept.get("heads", kv))
+            rep = kept.get("query_heads", rep)
+            shapes = [(m.q_proj, n_in, kv * rep * hd), (m.k_proj, n_in, kv * hd),
+                      (m.v_proj, n_in, kv * hd), (m.o_proj, kv * rep * hd, n_out)]
+        elif fam == "gpt2":
+            inner = kept.get("heads", m.split_size // m.head_dim) * m.head_dim
+            shapes = [(m.c_attn, n_in, 3 * inner), (m.c_proj, inner, n_out)]
+        else:
+            return HandlerBase.cost(self, m, n_in, n_out)
+        projs = {id(q) for pm in ins + outs for q in pm.parameters()}
+        params = sum(p.numel() for p in m.parameters() if id(p) not in projs)
+        macs = 0
+        for p, a, b in shapes:
+            pp, mm = proj_cost(p, a, b)
+            params, macs = params + pp, macs + mm
+        return params, macs
+
+    def cost(self, m: nn.Module, n_in: int | None, n_out: int | None) -> tuple[int, int]:
+        return self.internal_cost(m, n_in, n_out, {})
 
     def resize(self, m: nn.Module, shapes: dict[str, tuple[int, ...]]) -> None:
         """Match saved ``<proj>.weight`` shapes and fix the head attributes."""

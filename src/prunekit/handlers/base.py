@@ -174,6 +174,15 @@ class HandlerBase:
         """True when zeroing input channel ``i`` gives the same result as removing it."""
         return True
 
+    # Optional: ``internal_cost(m, n_in, n_out, kept)`` with ``kept`` ``{internal group name:
+    # kept units}`` gives ``cost()``'s figures with internal groups (heads) pruned too; without
+    # it the planner removes each internal group's weight share proportionally.
+
+    def mac_positions(self, m: nn.Module, y: Tensor, dim: int) -> int:
+        """Positions that ``cost()``'s per-position MACs are multiplied by for output ``y``
+        (channels on ``dim``): its elements per channel."""
+        return y.numel() // max(y.shape[dim], 1)
+
     def cost(self, m: nn.Module, n_in: int | None, n_out: int | None) -> tuple[int, int]:
         """``(params, macs_per_output_position)`` of ``m`` with ``n_in``/``n_out`` channels kept.
 

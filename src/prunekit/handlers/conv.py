@@ -102,8 +102,17 @@ class ConvHandler(HandlerBase):
         else:
             g = 1
         per = n_out * (n_in // g) * k
-        macs = per if not m.transposed else per // max(math.prod(m.stride), 1)
-        return per + (n_out if m.bias is not None else 0), macs
+        return per + (n_out if m.bias is not None else 0), per
+
+    def mac_positions(self, m: nn.Module, y: Tensor, dim: int) -> int:
+        """A transposed conv does its MACs once per *input* position (as FlopCounterMode counts);
+        the input size follows from the output's (any ``output_padding`` is below the stride)."""
+        spatial = y.shape[dim + 1:]
+        if not m.transposed:
+            return y.numel() // max(y.shape[dim], 1)
+        ins = [(o - 1 + 2 * p - d * (k - 1)) // s + 1 for o, p, d, k, s in
+               zip(spatial, m.padding, m.dilation, m.kernel_size, m.stride, strict=True)]
+        return math.prod(y.shape[:dim]) * math.prod(ins)
 
     def resize(self, m: nn.Module, shapes: dict[str, tuple[int, ...]]) -> None:
         w = shapes.get("weight")

@@ -35,12 +35,34 @@ def failed(reason: str | None) -> str:
     return "FAILED: " + (text[:160] + "…" if len(text) > 160 else text)
 
 
+def int8_text(q: dict[str, Any] | None) -> str:
+    """``static int8 of pruned, 12.3 kB .onnx, rel. err 0.01, top-1 agree 100%, 0 fp32 nodes``."""
+    if not q:
+        return "–"
+    parts = [f"{q['mode']} int8 of {q['source']}", f"{_big(q['onnx_bytes'], 'B')} .onnx",
+             f"rel. err {fmt(q['rel_err'])}"]
+    if q.get("top1_agree") is not None:
+        parts.append(f"top-1 agree {100 * q['top1_agree']:.0f}%")
+    parts.append(f"{len(q.get('fp32_nodes', []))} fp32 nodes")
+    return ", ".join(parts)
+
+
 def models_table(data: dict[str, Any]) -> Table:
+    """Static costs; "compressed size" (bitmask format), ".pkc size" and "int8" columns
+    appear when some model has them."""
+    models = data.get("models", {})
+    extra = [(key, title) for key, title in (("compressed_bytes", "compressed size"),
+                                             ("pkc_bytes", ".pkc size"), ("int8", "int8"))
+             if any(key in c for c in models.values())]
     header = ["model", "params", "non-zero params", "size", "MACs / sample",
-              "effective MACs / sample"]
-    rows = [[name, _big(c["params"]), _big(c["nonzero_params"]), _big(c["size_bytes"], "B"),
-             _big(c["macs"]), _big(c["effective_macs"])]
-            for name, c in data.get("models", {}).items()]
+              "effective MACs / sample"] + [title for _, title in extra]
+    rows = []
+    for name, c in models.items():
+        row = [name, _big(c["params"]), _big(c["nonzero_params"]), _big(c["size_bytes"], "B"),
+               _big(c["macs"]), _big(c["effective_macs"])]
+        for key, _ in extra:
+            row.append(int8_text(c.get(key)) if key == "int8" else _big(c.get(key), "B"))
+        rows.append(row)
     return "Models", header, rows
 
 
@@ -63,6 +85,7 @@ def speedup_table(data: dict[str, Any]) -> Table:
     header = ["model", "runtime", "batch", "predicted (MACs ratio)", "measured speedup",
               "95% CI", "ratio of medians", "measured / predicted", "reliable"]
     rows = []
+    int8 = any("int8_over_fp32" in s for s in data.get("speedups", []))
     for s in data.get("speedups", []):
         pred = s.get("macs_ratio")
         if s.get("effective_macs_ratio") and s.get("effective_macs_ratio") > (pred or 0) * 1.01:
@@ -77,6 +100,11 @@ def speedup_table(data: dict[str, Any]) -> Table:
         rows.append([s["model"], s["runtime"], str(s["batch"]), f"{fmt(pred)}×",
                      f"{fmt(s['speedup'])}×", ci, f"{fmt(s.get('ratio_of_medians'))}×",
                      f"{fmt(s['speedup'] / pred) if pred else '–'}", verdict])
+    if int8:  # int8 variants timed: each one's gain over its own fp32 model, same run
+        header.append("int8 over its fp32")
+        for r, s in zip(rows, data["speedups"], strict=True):
+            gain = s.get("int8_over_fp32")
+            r.append(f"{fmt(gain)}×" if gain else "–")
     return (f"Speedup over {data.get('baseline', 'baseline')} (median of paired per-round "
             "ratios, bootstrap 95% interval)", header, rows)
 

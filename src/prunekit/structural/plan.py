@@ -351,10 +351,15 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
 
     def evaluate(masks: list[Tensor]) -> tuple[int, int]:
         flat = torch.cat(masks[:n_graph]) if n_graph else torch.zeros(0, dtype=torch.bool)
-        params, macs = cost.evaluate(flat)
-        for (_, ig), m in zip(internal, masks[n_graph:]):
-            params -= int(_internal_params(ig) * float(m.float().mean()))
-        return params, macs
+        kept: dict[str, dict[str, int]] = {}
+        share = 0
+        for (name, ig), m in zip(internal, masks[n_graph:]):
+            if hasattr(graph.leaves[name].handler, "internal_cost"):
+                kept.setdefault(name, {})[ig.name] = int((~m).sum())
+            else:  # no exact formula: remove the group's weight share
+                share += int(_internal_params(ig) * float(m.float().mean()))
+        params, macs = cost.evaluate(flat, kept)
+        return params - share, macs
 
     all_units = total + sum(ig.size for _, ig in internal)
     dense = evaluate([torch.zeros(s.numel(), dtype=torch.bool) for s in scores])

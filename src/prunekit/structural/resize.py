@@ -55,8 +55,10 @@ def fix_attributes(m: nn.Module) -> None:
         ref = m.weight if m.weight is not None else m.running_mean
         if ref is not None:
             m.num_features = ref.shape[0]
-    elif isinstance(m, nn.GroupNorm) and m.weight is not None:
+    elif isinstance(m, nn.GroupNorm) and m.weight is not None:  # whole groups were removed
+        per = m.num_channels // m.num_groups
         m.num_channels = m.weight.shape[0]
+        m.num_groups = max(m.num_channels // per, 1)
     elif isinstance(m, (nn.LayerNorm, getattr(nn, "RMSNorm", nn.LayerNorm))) \
             and getattr(m, "weight", None) is not None:
         m.normalized_shape = tuple(m.weight.shape)

@@ -21,6 +21,7 @@ from prunekit.handlers.base import call_opt
 
 @dataclass
 class _Row:
+    name: str
     handler: object
     module: object
     coupled: bool
@@ -46,7 +47,7 @@ class CostModel:
         for name, rec in graph.leaves.items():
             leaf_params.update(id(p) for p in rec.module.parameters())
             h, m = rec.handler, rec.module
-            self.rows.append(_Row(h, m, rec.coupled, rec.positions, h.in_channels(m),
+            self.rows.append(_Row(name, h, m, rec.coupled, rec.positions, h.in_channels(m),
                                   h.out_channels(m), gidx(graph.in_roots[name]),
                                   gidx(graph.out_roots[name])))
         self.free = []
@@ -67,14 +68,19 @@ class CostModel:
         fixed = int((idx < 0).sum())
         return fixed + int(keep[idx[idx >= 0]].sum())
 
-    def evaluate(self, removed: Tensor) -> tuple[int, int]:
-        """``(params, macs)`` with ``removed`` a bool mask over all units."""
+    def evaluate(self, removed: Tensor, internal: Mapping[str, dict[str, int]] | None = None
+                 ) -> tuple[int, int]:
+        """``(params, macs)`` with ``removed`` a bool mask over all units and ``internal``
+        ``{module name: {internal group: kept units}}`` for handlers with ``internal_cost``."""
         keep = ~removed
         params, macs = self.base_params, 0
         for r in self.rows:
             n_in = self._kept(r.in_idx, keep, r.cin)
             n_out = n_in if r.coupled else self._kept(r.out_idx, keep, r.cout)
-            p, mpp = call_opt(r.handler, "cost", r.module, n_in, n_out)
+            if internal and r.name in internal and hasattr(r.handler, "internal_cost"):
+                p, mpp = r.handler.internal_cost(r.module, n_in, n_out, internal[r.name])
+            else:
+                p, mpp = call_opt(r.handler, "cost", r.module, n_in, n_out)
             params += p
             macs += mpp * r.positions
         for numel, idx in self.free:

@@ -9,10 +9,9 @@ from __future__ import annotations
 import copy
 import os
 import warnings
-from typing import Any, NoReturn
+from typing import Any
 
 import torch
-import typer
 from torch import Tensor, nn
 from torch.utils._pytree import tree_flatten
 
@@ -23,13 +22,9 @@ from prunekit.compression import CompressedFileError, decompress
 from prunekit.compression.int8 import quantize as quantize_int8
 from prunekit.masks import finalize, masked_modules
 from prunekit.stats import bitmask_bytes
+from prunekit.commands.errors import fail
 
 CALIB_BATCHES = 8
-
-
-def fail(msg: str) -> NoReturn:
-    typer.echo(f"error: {msg}", err=True)
-    raise typer.Exit(code=2)
 
 
 def check_quantize(quantize: str | None, cfg: BenchConfig) -> None:

@@ -16,11 +16,7 @@ import typer
 
 from prunekit.classic import ClassicConfig, prune
 from prunekit.io import atomic_path
-
-
-def _fail(msg: str) -> None:
-    typer.echo(f"error: {msg}", err=True)
-    raise typer.Exit(code=2)
+from prunekit.commands.errors import fail
 
 
 def _load_val(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +76,7 @@ def register(app: typer.Typer) -> None:
             est = _load_model(model, trust)
             small, rep = prune(est, X, y, max_drop=max_drop, config=cfg)
         except (ValueError, ImportError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
         import joblib
 
         with atomic_path(output) as tmp:

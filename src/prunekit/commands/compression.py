@@ -22,13 +22,9 @@ from prunekit.recover.recipe import Finetune
 from prunekit.recover.tasks import load_task
 from prunekit.recover.training import default_accuracy
 from prunekit.weights import prune_weights
+from prunekit.commands.errors import fail
 
 _FAMILIES = {"conv": ("Conv1d", "Conv2d", "Conv3d"), "fc": ("Linear",), "linear": ("Linear",)}
-
-
-def _fail(msg: str) -> None:
-    typer.echo(f"error: {msg}", err=True)
-    raise typer.Exit(code=2)
 
 
 def parse_bits(text: str) -> int | dict[str, int]:
@@ -72,7 +68,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Prune, share weights (k-means), fine-tune the centroids, Huffman-code: one .pkc file."""
         if finetune_epochs and not data:
-            _fail("--finetune-epochs needs --data (digits or mnist1d)")
+            fail("--finetune-epochs needs --data (digits or mnist1d)")
         try:
             bits_rule = parse_bits(bits)
             m = load_cli_model(model, arch, trust)
@@ -82,7 +78,7 @@ def register(app: typer.Typer) -> None:
             acc = _finetune(m, data, finetune_epochs, lr) if finetune_epochs else None
             info = write_pkc(m, output)
         except (ValueError, FileNotFoundError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
         for name, size, ratio in stage_rows(info):
             typer.echo(f"{name:45s} {size:>14,.0f} B  {ratio:6.1f}x")
         if acc is not None:

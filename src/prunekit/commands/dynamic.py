@@ -12,11 +12,7 @@ import typer
 from prunekit.dynamic import disabled, layer_states, persist
 from prunekit.dynamic.generate import compare_runs, decode_ms
 from prunekit.llm.hfio import load_hf, parse_hf_spec
-
-
-def _fail(msg: str) -> None:
-    typer.echo(f"error: {msg}", err=True)
-    raise typer.Exit(code=2)
+from prunekit.commands.errors import fail
 
 
 def load_dynamic(spec: str, dtype: Optional[str]):
@@ -66,7 +62,7 @@ def bench_generate_cmd(
 
         res = compare_runs(base, lambda: decode_ms(dyn, prompt, new_tokens), rounds)
     except ValueError as e:
-        _fail(str(e))
+        fail(str(e))
     tps = batch * 1e3
     typer.echo(f"batch {batch}, {new_tokens} new tokens, {rounds} rounds on {device}\n"
                f"dense   {tps / res.base_ms:8.1f} tok/s\n"

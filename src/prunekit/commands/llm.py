@@ -19,11 +19,7 @@ from prunekit.llm.calib import encode, read_text
 from prunekit.llm.eval import perplexity
 from prunekit.llm.eval import embedding_fidelity, sentence_embeddings
 from prunekit.dynamic import sparsify_activations
-
-
-def _fail(msg: str) -> None:
-    typer.echo(f"error: {msg}", err=True)
-    raise typer.Exit(code=2)
+from prunekit.commands.errors import fail
 
 
 def _calibration(tok, calib: Optional[Path], nsamples: int, seqlen: int, seed: int):
@@ -116,7 +112,7 @@ def prune_llm_cmd(
         if structural and needs_prunekit_loader(output):
             summary += "\n(per-layer sizes not expressible in the HF config: load with prunekit.load)"
     except ValueError as e:
-        _fail(str(e))
+        fail(str(e))
     typer.echo(f"{summary}\nsaved {output}")
 
 
@@ -142,7 +138,7 @@ def eval_ppl_cmd(
         ids = encode(tok, read_text(text))[:max_tokens]
         ppl = perplexity(net.to(dev), ids, seqlen=seqlen, stride=stride)
     except ValueError as e:
-        _fail(str(e))
+        fail(str(e))
     typer.echo(f"perplexity {ppl:.4f} ({ids.numel()} tokens, seqlen {seqlen})")
 
 
@@ -170,7 +166,7 @@ def eval_embed_cmd(
             embs.append(sentence_embeddings(net, tok, paras, max_length=max_length))
         fid = embedding_fidelity(*embs)
     except ValueError as e:
-        _fail(str(e))
+        fail(str(e))
     typer.echo(f"sentences {len(paras)}  mean cosine {fid.mean_cosine:.4f}  "
                f"top-1 agreement {fid.top1_agreement:.3f}")
 

@@ -9,11 +9,7 @@ import typer
 
 from prunekit.commands.core import parse_shape
 from prunekit.onnx import OnnxVerifyError, prune_onnx
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message.splitlines()[0] if message else 'failed'}", err=True)
-    raise typer.Exit(code)
+from prunekit.commands.errors import fail
 
 
 def register(app: typer.Typer) -> None:
@@ -38,9 +34,9 @@ def register(app: typer.Typer) -> None:
                                 criterion=criterion, exclude=tuple(exclude), atol=atol,
                                 output=output, strict=True)
         except (ValueError, ImportError) as exc:
-            _fail(str(exc))
+            fail(str(exc).splitlines()[0] if str(exc) else "failed")
         except OnnxVerifyError as exc:
             typer.echo(str(exc), err=True)
-            _fail("the pruned graph does not match the masked reference; nothing was written", 1)
+            fail("the pruned graph does not match the masked reference; nothing was written", 1)
         typer.echo(result.summary())
         typer.echo(f"wrote {output}")

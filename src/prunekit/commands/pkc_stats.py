@@ -10,11 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from prunekit.compression import CompressedFileError, read_manifest
-
-
-def _fail(msg: str) -> None:
-    typer.echo(f"error: {msg}", err=True)
-    raise typer.Exit(code=2)
+from prunekit.commands.errors import fail
 
 
 def stage_rows(manifest: dict[str, Any]) -> list[tuple[str, float, float]]:
@@ -31,7 +27,7 @@ def print_pkc_stats(path: str, as_json: bool) -> None:
     try:
         m = read_manifest(path)
     except (CompressedFileError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         typer.echo(json.dumps({k: v for k, v in m.items() if k != "tensors"} | {
             "layers": [{"key": e["key"], "kind": e["kind"], "bits": e.get("bits")}

@@ -19,11 +19,7 @@ from prunekit.recover.sensitivity import sensitivity
 from prunekit.recover.tasks import build_model
 from prunekit.io import load_weights
 from prunekit.io import load_model_spec
-
-
-def _fail(msg: str) -> None:
-    typer.echo(f"error: {msg}", err=True)
-    raise typer.Exit(2)
+from prunekit.commands.errors import fail
 
 
 def run_cmd(
@@ -42,7 +38,7 @@ def run_cmd(
         run_dir = resume or out or Path("runs") / recipe.stem
         result = run_recipe(r, model, train, val, checkpoint_dir=run_dir, resume=resume is not None)
     except (ValueError, FileNotFoundError) as e:
-        _fail(str(e))
+        fail(str(e))
     if ddp.rank() == 0:
         from safetensors.torch import save
 
@@ -79,7 +75,7 @@ def sensitivity_cmd(
                           criterion=criterion)
         chosen = res.choose(target) if target is not None else None
     except ValueError as e:
-        _fail(str(e))
+        fail(str(e))
     payload = dict(res.to_dict(), chosen=chosen,
                    predicted_drop=None if chosen is None else res.predicted_drop(chosen))
     atomic_write_bytes(out / "sensitivity.json", json.dumps(payload, indent=2).encode())

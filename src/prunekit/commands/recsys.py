@@ -24,14 +24,10 @@ from prunekit.recsys.prune import prune_embeddings
 from prunekit.recsys.rows import ROW_CRITERIA
 from prunekit.recsys.train import TrainConfig, train_explicit, train_implicit
 from prunekit.serialize import save
+from prunekit.commands.errors import fail
 
 PRUNE_KEYS = ("rows", "dims", "entries", "mixed")
 MODELS = ("mf", "ncf", "dlrm")
-
-
-def _fail(msg: str) -> None:
-    typer.echo(f"error: {msg}", err=True)
-    raise typer.Exit(code=2)
 
 
 def parse_prune(text: str) -> dict[str, float]:
@@ -137,7 +133,7 @@ def recsys_cmd(
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     except (ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     typer.echo(json.dumps({k: result[k] for k in ("removed", "dense", "pruned_finetuned")}))
 
 

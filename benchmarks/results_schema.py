@@ -36,29 +36,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from prunekit._env import cpu_name
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def machine() -> str:
     """CPU model, core count, torch and Python versions (GPU name when CUDA is present)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    parts = [f"{cpu}, {os.cpu_count()} cores"]
-    try:
-        import torch
-
-        parts.append(f"torch {torch.__version__}")
-        if torch.cuda.is_available():
-            parts.insert(0, torch.cuda.get_device_name(0))
-    except ImportError:
-        pass
+    parts = [f"{cpu_name()}, {os.cpu_count()} cores", f"torch {torch.__version__}"]
+    if torch.cuda.is_available():
+        parts.insert(0, torch.cuda.get_device_name(0))
     parts.append(f"Python {platform.python_version()}")
     return "; ".join(parts)
 

@@ -9,17 +9,7 @@ from typing import Any
 
 import torch
 
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (Linux), else ``platform.processor()``."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from prunekit._env import cpu_name
 
 
 def environment(device: torch.device, threads: int) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from prunekit.bench.timer import compare_latency
 from prunekit.bench.sparse import capture_inputs
-from prunekit.bench.env import cpu_name
+from prunekit._env import cpu_name
 from prunekit.io import atomic_write_bytes
 
 CurveTimer = Callable[[Mapping[int, nn.Module], Tensor], Mapping[int, float]]

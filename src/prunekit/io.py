@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -71,6 +72,42 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+_DIR_SUFFIX = ".saving"
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield a new hidden directory beside ``path``; on success it takes ``path``'s place.
+
+    The directory counterpart of :func:`atomic_path`: the caller writes every file into the
+    yielded directory; when the block ends without error the directory replaces ``path`` (a
+    directory already there is moved aside and removed with everything in it), so ``path`` never
+    mixes old and new files. On error the new directory is removed and ``path`` is untouched.
+    Hidden directories left by a write killed midway are removed by the next write to ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for p in path.parent.glob(f".{path.name}.*"):
+        if p.is_dir() and (p.name.endswith(_DIR_SUFFIX) or ".old-" in p.name):
+            shutil.rmtree(p, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=_DIR_SUFFIX, dir=path.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700: give it ordinary permissions
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+        fsync_dir(path.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

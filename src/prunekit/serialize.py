@@ -22,9 +22,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import shutil
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -32,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunekit.io import MODEL_DIRECTORIES, atomic_path, build_from_spec, load_model_spec, load_weights, save_weights
+from prunekit.io import MODEL_DIRECTORIES, atomic_dir, atomic_path, build_from_spec, load_model_spec, load_weights, save_weights
 from prunekit.structural.resize import resize_to_state_dict
 from prunekit.structural.hf_config import sync_hf_config
 from prunekit.structural.layers import replay_drop
@@ -158,22 +155,9 @@ def save(model: nn.Module, path: str | Path, spec: str | None = None,
     """
     path = Path(path)
     _check_target(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=_SAVING, dir=path.parent))
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700: give it ordinary permissions
+    with atomic_dir(path) as tmp:
         _write(model, tmp, spec, spec_kwargs, shown=path)
-        _swap_into_place(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
-
-
-_SAVING = ".saving"
 
 
 def _check_target(path: Path) -> None:
@@ -188,23 +172,6 @@ def _check_target(path: Path) -> None:
             (path / _META).exists() or (path / "config.json").exists()):
         raise ValueError(f"save: {path} holds other files; save into a new or empty directory "
                          "(or over a previous save)")
-
-
-def _remove_leftovers(path: Path) -> None:
-    """Hidden directories of saves to ``path`` that were killed midway."""
-    for p in path.parent.glob(f".{path.name}.*"):
-        if p.is_dir() and (p.name.endswith(_SAVING) or ".old-" in p.name):
-            shutil.rmtree(p, ignore_errors=True)
-
-
-def _swap_into_place(tmp: Path, path: Path) -> None:
-    if not path.exists():
-        os.replace(tmp, path)
-        return
-    old = path.with_name(f".{path.name}.old-{os.getpid()}")
-    os.replace(path, old)
-    os.replace(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _write(model: nn.Module, path: Path, spec: str | None, spec_kwargs: dict[str, Any] | None,

@@ -8,8 +8,6 @@ appears only once complete (temp dir + rename).
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -23,6 +21,7 @@ from prunekit.recsys.models import DLRM, MF, NCF
 from prunekit.recsys.prune import prune_embeddings
 from prunekit.recsys.rows import ROW_CRITERIA
 from prunekit.recsys.train import TrainConfig, train_explicit, train_implicit
+from prunekit.io import atomic_dir
 from prunekit.serialize import save
 from prunekit.commands.errors import fail
 
@@ -122,16 +121,9 @@ def recsys_cmd(
         opts["data_path"] = None if data == "movielens100k" else Path(data)
         if output.exists() and any(output.iterdir()):
             raise ValueError(f"-o: {output} exists and is not empty")
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}."))
-        try:
+        with atomic_dir(output) as tmp:
             result = _run(opts, tmp)
             (tmp / "report.json").write_text(json.dumps(result, indent=2))
-            if output.exists():
-                output.rmdir()
-            tmp.rename(output)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     typer.echo(json.dumps({k: result[k] for k in ("removed", "dense", "pruned_finetuned")}))

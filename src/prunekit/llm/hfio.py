@@ -9,15 +9,13 @@ an error never leaves a half-written output.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from prunekit.io import atomic_dir
 from prunekit.serialize import load
 from prunekit.serialize import save
 
@@ -84,7 +82,8 @@ def check_output_dir(out: str | Path, overwrite: bool) -> Path:
 
 def save_hf_atomic(model: nn.Module, tokenizer: Any, out: str | Path, overwrite: bool = False,
                    structured: bool = False) -> Path:
-    """``save_pretrained`` model (+ tokenizer) into ``out`` via a temp dir and a rename.
+    """``save_pretrained`` model (+ tokenizer) into ``out``, whole or not at all
+    (:func:`prunekit.io.atomic_dir`).
 
     With ``structured`` the model goes through :func:`prunekit.serialize.save`: plain
     ``save_pretrained`` when the HF config can express the pruned sizes, otherwise prunekit's
@@ -92,23 +91,11 @@ def save_hf_atomic(model: nn.Module, tokenizer: Any, out: str | Path, overwrite:
     the head size from ``hidden_size / num_attention_heads``).
     """
     out = check_output_dir(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         if structured:
             save(model, tmp)
         else:
             model.save_pretrained(tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / "x")
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

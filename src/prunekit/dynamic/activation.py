@@ -21,10 +21,10 @@ import torch
 from torch import Tensor, nn
 
 from prunekit.bench.timer import Clock
-from prunekit.dynamic.calibrate import (
-    collect_inputs, count_zeros, error_curve, greedy_allocation, quantile_threshold,
-)
+from prunekit.call import no_kv_cache
+from prunekit.dynamic.calibrate import collect_inputs, count_zeros, quantile_threshold
 from prunekit.dynamic.config import ActivationSparsityConfig
+from prunekit.dynamic.greedy import capture_calls, group_blocks, greedy_targets
 from prunekit.dynamic.kernels import (
     LayerState, choose_kernels, dynamic_forward, input_major, is_conv1d, is_sparsifiable,
 )
@@ -59,7 +59,7 @@ def _split(calib: Any, heldout: float) -> tuple[list[Any], list[Any]]:
 
 def _run(model: nn.Module, items: Sequence[Any], batch: int = 4) -> None:
     """Feed calibration items; Tensors rows are batched, tuples/dicts are called as given."""
-    with torch.no_grad():
+    with torch.no_grad(), no_kv_cache(model):
         if items and all(isinstance(i, Tensor) for i in items):
             for k in range(0, len(items), batch):
                 model(torch.cat(list(items[k:k + batch])))
@@ -77,22 +77,20 @@ def _size(m: nn.Module) -> int:
     return int(m.weight.numel())
 
 
-def _targets(layers: dict[str, nn.Module], rows: dict[str, Tensor],
-             cfg: ActivationSparsityConfig) -> dict[str, float]:
+def _targets(model: nn.Module, layers: dict[str, nn.Module], rows: dict[str, Tensor],
+             calls: dict[str, Any], cfg: ActivationSparsityConfig) -> dict[str, float]:
     if cfg.allocation == "uniform" or cfg.sparsity == 0.0:
         return dict.fromkeys(layers, float(cfg.sparsity))
-    n = int(round(0.95 / cfg.greedy_step))
-    grid = [round(i * cfg.greedy_step, 6) for i in range(n + 1)]
-    curves = {name: error_curve(m, rows[name][:cfg.greedy_rows], grid)
-              for name, m in layers.items()}
-    return greedy_allocation(curves, {n_: _size(m) for n_, m in layers.items()}, grid,
-                             cfg.sparsity)
+    with disabled(model):
+        return greedy_targets(model, layers, rows, calls, cfg.sparsity, cfg.greedy_step)
 
 
 def attach(m: nn.Module, st: LayerState, layout: str = "both") -> None:
     """Install the dynamic forward on ``m`` (idempotent: an existing state is replaced)."""
     old = m.__dict__.get(STATE_ATTR)
     st.orig_forward = old.orig_forward if old is not None else m.forward
+    own = old is None and "forward" not in m.__dict__
+    st.plain = type(m) is nn.Linear and (own or (old is not None and old.plain))
     m.__dict__[STATE_ATTR] = st
     m.forward = functools.partial(dynamic_forward, m, st)
     if layout == "input_major" and not is_conv1d(m):
@@ -162,7 +160,9 @@ def sparsify_activations(model: nn.Module, calib: Any, sparsity: float | None = 
     was_training = model.training
     model.eval()
     try:
-        with disabled(model), collect_inputs(layers, cfg.max_rows, cfg.seed) as store:
+        blocks = list(group_blocks(layers)) if cfg.allocation == "greedy" else []
+        with disabled(model), collect_inputs(layers, cfg.max_rows, cfg.seed) as store, \
+                capture_calls(model, blocks, cfg.greedy_rows) as calls:
             _run(model, fit)  # an earlier sparsification is off: calibrate on dense inputs
         seen = dict(zip(layers, store.pop("__seen__")[0].tolist(), strict=True))
         short = {n: s for n, s in seen.items() if s < cfg.min_tokens}
@@ -171,11 +171,12 @@ def sparsify_activations(model: nn.Module, calib: Any, sparsity: float | None = 
             raise ValueError(f"calib: layer {name} saw {got} token positions, fewer than "
                              f"min_tokens={cfg.min_tokens}; pass more calibration data")
         rows = {n: torch.cat(v) for n, v in store.items()}
-        targets = _targets(layers, rows, cfg)
+        targets = _targets(model, layers, rows, calls, cfg)
         thresholds = {n: quantile_threshold(rows[n], targets[n]) for n in layers}
         with disabled(model), count_zeros(layers, thresholds) as counts:
             _run(model, held)
-        states = {n: LayerState(threshold=thresholds[n], sparsity=targets[n]) for n in layers}
+        states = {n: LayerState(threshold=thresholds[n], sparsity=targets[n],
+                                mask_multi=cfg.multi_token == "masked") for n in layers}
         try:
             for n, m in layers.items():
                 attach(m, states[n], cfg.weight_layout)
@@ -187,7 +188,8 @@ def sparsify_activations(model: nn.Module, calib: Any, sparsity: float | None = 
         model.train(was_training)
     model.__dict__.setdefault("_prunekit_extensions", {}).update(EXTENSION)
     model.__dict__["_prunekit_dynamic_config"] = {"sparsity": cfg.sparsity,
-                                                  "allocation": cfg.allocation}
+                                                  "allocation": cfg.allocation,
+                                                  "multi_token": cfg.multi_token}
     return _report(layers, states, counts, cfg)
 
 

@@ -16,7 +16,9 @@ class ActivationSparsityConfig:
         sparsity: target fraction of each selected layer's input entries set to zero, in [0, 1).
         allocation: ``"uniform"`` (every layer at ``sparsity``) or ``"greedy"`` (per-layer
             sparsities chosen to minimise output error at the same parameter-weighted average,
-            as in TEAL, Liu et al., ICLR 2025).
+            as in TEAL, Liu et al., ICLR 2025: every block at ``sparsity``, spread over the
+            block's layers by the error of the block's output; see
+            :mod:`prunekit.dynamic.greedy`).
         include: ``fnmatch`` patterns of module names to sparsify (default: every Linear/Conv1D).
         exclude: patterns of module names left alone (default: ``lm_head``).
         min_tokens: fewest calibration token positions each layer must see.
@@ -28,6 +30,13 @@ class ActivationSparsityConfig:
             (2x weight memory, dense paths unchanged); ``"input_major"`` stores only the
             input-major copy and makes ``weight`` a transposed view of it.
         repeats: timed calls per kernel and layer.
+        greedy_rows: token positions of each block's recorded calibration inputs that score
+            the greedy allocation (whole forward calls are kept until this many are seen).
+        greedy_step: sparsity increment of one greedy step.
+        multi_token: inputs holding more than one token (prefill, batch > 1) run
+            ``"masked"`` (the masked-dense reference: one ``hardshrink`` before the layer's own
+            ``F.linear``, the same answer as batch 1) or ``"dense"`` (the unmodified
+            ``F.linear``: sparsity only at batch-1 decode).
     """
 
     sparsity: float = 0.4
@@ -41,9 +50,10 @@ class ActivationSparsityConfig:
     kernel: str | None = None
     weight_layout: Literal["both", "input_major"] = "both"
     repeats: int = 7
-    greedy_rows: int = 64
+    greedy_rows: int = 256
     greedy_step: float = 0.05
     seed: int = 0
+    multi_token: Literal["masked", "dense"] = "masked"
 
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.sparsity) < 1.0:
@@ -63,5 +73,7 @@ class ActivationSparsityConfig:
         for name in ("min_tokens", "max_rows", "repeats", "greedy_rows"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.multi_token not in ("masked", "dense"):
+            raise ValueError(f"multi_token must be 'masked' or 'dense', got {self.multi_token!r}")
         if not 0.0 < self.greedy_step < 0.5:
             raise ValueError(f"greedy_step must be in (0, 0.5), got {self.greedy_step!r}")

@@ -13,7 +13,9 @@ in which weights they read:
 * ``compiled``: ``torch.compile`` of the masked-dense function.
 
 Only inputs holding a single token (batch-1 decode) take a gather kernel; prefill and batches
-above one always run masked-dense, so every batch and sequence length gets the reference answer.
+above one run masked-dense (one ``hardshrink`` before the layer's own ``F.linear``), so every
+batch and sequence length gets the reference answer — or, with ``multi_token="dense"``, the
+unmodified ``F.linear`` (sparsity at batch-1 decode only).
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ class LayerState:
     reason: str = ""
     times_ms: dict[str, float] = field(default_factory=dict)
     orig_forward: Callable[..., Tensor] | None = None
+    mask_multi: bool = True
+    plain: bool = False
     _wt: Tensor | None = None
     _key: tuple[int, int] | None = None
     _compiled: Callable[..., Tensor] | None = None
@@ -129,12 +133,23 @@ KERNEL_FNS: dict[str, Callable[[nn.Module, LayerState, Tensor], Tensor]] = {
 
 
 def dynamic_forward(m: nn.Module, st: LayerState, x: Tensor, *args: Any, **kw: Any) -> Tensor:
-    """The forward installed on a sparsified layer (original forward when disabled)."""
-    assert st.orig_forward is not None
+    """The forward installed on a sparsified layer (original forward when disabled).
+
+    A single-token input without autograd takes the layer's chosen kernel. Any other input
+    (prefill, batch > 1, training) takes the fallback: for a plain ``nn.Linear`` one
+    ``hardshrink`` of the input and the same ``F.linear`` call the layer's own forward makes
+    (``multi_token="masked"``), or that ``F.linear`` call alone (``"dense"``); no weight copy.
+    """
     if not st.enabled or args or kw:
-        return st.orig_forward(x, *args, **kw)
-    if st.kernel != "masked_dense" and x.numel() == x.shape[-1] and not torch.is_grad_enabled():
+        return st.orig_forward(x, *args, **kw)  # type: ignore[misc]
+    single = x.numel() == x.shape[-1]
+    if single and st.kernel != "masked_dense" and not torch.is_grad_enabled():
         return KERNEL_FNS[st.kernel](m, st, x)
+    if not (single or st.mask_multi):
+        return st.orig_forward(x)  # type: ignore[misc]
+    if st.plain:
+        return F.linear(F.hardshrink(x, st.threshold) if st.threshold >= 0 else x,
+                        m.weight, m.bias)
     return masked_dense(m, st, x)
 
 

@@ -22,7 +22,8 @@ FORMAT = 1
 
 def to_dict(model: nn.Module) -> dict[str, Any]:
     layers = {n: {"threshold": s.threshold, "sparsity": s.sparsity, "kernel": s.kernel,
-                  "blocks": s.blocks, "enabled": s.enabled}
+                  "blocks": s.blocks, "enabled": s.enabled,
+                  "mask_multi": s.mask_multi}
               for n, s in layer_states(model).items()}
     return {"format": FORMAT, "layers": layers,
             "config": dict(model.__dict__.get("_prunekit_dynamic_config", {}))}
@@ -38,7 +39,8 @@ def from_dict(model: nn.Module, doc: dict[str, Any]) -> None:
     for n, d in doc["layers"].items():
         attach(mods[n], LayerState(threshold=float(d["threshold"]), sparsity=float(d["sparsity"]),
                                    kernel=str(d["kernel"]), blocks=int(d["blocks"]),
-                                   enabled=bool(d.get("enabled", True))))
+                                   enabled=bool(d.get("enabled", True)),
+                                   mask_multi=bool(d.get("mask_multi", True))))
     model.__dict__.setdefault("_prunekit_extensions", {}).update(EXTENSION)
     model.__dict__["_prunekit_dynamic_config"] = dict(doc.get("config", {}))
 

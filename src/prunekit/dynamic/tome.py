@@ -1,42 +1,35 @@
-"""Token merging (ToMe) for ViT encoder blocks, training-free.
+"""Token merging (ToMe) for ViT and BERT-style encoder blocks, training-free.
 
 Bolya et al., "Token Merging: Your ViT But Faster", ICLR 2023. Between attention and MLP of
 each block, the tokens are split alternately into two sets; each token of the first set is
 matched with its most similar token of the second (cosine of the attention keys, averaged over
 heads), and the ``r`` best-matched pairs are merged by a size-weighted average. Every token
-carries its size (how many patches it stands for); attention adds ``log(size)`` to its logits
-(proportional attention) so a merged token weighs as much as the patches it replaced. The
-class token is never merged and stays first.
+carries its size (how many patches or word pieces it stands for); attention adds ``log(size)``
+to its logits (proportional attention) so a merged token weighs as much as the tokens it
+replaced, and :func:`mean_pool` weights the pooled mean by size. The first token (class /
+``[CLS]``) is never merged and stays first.
 
-Supported blocks: torchvision ``EncoderBlock`` (``ln_1``, ``self_attention``, ``ln_2``,
-``mlp``). A block with ``r = 0`` whose tokens all have size 1 runs its original forward, so
-``r = 0`` everywhere gives the unmodified model exactly.
+Supported blocks (:mod:`prunekit.dynamic.tome_blocks`): torchvision ``EncoderBlock``, timm
+ViT ``Block``, Hugging Face BERT-style encoder layers (BERT, MiniLM, RoBERTa, ...; padding
+tokens have size 0). A block with nothing to merge whose tokens all have size 1 runs its
+original forward, so ``r = 0`` everywhere gives the unmodified model exactly.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from prunekit.dynamic.tome_blocks import Shared, family
 
 _STATE = "_prunekit_tome"
 
 
-@dataclass
-class _Shared:
-    """Per-forward token sizes, reset by a pre-hook on the model."""
-
-    size: Tensor | None = None
-    kept: list[int] = field(default_factory=list)
-
-
 def is_token_block(m: nn.Module) -> bool:
-    return all(hasattr(m, a) for a in ("ln_1", "ln_2", "mlp")) and isinstance(
-        getattr(m, "self_attention", None), nn.MultiheadAttention)
+    return family(m) is not None
 
 
 def bipartite_merge(x: Tensor, size: Tensor, metric: Tensor, r: int) -> tuple[Tensor, Tensor]:
@@ -64,69 +57,49 @@ def bipartite_merge(x: Tensor, size: Tensor, metric: Tensor, r: int) -> tuple[Te
         return torch.cat([unm, dst], dim=1)
 
     new_size = merge(size)
-    return merge(x * size) / new_size, new_size
+    return merge(x * size) / new_size.clamp_min(1e-12), new_size
 
 
-def _attention(attn: nn.MultiheadAttention, x: Tensor, size: Tensor | None
-               ) -> tuple[Tensor, Tensor]:
-    """Self-attention with ``log(size)`` added to the logits; returns (output, mean key)."""
-    b, n, c = x.shape
-    h = attn.num_heads
-    qkv = F.linear(x, attn.in_proj_weight, attn.in_proj_bias)
-    q, k, v = qkv.view(b, n, 3, h, c // h).permute(2, 0, 3, 1, 4)  # each (B, H, N, hd)
-    bias = None if size is None else size.log().view(b, 1, 1, n).to(q.dtype)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-    out = attn.out_proj(out.transpose(1, 2).reshape(b, n, c))
-    return out, k.mean(dim=1)
+def _ok(v: object) -> bool:
+    if isinstance(v, bool):
+        return False
+    return (isinstance(v, int) and v >= 0) or (isinstance(v, float) and 0.0 <= v < 1.0)
 
 
-def _block_forward(block: nn.Module, r: int, shared: _Shared, inp: Tensor) -> Tensor:
-    if r == 0 and shared.size is None:
-        out = block.__class__.forward(block, inp)
-        shared.kept.append(out.shape[1])
-        return out
-    size = shared.size
-    y, metric = _attention(block.self_attention, block.ln_1(inp), size)
-    x = block.dropout(y) + inp if hasattr(block, "dropout") else y + inp
-    if r > 0:
-        if size is None:
-            size = torch.ones(*x.shape[:2], 1, dtype=x.dtype, device=x.device)
-        x, size = bipartite_merge(x, size, metric, r)
-        shared.size = size
-    shared.kept.append(x.shape[1])
-    return x + block.mlp(block.ln_2(x))
-
-
-def _schedule(r: int | Sequence[int], n: int) -> list[int]:
-    rs = [r] * n if isinstance(r, int) else list(r)
+def _schedule(r: int | float | Sequence[int | float], n: int) -> list[int | float]:
+    rs = [r] * n if isinstance(r, (int, float)) else list(r)
     if len(rs) != n:
         raise ValueError(f"r: schedule has {len(rs)} entries for {n} token blocks")
-    if any((not isinstance(v, int)) or v < 0 for v in rs):
-        raise ValueError(f"r: merges per block must be non-negative integers, got {r!r}")
+    if not all(_ok(v) for v in rs):
+        raise ValueError(f"r: merges per block must be non-negative integers or fractions in "
+                         f"[0, 1), got {r!r}")
     return rs
 
 
-def merge_tokens(model: nn.Module, r: int | Sequence[int]) -> list[str]:
-    """Install token merging on every ViT encoder block of ``model`` (in place).
+def merge_tokens(model: nn.Module, r: int | float | Sequence[int | float]) -> list[str]:
+    """Install token merging on every ViT / BERT-style encoder block of ``model`` (in place).
 
     Args:
-        model: a torchvision ``VisionTransformer`` (or any model with such blocks).
-        r: tokens merged away per block, or a per-block schedule.
+        model: a torchvision or timm ``VisionTransformer``, a Hugging Face BERT-style encoder
+            (``BertModel``, MiniLM, ...), or any model holding such blocks.
+        r: tokens merged away per block (an int, as in ToMe), a fraction of the block's input
+            tokens (a float in [0, 1): suits inputs of varying length), or a per-block schedule
+            of either.
 
     Returns:
-        Names of the blocks that merge. ``model.__dict__['_prunekit_tome'].kept`` holds the
-        token counts after each block of the last forward.
+        Names of the blocks that merge. :func:`tokens_kept` gives the token counts after each
+        block of the last forward, :func:`token_sizes` the sizes of the final tokens.
 
     Raises:
         ValueError: no token blocks, or a bad ``r``; the model is unchanged.
     """
     blocks = [(n, m) for n, m in model.named_modules() if is_token_block(m)]
     if not blocks:
-        raise ValueError(f"model: {type(model).__name__} has no ViT token blocks "
-                         "(ln_1, self_attention, ln_2, mlp)")
+        raise ValueError(f"model: {type(model).__name__} has no ViT / BERT-style token blocks "
+                         "(torchvision EncoderBlock, timm Block, HF encoder layer)")
     rs = _schedule(r, len(blocks))
     unmerge_tokens(model)
-    shared = _Shared()
+    shared = Shared()
 
     def reset(_m: nn.Module, _a: object) -> None:
         shared.size = None
@@ -135,7 +108,8 @@ def merge_tokens(model: nn.Module, r: int | Sequence[int]) -> list[str]:
     handle = model.register_forward_pre_hook(reset)
     model.__dict__[_STATE] = (shared, handle)
     for (_, blk), rb in zip(blocks, rs, strict=True):
-        blk.forward = functools.partial(_block_forward, blk, rb, shared)
+        fwd = family(blk)[1]  # type: ignore[index]
+        blk.forward = functools.partial(fwd, blk, rb, shared, bipartite_merge)
     return [n for (n, _), rb in zip(blocks, rs, strict=True) if rb > 0]
 
 
@@ -153,3 +127,26 @@ def tokens_kept(model: nn.Module) -> list[int]:
     """Token count after each block in the last forward (empty before the first)."""
     st = model.__dict__.get(_STATE)
     return list(st[0].kept) if st is not None else []
+
+
+def token_sizes(model: nn.Module) -> Tensor | None:
+    """Sizes ``(B, N', 1)`` of the tokens after the last block of the last forward (padding
+    tokens 0), or None when no token was merged (every real token has size 1)."""
+    st = model.__dict__.get(_STATE)
+    return None if st is None else st[0].size
+
+
+def mean_pool(model: nn.Module, hidden: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+    """Mean of ``hidden`` ``(B, N', C)`` over tokens, each weighted by its size.
+
+    The pooling of sentence-transformers (mean over the real tokens) for a merged encoder:
+    a merged token stands for ``size`` word pieces. Without merging it is the masked mean.
+    """
+    size = token_sizes(model)
+    if size is None or size.shape[:2] != hidden.shape[:2]:
+        if attention_mask is None:
+            size = torch.ones(*hidden.shape[:2], 1, dtype=hidden.dtype, device=hidden.device)
+        else:
+            size = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    size = size.to(hidden.dtype)
+    return (hidden * size).sum(1) / size.sum(1).clamp_min(1e-9)

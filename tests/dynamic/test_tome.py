@@ -144,3 +144,17 @@ def test_timm_vit_r_zero_and_merging():
         merge_tokens(vit, [1] + [0] * 11)
         out = vit(x)
     assert out.shape == ref.shape and tokens_kept(vit)[:2] == [4, 4]
+
+
+def test_deepcopy_of_a_merged_model_runs_alone():
+    import copy
+
+    vit = _vit()
+    merge_tokens(vit, 2)
+    twin = copy.deepcopy(vit)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        a, b = vit(x), twin(x)
+        assert torch.equal(twin(x), b)  # sizes reset between forwards of the copy
+    torch.testing.assert_close(a, b)
+    assert tokens_kept(twin) == [15, 13, 11]

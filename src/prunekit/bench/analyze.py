@@ -29,7 +29,9 @@ from torch import nn
 
 from prunekit.bench.config import BenchConfig
 from prunekit.bench.harness import BenchResult, compare
-from prunekit.bench.methods import MethodSpec, apply_method, layer_profile, parse_method
+from prunekit.bench.methods import (
+    MethodSpec, apply_extra, apply_method, layer_profile, parse_method,
+)
 from prunekit.config import check_ratio
 from prunekit.bench.harness import fixed_threads
 from prunekit.bench.inputs import cast_inputs, resize_batch
@@ -86,6 +88,7 @@ class SweepEntry:
     layers: list[dict[str, Any]] = field(default_factory=list)
     unit: str = "weights"
     sparsity: float | None = None
+    dynamic: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -165,7 +168,11 @@ def _run_cell(entry: SweepEntry, spec: MethodSpec, model: nn.Module, example: An
               eval_fn: EvalFn | None, device: str, **kw: Any) -> nn.Module | None:
     pruned = copy.deepcopy(model).eval()
     try:
-        pruned = apply_method(spec, pruned, example, entry.ratio, **kw).eval()
+        if spec.kind == "dynamic":
+            entry.dynamic = apply_extra(spec, pruned, example, entry.ratio,
+                                        calib_data=kw.get("calib_data"))
+        else:
+            pruned = apply_method(spec, pruned, example, entry.ratio, **kw).eval()
         finalize(pruned)
     except Exception as e:  # noqa: BLE001 - a failing method marks its cell, the sweep goes on
         entry.fail("pruning", e)
@@ -204,7 +211,9 @@ def analyze(
     Args:
         model: the dense model (not modified).
         example_inputs: one input batch for tracing, MACs and timing (resized per batch size).
-        methods: method names (see :mod:`prunekit.bench.methods`).
+        methods: method names (see :mod:`prunekit.bench.methods`; ``dynamic`` / ``tome`` once
+            :mod:`prunekit.dynamic` is imported: their measured realised sparsity or tokens
+            kept stands beside the latency).
         ratios: pruning ratios in [0, 1).
         eval_fn: ``eval_fn(model) -> accuracy`` (higher is better; a number or
             ``{"accuracy": x}``) called on a copy of each model on ``config.device``.
@@ -247,7 +256,7 @@ def analyze(
     decisions: list[dict[str, Any]] = []
     if sparse_backends:
         for e in entries:
-            if e.status == "ok" and e.kind != "structured":
+            if e.status == "ok" and e.kind in ("unstructured", "nm"):
                 swapped = _with_sparse_backends(models[e.name], example_inputs, cfg, e.name,
                                                 decisions, sparse_timer)
                 if swapped is not None:

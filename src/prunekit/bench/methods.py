@@ -4,6 +4,9 @@
   :func:`prunekit.prune_weights` with global scope; the ratio is the sparsity.
 - ``N:M`` (``2:4``): :func:`prunekit.prune_weights` with that pattern; the ratio is ignored
   (the pattern fixes it), so the sweep runs it once.
+- a name registered in :data:`EXTRA_METHODS` (e.g. ``dynamic`` and ``tome``, registered by
+  :mod:`prunekit.dynamic` when it is imported): that area's function applies it at the ratio
+  and returns what it measured (realised sparsity, tokens kept, ...), shown beside latency.
 - any other name is a structured criterion (``l1``, ``l2``, ``taylor``, ``random`` …): channels
   are removed with :func:`prunekit.plan_structured` at the given ratio.
 """
@@ -17,11 +20,18 @@ from typing import Any, Literal
 
 from torch import nn
 
+from prunekit._registry import Registry
 from prunekit.masks.select import parse_pattern
 from prunekit.structural import plan_structured
 from prunekit.weights import prune_weights
 
-Kind = Literal["unstructured", "nm", "structured"]
+Kind = Literal["unstructured", "nm", "structured", "dynamic"]
+
+ExtraMethod = Callable[..., dict[str, Any]]
+"""``fn(model, example, ratio, calib_data=None) -> stats``: changes ``model`` in place (a copy
+the sweep owns) and returns named figures of what it does, e.g. ``{"tokens kept": 0.51}``."""
+
+EXTRA_METHODS: Registry[ExtraMethod] = Registry("analyze method")
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,8 @@ def parse_method(name: str) -> MethodSpec:
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"methods entries must be non-empty strings, got {name!r}")
     key = name.strip().lower()
+    if key in EXTRA_METHODS:
+        return MethodSpec(name, "dynamic", key)
     if ":" in key:
         try:
             return MethodSpec(name, "nm", "l1", parse_pattern(key))
@@ -87,6 +99,12 @@ def apply_method(spec: MethodSpec, model: nn.Module, example: Any, ratio: float,
         prune_weights(model, sparsity=ratio, criterion=spec.criterion, scope="global",
                       calib_data=calib_data, loss_fn=loss_fn)
     return model
+
+
+def apply_extra(spec: MethodSpec, model: nn.Module, example: Any, ratio: float, *,
+                calib_data: Iterable[Any] | None = None) -> dict[str, Any]:
+    """Apply a registered method to ``model`` in place; return its measured figures."""
+    return dict(EXTRA_METHODS.get(spec.criterion)(model, example, ratio, calib_data=calib_data))
 
 
 def layer_profile(dense: nn.Module, pruned: nn.Module) -> tuple[list[dict[str, Any]], str]:

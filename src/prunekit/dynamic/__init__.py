@@ -8,6 +8,7 @@
   (:mod:`prunekit.dynamic.early_exit`, :mod:`prunekit.dynamic.exit_train`).
 """
 
+from prunekit.dynamic import analyze_methods  # noqa: F401 - registers the analyze methods
 from prunekit.dynamic.activation import (
     detach as remove_activation_sparsity,
     disabled,

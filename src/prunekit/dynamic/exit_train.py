@@ -114,6 +114,16 @@ class ExitPoint:
     mean_ms: float
     full_ms: float
     speedup: float
+    speedup_ci: tuple[float, float] = (float("nan"), float("nan"))
+
+
+def _ratio_ci(slow: list[float], fast: list[float], n_boot: int = 1000) -> tuple[float, float]:
+    """95% bootstrap interval (resampling the samples) of ``mean(slow) / mean(fast)``."""
+    s, f = torch.tensor(slow, dtype=torch.float64), torch.tensor(fast, dtype=torch.float64)
+    idx = torch.randint(0, len(slow), (n_boot, len(slow)),
+                        generator=torch.Generator().manual_seed(0))
+    ratios = (s[idx].mean(1) / f[idx].mean(1)).sort().values
+    return float(ratios[int(0.025 * n_boot)]), float(ratios[int(0.975 * n_boot) - 1])
 
 
 def exit_curve(ee: EarlyExitModel, x: Tensor, y: Tensor, thresholds: Sequence[float],
@@ -122,7 +132,8 @@ def exit_curve(ee: EarlyExitModel, x: Tensor, y: Tensor, thresholds: Sequence[fl
 
     Each sample is classified ``repeats`` times by the early-exit model and the full model in
     alternating order; the fastest call of each counts (contention only adds time), and the
-    latency of a threshold is the mean over samples.
+    latency of a threshold is the mean over samples; ``speedup_ci`` is a 95% bootstrap
+    interval over samples.
     """
     clock = clock or WallClock()
     full = ee.backbone
@@ -160,7 +171,8 @@ def exit_curve(ee: EarlyExitModel, x: Tensor, y: Tensor, thresholds: Sequence[fl
             points.append(ExitPoint(float(t), correct / n,
                                     tuple(c / n for c in ee.exit_counts),
                                     statistics.fmean(fast), statistics.fmean(slow),
-                                    statistics.fmean(slow) / statistics.fmean(fast)))
+                                    statistics.fmean(slow) / statistics.fmean(fast),
+                                    _ratio_ci(slow, fast)))
     finally:
         ee.threshold = saved
         ee.reset_counts()

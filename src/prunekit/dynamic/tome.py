@@ -28,6 +28,18 @@ from prunekit.dynamic.tome_blocks import Shared, family
 _STATE = "_prunekit_tome"
 
 
+class _Reset:
+    """Forward pre-hook clearing the sizes (an object, so ``deepcopy`` keeps it paired with the
+    copied blocks' state)."""
+
+    def __init__(self, shared: Shared) -> None:
+        self.shared = shared
+
+    def __call__(self, _m: nn.Module, _a: object) -> None:
+        self.shared.size = None
+        self.shared.kept = []
+
+
 def is_token_block(m: nn.Module) -> bool:
     return family(m) is not None
 
@@ -100,12 +112,7 @@ def merge_tokens(model: nn.Module, r: int | float | Sequence[int | float]) -> li
     rs = _schedule(r, len(blocks))
     unmerge_tokens(model)
     shared = Shared()
-
-    def reset(_m: nn.Module, _a: object) -> None:
-        shared.size = None
-        shared.kept = []
-
-    handle = model.register_forward_pre_hook(reset)
+    handle = model.register_forward_pre_hook(_Reset(shared))
     model.__dict__[_STATE] = (shared, handle)
     for (_, blk), rb in zip(blocks, rs, strict=True):
         fwd = family(blk)[1]  # type: ignore[index]

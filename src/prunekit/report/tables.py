@@ -121,17 +121,29 @@ def _kept(e: dict[str, Any]) -> str:
     return f"{100 * e['sparsity']:.1f}% zero weights" if e.get("sparsity") is not None else "–"
 
 
+def _dynamic(e: dict[str, Any]) -> str:
+    """What an input-dependent method did, e.g. ``realised sparsity 41.2%``."""
+    return "; ".join(f"{k} {100 * v:.1f}%" if isinstance(v, float) and 0 <= v <= 1
+                     else f"{k} {fmt(v) if isinstance(v, float) else v}"
+                     for k, v in (e.get("dynamic") or {}).items()) or "–"
+
+
 def sweep_table(data: dict[str, Any]) -> Table:
     header = ["method", "ratio", "status", "accuracy", "MACs ratio",
               "weight sparsity / params kept", "latency ms"]
+    sweep = data.get("sweep", [])
+    dyn = any(e.get("dynamic") for e in sweep)
+    if dyn:
+        header += ["speedup", "dynamic (measured)"]
     rows = []
-    for e in data.get("sweep", []):
+    for e in sweep:
         if e["status"] != "ok":
             rows.append([e["method"], fmt(e["ratio"]), failed(e.get("error")), fmt(e.get("accuracy")),
-                         "", "", ""])
+                         "", "", ""] + (["", ""] if dyn else []))
             continue
         rows.append([e["method"], fmt(e["ratio"]), "ok", fmt(e.get("accuracy"), 4),
-                     fmt(e.get("macs_ratio")), _kept(e), fmt(e.get("latency_ms"))])
+                     fmt(e.get("macs_ratio")), _kept(e), fmt(e.get("latency_ms"))]
+                    + ([f"{fmt(e.get('speedup'))}×", _dynamic(e)] if dyn else []))
     return "Sweep: methods × ratios", header, rows
 
 

@@ -38,6 +38,7 @@ COVERED = {
     "MODEL_SPECS": "test_model_specs", "MODEL_DIRECTORIES": "test_model_specs",
     "ROW_CRITERIA": "tests/recsys/test_rows.py parametrizes over every row criterion",
     "ENTRY_METHODS": "tests/recsys/test_train.py runs every entry method",
+    "EXTRA_METHODS": "tests/dynamic/test_analyze_dynamic.py runs every dynamic analyze method",
 }
 
 

@@ -212,3 +212,31 @@ def test_recalibration_uses_dense_inputs(tiny, calib):
     direct = sparsify_activations(fresh, calib, 0.5, config=cfg)
     assert [r.threshold for r in again.layers] == [r.threshold for r in direct.layers]
     assert len(layer_states(tiny)) == 5
+
+
+def test_multi_token_dense_runs_the_unmodified_layer_beyond_one_token(tiny, calib):
+    ref_model = copy.deepcopy(tiny)
+    sparsify_activations(tiny, calib, 0.5, config=ActivationSparsityConfig(
+        kernel="gather_bag", multi_token="dense", **FAST))
+    states = layer_states(tiny)
+    assert all(not s.mask_multi for s in states.values())
+    with torch.no_grad():
+        for shape in [(4, 1, 32), (1, 16, 32)]:  # prefill and batch > 1: the dense answer
+            x = torch.randn(shape)
+            torch.testing.assert_close(tiny(x), ref_model(x))
+        x = torch.randn(1, 1, 32)  # one token: the sparse kernel
+        torch.testing.assert_close(tiny(x), _reference(ref_model, states, x))
+    with pytest.raises(ValueError, match="multi_token"):
+        ActivationSparsityConfig(multi_token="sometimes")
+
+
+def test_fallback_is_the_plain_linear_call(tiny, calib):
+    """Beyond one token a plain nn.Linear runs hardshrink + F.linear on its own weight."""
+    sparsify_activations(tiny, calib, 0.5, config=ActivationSparsityConfig(**FAST))
+    st = layer_states(tiny)["blocks.0.up"]
+    assert st.plain and st.mask_multi
+    x = torch.randn(3, 5, 32)
+    with torch.no_grad():
+        want = torch.nn.functional.linear(torch.nn.functional.hardshrink(x, st.threshold),
+                                          tiny.blocks[0].up.weight, tiny.blocks[0].up.bias)
+        assert torch.equal(tiny.blocks[0].up(x), want)

@@ -10,7 +10,8 @@ from prunekit.serialize import load, save
 
 
 def test_save_load_round_trip(tiny, calib, tmp_path):
-    sparsify_activations(tiny, calib, 0.5, config=ActivationSparsityConfig(repeats=2))
+    sparsify_activations(tiny, calib, 0.5, config=ActivationSparsityConfig(
+        repeats=2, multi_token="dense"))
     save(tiny, tmp_path / "m", spec="module:dynamic_models:build_tiny")
     doc = json.loads((tmp_path / "m" / "dynamic.json").read_text())
     assert set(doc["layers"]) == set(layer_states(tiny))
@@ -19,8 +20,8 @@ def test_save_load_round_trip(tiny, calib, tmp_path):
     with torch.no_grad():
         assert torch.equal(back(x), tiny(x))
     a, b = layer_states(tiny), layer_states(back)
-    assert {n: (s.threshold, s.kernel, s.blocks) for n, s in a.items()} == \
-        {n: (s.threshold, s.kernel, s.blocks) for n, s in b.items()}
+    assert {n: (s.threshold, s.kernel, s.blocks, s.mask_multi, s.plain) for n, s in a.items()} == \
+        {n: (s.threshold, s.kernel, s.blocks, s.mask_multi, s.plain) for n, s in b.items()}
 
 
 def test_hf_decoder_round_trip(tmp_path):

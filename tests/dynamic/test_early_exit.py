@@ -86,3 +86,14 @@ def test_entropy_criterion(data):
     with torch.no_grad():
         ee(data[0][:1])
     assert ee.exit_counts[0] == 1
+
+
+def test_one_dimensional_feature_maps_get_a_pooled_head():
+    """(B, C, L) maps of a Conv1d stage are pooled along L, not averaged over channels."""
+    torch.manual_seed(0)
+    cnn = nn.Sequential(nn.Sequential(nn.Conv1d(1, 6, 3, padding=1), nn.ReLU()),
+                        nn.Sequential(nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(6, 3)))
+    x, y = torch.randn(32, 1, 16), torch.randint(0, 3, (32,))
+    ee = early_exit(cnn, ["0"], (x, y), config=EarlyExitConfig(epochs=1))
+    linear = [m for m in ee.heads[0].modules() if isinstance(m, nn.Linear)][0]
+    assert linear.in_features == 6 * 8

@@ -60,18 +60,20 @@ class _Exit(Exception):  # noqa: N818 - control flow, never seen by users
         self.index, self.logits = index, logits
 
 
-def make_head(feature: Tensor, classes: int) -> nn.Module:
+def make_head(feature: Tensor, classes: int, channels_first: bool = False) -> nn.Module:
     """A linear classifier on pooled features.
 
     ``(B, C, H, W)`` maps are average-pooled to 2x2 (the coarse layout is kept: a global
-    average discards where strokes are), ``(B, C, L)`` to 2, ``(B, T, C)`` tokens averaged.
+    average discards where strokes are); 3-D features are ``(B, C, L)`` 1-D maps when
+    ``channels_first`` (pooled to 8 cells: a 1-D signal's shape is spread along it), else
+    ``(B, T, C)`` tokens, averaged.
     """
     if feature.dim() == 2:
         return nn.Linear(feature.shape[1], classes)
-    if feature.dim() == 3:
+    if feature.dim() == 3 and not channels_first:
         return nn.Sequential(_TokenMean(), nn.Linear(feature.shape[2], classes))
-    pool = nn.AdaptiveAvgPool2d(2) if feature.dim() == 4 else nn.AdaptiveAvgPool1d(2)
-    cells = 4 if feature.dim() == 4 else 2
+    pool = nn.AdaptiveAvgPool2d(2) if feature.dim() == 4 else nn.AdaptiveAvgPool1d(8)
+    cells = 4 if feature.dim() == 4 else 8
     return nn.Sequential(pool, nn.Flatten(), nn.Linear(feature.shape[1] * cells, classes))
 
 

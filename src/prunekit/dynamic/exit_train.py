@@ -50,6 +50,11 @@ def _features(backbone: nn.Module, at: Sequence[str], data: Any, batch_size: int
     return [torch.cat(store[i]) for i in range(len(at))], torch.cat(ys), classes
 
 
+def _conv1d_output(m: nn.Module) -> bool:
+    """A 3-D output of a module holding ``Conv1d`` layers is ``(B, C, L)``, not tokens."""
+    return any(isinstance(x, (nn.Conv1d, nn.BatchNorm1d)) for x in m.modules())
+
+
 def _train_head(head: nn.Module, feats: Tensor, y: Tensor, cfg: EarlyExitConfig) -> None:
     opt = torch.optim.Adam(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -98,7 +103,8 @@ def early_exit(model: nn.Module, at: Sequence[str], train_data: Any,
     finally:
         model.train(was_training)
     torch.manual_seed(cfg.seed)
-    heads = [make_head(f[:1], classes) for f in feats]
+    heads = [make_head(f[:1], classes, _conv1d_output(names[n]))
+             for f, n in zip(feats, at, strict=True)]
     for head, f in zip(heads, feats, strict=True):
         _train_head(head, f, y, cfg)
     return EarlyExitModel(model, at, heads, cfg).eval()

@@ -129,7 +129,9 @@ def main() -> None:
     ap.add_argument("--fallback-rounds", dest="fallback_rounds", type=int, default=0,
                     help="rounds of the prefill / batch-8 cells (default: rounds // 2)")
     ap.add_argument("--multi-token", dest="multi_token", choices=("masked", "dense"),
-                    default="masked")
+                    default="dense")
+    ap.add_argument("--kernel", default=None,
+                    help="force one batch-1 kernel (no kernel timing; for fallback-only runs)")
     args = ap.parse_args()
     if args.clock == "cpu" and args.threads != 1:
         ap.error("--clock cpu needs --threads 1 (CPU time sums the threads)")
@@ -149,7 +151,7 @@ def main() -> None:
             ("compiled",) if args.compile else ())
         for s in (float(v) for v in args.sparsity.split(",")):
             rep = sparsify_activations(model, calib, s, config=ActivationSparsityConfig(
-                kernels=kernels, repeats=9, multi_token=args.multi_token))
+                kernels=kernels, repeats=9, multi_token=args.multi_token, kernel=args.kernel))
             chosen = sorted({r.kernel for r in rep.layers})
             per = {}
             for r in rep.layers:

@@ -53,7 +53,7 @@ def _sweep(start: dict, ids, sparsities: list[float], score) -> list[list[str]]:
                 m = copy.deepcopy(model)
                 rep = sparsify_activations(m, ids, s, config=ActivationSparsityConfig(
                     allocation=alloc, kernels=("masked_dense",), repeats=1,
-                    exclude=("pooler.*", "lm_head")))
+                    exclude=("pooler.*", "lm_head"), multi_token="masked"))
                 rows.append([label, alloc, f"{s:.0%}", f"{rep.mean_heldout:.1%}", *score(m)])
                 print(rows[-1], flush=True)
     return rows

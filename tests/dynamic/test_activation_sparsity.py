@@ -46,7 +46,7 @@ def test_every_kernel_equals_masked_dense(tiny, calib, kernel, dtype, layout):
     ref_model = copy.deepcopy(tiny).to(dtype)
     model = tiny.to(dtype)
     sparsify_activations(model, calib.to(dtype), 0.5, config=ActivationSparsityConfig(
-        kernel=kernel, weight_layout=layout, **FAST))
+        kernel=kernel, weight_layout=layout, multi_token="masked", **FAST))
     states = layer_states(model)
     assert all(s.kernel == kernel for s in states.values())
     tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=2e-2, atol=2e-2)
@@ -62,8 +62,8 @@ def test_conv1d_gather_matches_reference():
     conv = transformers.pytorch_utils.Conv1D(24, 16)  # weight (in=16, out=24)
     model = nn.Sequential(conv)
     ref = copy.deepcopy(model)
-    sparsify_activations(model, torch.randn(40, 4, 16), 0.5,
-                         config=ActivationSparsityConfig(kernel="gather_bag", **FAST))
+    sparsify_activations(model, torch.randn(40, 4, 16), 0.5, config=ActivationSparsityConfig(
+        kernel="gather_bag", multi_token="masked", **FAST))
     states = layer_states(model)
     for shape in [(1, 1, 16), (2, 5, 16)]:
         x = torch.randn(shape)
@@ -215,9 +215,10 @@ def test_recalibration_uses_dense_inputs(tiny, calib):
 
 
 def test_multi_token_dense_runs_the_unmodified_layer_beyond_one_token(tiny, calib):
+    """The default: prefill and batches > 1 get exactly the dense model's answer."""
     ref_model = copy.deepcopy(tiny)
     sparsify_activations(tiny, calib, 0.5, config=ActivationSparsityConfig(
-        kernel="gather_bag", multi_token="dense", **FAST))
+        kernel="gather_bag", **FAST))
     states = layer_states(tiny)
     assert all(not s.mask_multi for s in states.values())
     with torch.no_grad():
@@ -232,7 +233,8 @@ def test_multi_token_dense_runs_the_unmodified_layer_beyond_one_token(tiny, cali
 
 def test_fallback_is_the_plain_linear_call(tiny, calib):
     """Beyond one token a plain nn.Linear runs hardshrink + F.linear on its own weight."""
-    sparsify_activations(tiny, calib, 0.5, config=ActivationSparsityConfig(**FAST))
+    sparsify_activations(tiny, calib, 0.5, config=ActivationSparsityConfig(
+        multi_token="masked", **FAST))
     st = layer_states(tiny)["blocks.0.up"]
     assert st.plain and st.mask_multi
     x = torch.randn(3, 5, 32)

@@ -11,7 +11,7 @@ from prunekit.serialize import load, save
 
 def test_save_load_round_trip(tiny, calib, tmp_path):
     sparsify_activations(tiny, calib, 0.5, config=ActivationSparsityConfig(
-        repeats=2, multi_token="dense"))
+        repeats=2, multi_token="masked"))
     save(tiny, tmp_path / "m", spec="module:dynamic_models:build_tiny")
     doc = json.loads((tmp_path / "m" / "dynamic.json").read_text())
     assert set(doc["layers"]) == set(layer_states(tiny))

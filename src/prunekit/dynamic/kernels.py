@@ -13,9 +13,9 @@ in which weights they read:
 * ``compiled``: ``torch.compile`` of the masked-dense function.
 
 Only inputs holding a single token (batch-1 decode) take a gather kernel; prefill and batches
-above one run masked-dense (one ``hardshrink`` before the layer's own ``F.linear``), so every
-batch and sequence length gets the reference answer — or, with ``multi_token="dense"``, the
-unmodified ``F.linear`` (sparsity at batch-1 decode only).
+above one run the unmodified ``F.linear`` (``multi_token="dense"``, the default), or
+masked-dense (``"masked"``: one ``hardshrink`` before the layer's own ``F.linear``, the
+reference answer for every batch and sequence length).
 """
 
 from __future__ import annotations
@@ -136,9 +136,9 @@ def dynamic_forward(m: nn.Module, st: LayerState, x: Tensor, *args: Any, **kw: A
     """The forward installed on a sparsified layer (original forward when disabled).
 
     A single-token input without autograd takes the layer's chosen kernel. Any other input
-    (prefill, batch > 1, training) takes the fallback: for a plain ``nn.Linear`` one
-    ``hardshrink`` of the input and the same ``F.linear`` call the layer's own forward makes
-    (``multi_token="masked"``), or that ``F.linear`` call alone (``"dense"``); no weight copy.
+    (prefill, batch > 1, training) takes the fallback: the layer's own forward
+    (``multi_token="dense"``), or for a plain ``nn.Linear`` one ``hardshrink`` of the input and
+    the same ``F.linear`` call that forward makes (``"masked"``); no weight copy either way.
     """
     if not st.enabled or args or kw:
         return st.orig_forward(x, *args, **kw)  # type: ignore[misc]

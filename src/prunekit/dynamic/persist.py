@@ -40,7 +40,7 @@ def from_dict(model: nn.Module, doc: dict[str, Any]) -> None:
         attach(mods[n], LayerState(threshold=float(d["threshold"]), sparsity=float(d["sparsity"]),
                                    kernel=str(d["kernel"]), blocks=int(d["blocks"]),
                                    enabled=bool(d.get("enabled", True)),
-                                   mask_multi=bool(d.get("mask_multi", True))))
+                                   mask_multi=bool(d.get("mask_multi", False))))
     model.__dict__.setdefault("_prunekit_extensions", {}).update(EXTENSION)
     model.__dict__["_prunekit_dynamic_config"] = dict(doc.get("config", {}))
 

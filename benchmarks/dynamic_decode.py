@@ -204,7 +204,9 @@ def main() -> None:
     if max(float(v) for v in load0.split()[2:5:2]) > 2 or \
             max(float(v) for v in load1.split()[2:5:2]) > 2:
         caveats.append("the machine was shared while measuring (load average above 2)")
-    path = write_result(args.name, "Activation sparsity: batch-1 decode on CPU", tables,
+    title = ("Activation sparsity: batch-1 decode on CPU" if "decode1" in cells else
+             f"Activation sparsity: prefill and batch 8 on CPU (multi_token={args.multi_token!r})")
+    path = write_result(args.name, title, tables,
                         caveats=caveats, load=f"{load0} at start, {load1} at end")
     print(path)
 

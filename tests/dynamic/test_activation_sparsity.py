@@ -115,7 +115,8 @@ def test_disabled_and_remove_restore_dense(tiny, calib):
     x = torch.randn(2, 3, 32)
     with torch.no_grad():
         dense = tiny(x)
-    sparsify_activations(tiny, calib, 0.5, config=ActivationSparsityConfig(**FAST))
+    sparsify_activations(tiny, calib, 0.5, config=ActivationSparsityConfig(
+        multi_token="masked", **FAST))
     with torch.no_grad():
         assert not torch.equal(tiny(x), dense)
         with disabled(tiny):

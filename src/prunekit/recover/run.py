@@ -75,7 +75,8 @@ def calib_provider(loader: Iterable, n: int, device: torch.device,
     batch size is the global one, ``loader.batch_size * world_size``)."""
     source: Iterable = calib_loader if calib_loader is not None else loader
     if calib_loader is None and isinstance(loader, torch.utils.data.DataLoader):
-        bs = (loader.batch_size or 1) * ddp.world_size()
+        bs = getattr(loader.batch_sampler, "global_batch", None)
+        bs = bs or (loader.batch_size or 1) * ddp.world_size()
         source = torch.utils.data.DataLoader(loader.dataset, batch_size=bs, shuffle=False,
                                              collate_fn=loader.collate_fn)
 

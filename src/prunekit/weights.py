@@ -18,6 +18,7 @@ from prunekit.config import Scope, WeightPruneConfig
 from prunekit.importance import get_criterion
 from prunekit.masks.apply import get_mask, set_mask
 from prunekit.masks.layout import layout_for
+from prunekit.masks.save_guard import guard_save_pretrained
 from prunekit.masks.select import global_masks, nm_mask, unstructured_mask
 from prunekit.stats import module_type_name
 from prunekit.importance.random import RandomScore
@@ -234,6 +235,7 @@ def prune_weights(
     scores = score_layers(model, layers, cfg, calib_data, loss_fn)
     masks, skipped = compute_masks(layers, scores, cfg)
     _apply(layers, masks)  # all validation passed: mutate last
+    guard_save_pretrained(model)  # HF save_pretrained writes the masked weights, not *.original
     report = WeightPruneReport(config=cfg, skipped=skipped)
     for name, mod in layers.items():
         w = mod.weight

@@ -21,6 +21,7 @@ from torch import nn
 
 from prunekit.call import call_model
 from prunekit.masks.apply import apply_masks, finalize
+from prunekit.masks.save_guard import guard_save_pretrained
 from prunekit.recover import ddp
 from prunekit.io import atomic_write_bytes
 from prunekit.recover.checkpoint import Checkpointer, model_fingerprint
@@ -217,6 +218,8 @@ def run_recipe(recipe: Recipe, model: nn.Module, train_loader: Iterable,
                        None if ckpt is None else ckpt.dir)
     if finalize_model:
         finalize(model)
+    else:
+        guard_save_pretrained(model)
     if ckpt is not None and ckpt.enabled:
         atomic_write_bytes(ckpt.dir / "result.json",
                            json.dumps(result.to_dict(), indent=2, default=str).encode())

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from prunekit.io import import_factory
+from prunekit.io import import_factory, load_weights
 from prunekit.recover import ddp
 from prunekit.recover.recipe import DataSpec, Recipe
 from prunekit.recover.tasks import build_model, load_task
@@ -51,10 +51,13 @@ def build_recipe_model(recipe: Recipe, weights: str | Path | None = None) -> nn.
         torch.manual_seed(recipe.seed)
         model = build_model(recipe.model)
     if weights is not None:
-        from safetensors.torch import load_file
-
-        state = load_file(str(weights))
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        state = load_weights(weights)  # safetensors, or .pt/.pth read with weights_only
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # shapes differ
+            first = str(e).strip().splitlines()[-1].strip()
+            raise ValueError(f"--weights {weights}: tensors do not fit {recipe.model} ({first})"
+                             ) from None
         if missing or unexpected:
             raise ValueError(f"--weights {weights}: keys do not match {recipe.model} "
                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")

@@ -77,6 +77,13 @@ def _plain(model: nn.Module) -> dict[str, Any]:
             if not k.startswith("_") and k != "training" and isinstance(v, _SCALARS)}
 
 
+def _stateless(model: nn.Module) -> dict[str, str]:
+    """Settings of the modules without tensors (dropout rates, pooling sizes, activations),
+    which pruning does not change: EfficientNet-B1 and B2 differ only there and in widths."""
+    return {n: f"{type(m).__name__}({m.extra_repr()})" for n, m in model.named_modules()
+            if not m._parameters and not m._buffers and not m._modules}
+
+
 def _settings(model: nn.Module) -> dict[str, Any]:
     """Root attributes that are constructor parameters of the model's class."""
     try:
@@ -135,7 +142,7 @@ def torchvision_builder(model: nn.Module) -> tuple[str, dict[str, Any]] | None:
         {"weights": None, "weights_backbone": None}
     own = model.state_dict()
     keys = set(own)
-    best: tuple[tuple[int, bool, int, int], str, dict[str, Any]] | None = None
+    best: tuple[tuple[int, bool, int, int, int], str, dict[str, Any]] | None = None
     for name in torchvision.models.list_models(module=ns):
         if torchvision.models.get_model_builder(name).__module__ != mod:
             continue  # builders live beside their model class
@@ -148,6 +155,7 @@ def torchvision_builder(model: nn.Module) -> tuple[str, dict[str, Any]] | None:
             continue
         score = (len(set(csd) - keys), _grouped(cand) != _grouped(model),
                  len(set(_plain(cand).items()) ^ set(_plain(model).items())),
+                 len(set(_stateless(cand).items()) ^ set(_stateless(model).items())),
                  sum(csd[k].shape != own[k].shape for k in keys))
         if best is None or score < best[0]:
             best = (score, name, kwargs)

@@ -165,12 +165,15 @@ def _write(model: nn.Module, path: Path, spec: str | None, spec_kwargs: dict[str
 
 
 def _structure(model: nn.Module) -> list[tuple[str, str, str]]:
-    """Every module's name, type and settings; the root's also lists its plain attributes
-    (``image_size``, ``aux_logits`` ...), which forward may read."""
-    out = [(n, type(m).__name__, m.extra_repr()) for n, m in model.named_modules()]
-    plain = sorted((k, repr(v)) for k, v in vars(model).items()
-                   if not k.startswith("_") and k != "training" and isinstance(v, _PLAIN))
-    return out + [("<root>", "attributes", repr(plain))]
+    """Every module's name, type and settings."""
+    return [(n, type(m).__name__, m.extra_repr()) for n, m in model.named_modules()]
+
+
+def _root_settings(model: nn.Module) -> dict[str, Any]:
+    """The root's plain attributes (``image_size``, ``aux_logits`` ...), which forward may read
+    and no ``extra_repr`` shows."""
+    return {k: v for k, v in vars(model).items()
+            if not k.startswith("_") and k != "training" and isinstance(v, _PLAIN)}
 
 
 def _prove_rebuilds(model: nn.Module, path: Path, written: list[Path], shown: Path) -> None:
@@ -184,6 +187,10 @@ def _prove_rebuilds(model: nn.Module, path: Path, written: list[Path], shown: Pa
         if diff is not None or len(a) != len(b):
             why = (f"module {diff[0][0] or '<root>'} rebuilds as {diff[1][1]}({diff[1][2]}), "
                    f"not {diff[0][1]}({diff[0][2]})" if diff else "the module tree differs")
+        elif _root_settings(model) != _root_settings(again):
+            mine, theirs = _root_settings(model), _root_settings(again)
+            key = next(k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k))
+            why = f"its attribute {key} = {mine.get(key)!r} rebuilds as {theirs.get(key)!r}"
         else:
             own, got = model.state_dict(), again.state_dict()
             bad = [k for k in own if k not in got or not torch.equal(

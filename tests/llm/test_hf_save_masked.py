@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -54,6 +56,13 @@ def test_tied_masked_weight_is_refused_in_one_line(tmp_path):
         model.save_pretrained(out)
     assert "\n" not in str(e.value)
     assert not out.exists()
+
+
+def test_a_copy_saves_itself(tmp_path):
+    model = _llama()
+    pk.prune_weights(model, 0.5)
+    clone = copy.deepcopy(model)
+    assert clone.save_pretrained.model is clone
 
 
 def test_finalised_model_saves_as_usual(tmp_path):

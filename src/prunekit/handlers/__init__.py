@@ -14,11 +14,11 @@ from prunekit.handlers import (  # noqa: F401
     tv_swin,
 )
 from prunekit.handlers import examples  # noqa: F401,E402  (after every handler module)
+from prunekit.handlers import base
 from prunekit.handlers.base import (
     HANDLERS,
     Handler,
     HandlerExample,
-    HandlerBase,
     InternalGroup,
     PruneError,
     get_handler,
@@ -27,6 +27,12 @@ from prunekit.handlers.base import (
 )
 
 __all__ = [
-    "HANDLERS", "Handler", "HandlerBase", "HandlerExample", "InternalGroup", "PruneError", "get_handler",
+    "HANDLERS", "Handler", "HandlerExample", "InternalGroup", "PruneError", "get_handler",
     "register_handler", "slice_param",
 ]
+
+
+def __getattr__(name: str):
+    if name == "HandlerBase":  # deprecated: warns in prunekit.handlers.base
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

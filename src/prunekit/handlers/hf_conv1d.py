@@ -9,10 +9,10 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from prunekit.handlers._proj import conv1d_in, is_conv1d
-from prunekit.handlers.base import HANDLERS, HandlerBase, resize_params, slice_param
+from prunekit.handlers.base import HANDLERS, Handler, resize_params, slice_param
 
 
-class HFConv1DHandler(HandlerBase):
+class HFConv1DHandler(Handler):
     """``y = x @ W + b`` with ``W`` ``(nx, nf)``; channels on the last axis of x and y."""
 
     def in_channels(self, m: nn.Module) -> int:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from prunekit.handlers.base import HandlerBase, register_handler, resize_params, slice_param
+from prunekit.handlers.base import Handler, register_handler, resize_params, slice_param
 
 
-class LinearHandler(HandlerBase):
+class LinearHandler(Handler):
     """``weight`` ``(out_features, in_features)``; channels on the last axis of x and y."""
 
     def in_channels(self, m: nn.Module) -> int:

@@ -6,7 +6,6 @@ from prunekit.handlers import (  # noqa: F401
     attention_hf,
     conv,
     embedding,
-    hf_conv1d,
     linear,
     norm,
     rnn,

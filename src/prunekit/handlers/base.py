@@ -168,13 +168,15 @@ class Handler(ABC):
     def cost(self, m: nn.Module, n_in: int | None, n_out: int | None) -> tuple[int, int]:
         """``(params, macs_per_output_position)`` of ``m`` with ``n_in``/``n_out`` channels kept.
 
-        The default scales every parameter of ``weight_slices`` proportionally and counts no MACs.
+        The default scales every parameter of ``weight_slices`` proportionally (once for a
+        coupled module, whose one channel set is both sides) and counts no MACs.
         """
         total = 0
         cin, cout = self.in_channels(m), self.out_channels(m)
+        sides = [("out", cout, n_out)] + ([] if self.in_out_coupled(m) else [("in", cin, n_in)])
         for p in m.parameters(recurse=True):
             n = float(p.numel())
-            for dim, full, kept in (("out", cout, n_out), ("in", cin, n_in)):
+            for dim, full, kept in sides:
                 if full and kept is not None and any(p is q for q, _ in self.weight_slices(m, dim)):
                     n *= kept / full
             total += int(round(n))

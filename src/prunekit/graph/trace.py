@@ -202,8 +202,7 @@ class Tracer:
         if rec.in_labels is not None and g > 1:
             for block in rec.in_labels.reshape(-1, g):
                 self.uf.union_all(block, f"{rec.name} removes input channels in blocks of {g}")
-        consumed = {id(t) for t, _ in h.in_tensors(m, args, kwargs)}
-        consumed |= self._states_in(rec, args, kwargs)
+        consumed = {id(t) for t, _ in h.in_tensors(m, args, kwargs)} | self._states_in(rec, args, kwargs)
         for t in flat_tensors(args) + flat_tensors(kwargs):
             if id(t) not in consumed:  # an argument whose channels the handler does not prune
                 self.uf.fix(self.get(t), f"passed to {rec.name} ({type(m).__name__}) as an "

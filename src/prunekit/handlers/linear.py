@@ -12,8 +12,12 @@ import warnings
 
 from torch import Tensor, nn
 
-from prunekit.handlers._proj import is_conv1d
 from prunekit.handlers.base import HANDLERS, Handler, register_handler, resize_params, slice_param
+
+
+def is_conv1d(m: nn.Module) -> bool:
+    """True for HF ``Conv1D`` (transposed linear with ``nf``; older transformers have no ``nx``)."""
+    return type(m).__name__ == "Conv1D" and hasattr(m, "nf") and hasattr(m, "weight")
 
 
 class ProjectionHandler(Handler):
@@ -70,6 +74,11 @@ class ProjectionHandler(Handler):
 LINEAR = ProjectionHandler(out_axis=0, out_attr="out_features", in_attr="in_features")
 HF_CONV1D = ProjectionHandler(out_axis=1, out_attr="nf", in_attr="nx")
 register_handler(nn.Linear, LINEAR)
+
+
+def projection(m: nn.Module) -> ProjectionHandler:
+    """The handler of projection ``m`` (``nn.Linear`` or HF ``Conv1D``)."""
+    return HF_CONV1D if is_conv1d(m) else LINEAR
 
 
 def resolve_hf_conv1d(m: nn.Module) -> ProjectionHandler | None:

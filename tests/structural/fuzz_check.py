@@ -40,7 +40,7 @@ def _same(a, b) -> tuple[bool, float]:
 
 
 def reason_key(why: str) -> str:
-    for key in ("masked reference", "model output", "argument whose channels", "excluded",
+    for key in ("size is read", "masked reference", "model output", "argument whose channels", "excluded",
                 "sizes fixed", "state of", "label rule", "cannot be pruned", "several axes"):
         if key in why:
             return key

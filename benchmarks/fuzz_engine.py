@@ -7,6 +7,10 @@ weights); ``verify`` is run too. Counts: tried, pruned, refused (by reason), wro
 crashes, verify false alarms.
 
     python benchmarks/fuzz_engine.py --seeds 2000
+    python benchmarks/fuzz_engine.py --seeds 2000 --start 2000   # another seed range
+
+A run starting at seed 0 writes ``results/fuzz_engine.json``; one starting elsewhere writes
+``results/fuzz_engine_from_<start>.json``.
 """
 
 from __future__ import annotations
@@ -64,7 +68,10 @@ def _write(args, done, counts, reasons, failures, secs, load0) -> None:
     if failures:
         tables.append({"title": "Failures", "columns": ["seed", "status", "verify", "detail"],
                        "rows": failures})
-    write_result("fuzz_engine", "Structural engine: random architectures", tables,
+    name = "fuzz_engine" + (f"_from_{args.start}" if args.start else "")
+    title = "Structural engine: random architectures" + (
+        f" (seeds from {args.start})" if args.start else "")
+    write_result(name, title, tables,
                  command=f"python benchmarks/fuzz_engine.py --seeds {args.seeds}"
                          + (f" --start {args.start}" if args.start else ""),
                  caveats=["random weights; outcomes do not depend on training",

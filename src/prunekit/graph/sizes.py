@@ -43,18 +43,12 @@ maximum minimum fmax fmin atan2 hypot xlogy copysign threshold hardtanh leaky_re
 """.split())
 
 
-def _op_name(func: Any) -> str:
-    name = getattr(func, "__name__", "")
-    if name.startswith("__") and name.endswith("__"):  # __rtruediv__, __imul__, ...
-        name = name[2:-2]
-        if name[:1] in ("r", "i") and name[1:] in _DUNDER:
-            name = name[1:]
-        name = _DUNDER.get(name, name)
-    return name.rstrip("_")
-
-
 _DUNDER = {"truediv": "div", "floordiv": "floor_divide", "mod": "remainder", "mul": "mul",
            "add": "add", "sub": "sub", "pow": "pow", "div": "div"}
+# every spelling of those ops as a function name: mul, mul_, __mul__, __rmul__, __imul__, ...
+_VALUE_NAMES = frozenset(VALUE_OPS | {n + "_" for n in VALUE_OPS} | {
+    f"__{p}{d}__" for d, op in _DUNDER.items() if op in VALUE_OPS for p in ("", "r", "i")})
+_SIZE_NAMES = frozenset({"__get__", "size", "__len__", "numel"})
 
 
 class SizeRead(int):
@@ -161,12 +155,14 @@ class SizeReads(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if self.tracer.depth == 0 and _op_name(func) in VALUE_OPS:
-            reads = _found(args, []) + _found(kwargs, [])
-            for r in reads:
+        if self.tracer.depth:  # inside a handled module: nothing to do (and fast)
+            return func(*args, **kwargs)
+        name = getattr(func, "__name__", "")
+        if name in _VALUE_NAMES:
+            for r in _found(args, []) + _found(kwargs, []):
                 r._value()
         out = func(*args, **kwargs)
-        if self.tracer.depth == 0 and args and isinstance(args[0], Tensor):
+        if name in _SIZE_NAMES and args and isinstance(args[0], Tensor):
             return self._wrap(func, args, out)
         return out
 

@@ -1,7 +1,8 @@
 """Fuzz the structural engine with random architectures and count the outcomes.
 
-Each seed builds one random model (``tests/structural/fuzz_models.py``), plans 50% channel
-pruning, applies it, and compares the pruned model on two inputs with an independent masked
+Each seed builds one random model (``tests/structural/fuzz_models.py``), plans channel
+pruning with a setting drawn from the seed (ratio 0.3/0.5/0.7, local or global scope, L1, L2
+or random scores), applies it, and compares the pruned model on two inputs with an independent masked
 reference (``tests/structural/masked_reference.py``: removed channels zeroed in the dense
 weights); ``verify`` is run too. Counts: tried, pruned, refused (by reason), wrong, verify
 crashes, verify false alarms.
@@ -59,8 +60,9 @@ def _write(args, done, counts, reasons, failures, secs, load0) -> None:
             ["verify false alarms", counts["verify false_alarm"]],
             ["verify missed a wrong model", counts["verify missed"]]]
     tables = [{"title": "Outcomes", "columns": ["outcome", "models"], "rows": rows,
-               "notes": f"seeds {args.start}..{args.start + done - 1}, 50% of channels "
-                        f"per group (l1), two inputs per model; {secs:.0f} s on one thread"},
+               "notes": f"seeds {args.start}..{args.start + done - 1}; per seed a ratio of 0.3, "
+                        f"0.5 or 0.7, local or global scope, L1, L2 or random scores; two "
+                        f"inputs per model; {secs:.0f} s on one thread"},
               {"title": "Models with channels left unpruned, by reason (a model may have "
                         "several; outputs themselves are always kept)",
                "columns": ["reason", "models"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import random
 from dataclasses import dataclass, field
 
 import torch
@@ -47,12 +48,19 @@ def reason_key(why: str) -> str:
     return why.split(":")[0][:40]
 
 
+def setting(seed: int) -> dict:
+    """The pruning setting of a seed: ratio 0.3/0.5/0.7, local or global scope, L1/L2/random."""
+    rng = random.Random(seed * 7919 + 1)
+    return {"ratio": rng.choice([0.3, 0.5, 0.7]), "scope": rng.choice(["local", "global"]),
+            "criterion": rng.choice(["l1", "l2", "random"])}
+
+
 def run_case(seed: int) -> Outcome:
     torch.manual_seed(seed)
     model = FuzzNet(seed).eval()
     x = inputs(seed)
     try:
-        plan = plan_structured(model, x, ratio=0.5)
+        plan = plan_structured(model, x, **setting(seed))
     except PruneError as err:
         return Outcome(seed, "refused", reasons=["whole plan: " + str(err)[:60]])
     reasons = sorted({reason_key(w) for _, _, w in plan.fixed

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from prunekit.call import call_model, is_kv_cache, no_kv_cache
 from prunekit.graph.rules import flat_tensors
 from prunekit.handlers.base import call_opt, get_handler
-from prunekit.structural.apply import apply_plan, shared_copy
+from prunekit.structural.apply import apply_plan
 
 
 @dataclass
@@ -200,10 +200,12 @@ def compare(model: nn.Module, plan, pruned: nn.Module, x: Any, atol: float = 1e-
             rtol: float = 1e-4, share: bool = False) -> VerifyResult:
     """Masked reference of ``model`` vs ``pruned`` on ``x``: every floating output compared.
 
-    ``share``: build the reference on a copy sharing ``model``'s parameters (hooks only read
-    them), as the planner's trial does. Exceptions of the forward passes propagate.
+    ``share``: run the reference on ``model`` itself, its hooks removed afterwards (the
+    planner's trial does: a forward in eval mode without grad, as the trace runs, and no copy
+    of the module tree to pay for). Otherwise on a deep copy. Exceptions of the forward passes
+    propagate.
     """
-    masked = shared_copy(model) if share else _copy.deepcopy(model)
+    masked = model if share else _copy.deepcopy(model)
     handles = _install(masked, pruned, plan)
     try:
         ref = _run(masked, x, "masked")

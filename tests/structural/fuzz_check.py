@@ -41,10 +41,15 @@ def _same(a, b) -> tuple[bool, float]:
 
 
 def reason_key(why: str) -> str:
-    for key in ("size is read", "masked reference", "model output", "argument whose channels", "excluded",
-                "sizes fixed", "state of", "label rule", "cannot be pruned", "several axes"):
+    """A short key for a reason (the op or the kind of constraint, not where it happened)."""
+    for key in ("size is read", "masked reference", "model output", "argument whose channels",
+                "excluded", "sizes fixed", "state of", "label rule", "cannot be pruned",
+                "several axes", "called more than once", "is a grouped conv",
+                "a pruned trial failed"):
         if key in why:
             return key
+    if why.startswith("aten."):
+        return why.split(" at ")[0]  # an op the labels cannot follow, e.g. aten.roll.default
     return why.split(":")[0][:40]
 
 

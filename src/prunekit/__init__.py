@@ -22,8 +22,7 @@ _NAMES = {
     # structure: trace -> score -> plan -> apply -> verify
     "DependencyGraph": "prunekit.graph",
     "GROUP_CRITERIA": "prunekit.importance.structured",
-    "Handler": "prunekit.handlers", "HandlerBase": "prunekit.handlers",
-    "InternalGroup": "prunekit.handlers", "PruneError": "prunekit.handlers",
+    "Handler": "prunekit.handlers", "InternalGroup": "prunekit.handlers", "PruneError": "prunekit.handlers",
     "register_handler": "prunekit.handlers",
     "StructuredPlan": "prunekit.structural", "VerifyResult": "prunekit.structural",
     "plan_structured": "prunekit.structural", "verify": "prunekit.structural",
@@ -69,7 +68,7 @@ __all__ = [
     "WeightPruneReport", "prune_weights", "export_torch_prune", "finalize", "import_torch_prune",
     "register_layout",
     # structure
-    "DependencyGraph", "GROUP_CRITERIA", "Handler", "HandlerBase", "InternalGroup", "PruneError",
+    "DependencyGraph", "GROUP_CRITERIA", "Handler", "InternalGroup", "PruneError",
     "register_handler", "StructuredPlan", "VerifyResult", "plan_structured", "verify",
     "register_attribute_sync", "HybridReport", "prune_hybrid", "LayerDropReport", "drop_layers",
     # recovery
@@ -102,6 +101,7 @@ _DEPRECATED = {
     "load_model_spec": ("prunekit.io", "load_model_spec", "prunekit.io.load_model_spec"),
     "load_weights": ("prunekit.io", "load_weights", "prunekit.io.load_weights"),
     "save_weights": ("prunekit.io", "save_weights", "prunekit.io.save_weights"),
+    "HandlerBase": ("prunekit.handlers.base", "_HandlerBase", "prunekit.Handler"),
 }
 
 # Areas beyond the core pipeline load on first use, so `import prunekit` stays light and an

@@ -99,8 +99,7 @@ def run_lm(args) -> None:
                         "held-out tokens. TEAL reports 40-50% model-wide sparsity with minimal "
                         "degradation on Llama-2/3 and Mistral 7B-70B, its block-wise greedy "
                         "allocation ahead of uniform."}]
-    caveats = ["a 2M-parameter model: its activations are far less heavy-tailed than the "
-               "7B-70B models TEAL reports on"]
+    caveats = ["a 2M-parameter model; TEAL's figures are for 7B-70B models"]
     if info.get("steps") != 1600:
         caveats.append(f"this tiny LM was trained {info.get('steps')} steps, not the 1600 of "
                        "the one-shot tables (llm_tiny_lm): a smaller training budget")

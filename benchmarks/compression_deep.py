@@ -174,6 +174,36 @@ def _tables(results: dict[str, list[dict]], paper: dict | None = None,
     ]
 
 
+def layer_table(results: dict[str, list[dict]]) -> dict:
+    """Where the Huffman-stage bytes of each model go, layer by layer (first run of each)."""
+    rows = []
+    for arch, runs in results.items():
+        info = runs[0]["info"]
+        layers = [e for e in info["tensors"] if e["kind"] != "raw"]
+        total = sum(e["bits"]["huffman"] for e in layers)
+        dense = sum(e["bits"]["dense"] for e in layers)
+        for e in layers:
+            numel = e["bits"]["dense"] // 32
+            b = e["bits"]["huffman"]
+            fixed = b - e["codes"]["nbits"] - e.get("gaps", {}).get("nbits", 0)
+            rows.append([arch, e["key"].removesuffix(".weight"), "x".join(map(str, e["shape"])),
+                         f"{100 * numel * 32 / dense:.1f}%", f"{100 * e['n_kept'] / numel:.1f}%",
+                         e.get("clusters", "raw"),
+                         f"{e['codes']['nbits'] / e['n_kept']:.2f} / "
+                         f"{e.get('gaps', {}).get('nbits', 0) / e['n_kept']:.2f}",
+                         f"{fixed / 8:.0f}", f"{b / 8:.0f}", f"{100 * b / total:.1f}%",
+                         f"{e['bits']['dense'] / b:.1f}x"])
+    return {"title": "Per layer at the Huffman stage (seed 0): where the stored bytes go",
+            "columns": ["model", "layer", "shape", "share of dense weights", "kept",
+                        "clusters", "Huffman bits per kept weight (codebook index / gap)",
+                        "codebook + code tables (B)", "stored (B)", "share of stored bytes",
+                        "layer ratio"],
+            "rows": rows,
+            "notes": "Stored bytes = Huffman-coded codebook indices and gaps + fp32 codebook + "
+                     "code tables (5 bits per symbol); the model's ratio is its dense weight bits "
+                     "over the sum of these."}
+
+
 def _paper_acc(p: dict, stage: str) -> str:
     return {"dense": f"{p['err_dense']}", "decompressed": f"{p['err_comp']}"}.get(stage, "")
 
@@ -183,6 +213,8 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--models", default="lenet300,lenet5,lenet5_8x8")
+    ap.add_argument("--layers-only", action="store_true",
+                    help="write only the per-layer byte table (compression_deep_layers)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     load0, t0 = load_average(), time.time()
@@ -202,6 +234,16 @@ def main() -> None:
         for row in t["rows"]:
             print("  ", row)
     if args.quick:
+        return
+    if args.layers_only:
+        t = layer_table(results)
+        for row in t["rows"]:
+            print("  ", row)
+        write_result("compression_deep_layers", "Deep Compression on digits: bytes per layer", [t],
+                     command="PYTHONPATH=src python benchmarks/compression_deep.py --layers-only "
+                             f"--models {args.models} --seeds {args.seeds}",
+                     load=f"{load0} at start, {load_average()} at end; {time.time() - t0:.0f} s",
+                     caveats=["Same pipeline and epochs as compression_deep; one seed."])
         return
     write_result(
         "compression_deep", "Deep Compression: LeNet-300-100 and LeNet-5 on real digits", tables,

@@ -26,7 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compression_deep import KEEP, PAPER, _tables, deep_compress  # noqa: E402
+from compression_deep import KEEP, PAPER, _tables, deep_compress, layer_table  # noqa: E402
 from results_schema import load_average, write_result  # noqa: E402
 
 EPOCHS = {"lenet300": (60, 15, 10), "lenet5_1d": (60, 15, 10)}
@@ -87,7 +87,8 @@ def main() -> None:
             results.setdefault(arch, []).append(r)
             print(arch, seed, {k: round(v, 2) for k, v in r["acc"].items()},
                   round(r["info"]["weight_ratio"]["huffman"], 1), flush=True)
-    tables = _tables(results, PAPER_1D, "the 1,000 MNIST-1D test signals")
+    tables = _tables(results, PAPER_1D, "the 1,000 MNIST-1D test signals") + [
+        layer_table(results)]
     for t in tables:
         print(t["title"])
         for row in t["rows"]:

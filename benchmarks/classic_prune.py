@@ -8,8 +8,8 @@ split 60/20/20 train/validation/test per seed (stratified for classifiers). Per 
   cross-validation on the training rows (GridSearchCV over a grid from the pruning path);
 - prunekit: ``prunekit.classic.prune(dense, X_val, y_val, max_drop=0.005, X_train=X_train,
   y_train=y_train)``: the forest scores tree subsets on the validation rows plus its
-  out-of-bag training rows; boosting re-fits the leaf values of the kept stages on the
-  training rows; no tree is re-grown;
+  out-of-bag training rows; boosting (``ClassicConfig(refine_boosting=True)``) re-fits the
+  leaf values of the kept stages on the training rows; no tree is re-grown;
 - floor: the same estimator type with a single depth-1 tree (stage), whose predict latency
   is the per-call cost no pruning can go below.
 
@@ -132,7 +132,7 @@ def tree_row(kind: str, name: str, seed: int, repeats: int, big_repeats: int) ->
     t_base = time.time() - t0
     t0 = time.time()
     small, rep = prune(dense, Xv, yv, max_drop=0.005, X_train=Xtr, y_train=ytr,
-                       config=ClassicConfig(measure=False))
+                       config=ClassicConfig(measure=False, refine_boosting=kind == "gb"))
     t_prune = time.time() - t0
     models = {"dense": dense, "ccp_cv": base, "prunekit": small,
               "floor": floor_model(kind, clf, seed, Xtr, ytr)}
@@ -214,8 +214,9 @@ def tree_table(kind: str, rows: list[dict]) -> dict:
                      "predict, one thread, process CPU time, interleaved rounds); ORT = "
                      "ONNX Runtime 1 thread on the skl2onnx export of the same model; "
                      "prunekit = prune(dense, X_val, y_val, max_drop=0.005, X_train=X_train, "
-                     "y_train=y_train) (out-of-bag scoring for the forest, leaf re-fit for "
-                     "boosting); floor = one depth-1 tree (stage) of the same type"}
+                     "y_train=y_train) (out-of-bag scoring for the forest; boosting with "
+                     "ClassicConfig(refine_boosting=True): leaf re-fit); floor = one depth-1 "
+                     "tree (stage) of the same type"}
 
 
 def _ratio(rs: list[dict], key: str, field: str, base: str = "dense") -> float:

@@ -5,7 +5,7 @@ import pytest
 from sklearn.ensemble import (GradientBoostingClassifier, GradientBoostingRegressor,
                               RandomForestClassifier)
 
-from prunekit.classic import prune
+from prunekit.classic import ClassicConfig, prune
 from prunekit.classic.ensembles import out_of_bag, truncate_stages
 from prunekit.classic.refine import refit_leaves
 from prunekit.classic.selection import ensemble_values, greedy_order
@@ -79,10 +79,20 @@ def test_boosting_with_training_rows_prunes_log_loss_stages_too(cancer, fast, un
     Xt, Xv, yt, yv = cancer
     gb = GradientBoostingClassifier(n_estimators=20, random_state=0).fit(Xt, yt)
     before = untouched(gb)
-    small, rep = prune(gb, Xv, yv, max_drop=0.02, X_train=Xt, y_train=yt, config=fast)
+    cfg = ClassicConfig(measure=False, max_candidates=16, refine_boosting=True)
+    small, rep = prune(gb, Xv, yv, max_drop=0.02, X_train=Xt, y_train=yt, config=cfg)
     assert untouched(gb) == before
     assert type(small) is GradientBoostingClassifier
     assert small.n_estimators == small.estimators_.shape[0] <= 20
     assert "re-fitted" in rep.method and "refit_l2" in rep.amount
     assert rep.after.n_nodes < rep.before.n_nodes
     assert small.score(Xv, yv) >= gb.score(Xv, yv) - 0.05
+
+
+def test_boosting_refit_is_opt_in(cancer, fast):
+    Xt, Xv, yt, yv = cancer
+    gb = GradientBoostingClassifier(n_estimators=10, random_state=0).fit(Xt, yt)
+    small, rep = prune(gb, Xv, yv, max_drop=0.02, X_train=Xt, y_train=yt, config=fast)
+    assert rep.method == "boosting stage truncation"
+    with pytest.raises(ValueError, match="refine_l2"):
+        ClassicConfig(refine_l2=-1.0)

@@ -32,8 +32,9 @@ class ClassicConfig:
     Attributes:
         max_candidates: alphas scored per cost-complexity search.
         forest_max_fraction: largest share of a forest's trees the subset search considers.
-        refine_l2: L2 penalty (per training row) of the leaf-value re-fit of boosting stages
-            (used when training rows are given).
+        refine_boosting: with training rows, re-fit the leaf values of the kept boosting
+            stages (refinement) and prune every stage by cost complexity; off by default.
+        refine_l2: L2 penalty (per training row) of that re-fit.
         measure: time predict latency (dense vs pruned) into the report.
         batch_sizes: batch sizes to time.
         runtimes: "sklearn" and/or "onnxruntime" (through skl2onnx, where it converts).
@@ -43,6 +44,7 @@ class ClassicConfig:
 
     max_candidates: int = 48
     forest_max_fraction: float = 0.5
+    refine_boosting: bool = False
     refine_l2: float = 1e-3
     measure: bool = True
     batch_sizes: tuple[int, ...] = (1, 10_000)
@@ -111,7 +113,7 @@ def _forest(est, X, y, floor, cfg, train=None):
 
 
 def _boost(est, X, y, floor, cfg, train=None):
-    if train is not None and refine.refinable(est):
+    if train is not None and cfg.refine_boosting and refine.refinable(est):
         return refine.prune_boosting_refined(est, X, y, floor, train, cfg.max_candidates,
                                              cfg.refine_l2)
     return ensembles.prune_boosting(est, X, y, floor, cfg.max_candidates)
@@ -163,8 +165,8 @@ def prune(estimator: Any, X_val: Any, y_val: Any, max_drop: float = 0.005, *,
     alpha for every kept tree; given the training rows, a bagged forest also scores its
     candidates on them, each row by its out-of-bag trees only. Gradient boosting: stage
     truncation (plus cost-complexity pruning of each stage under squared-error loss); given
-    the training rows, the kept stages' leaf values are re-fitted on them (refinement), which
-    lets fewer stages, and cost-complexity pruning under any loss, stay within the drop.
+    the training rows and ``ClassicConfig(refine_boosting=True)``, the kept stages' leaf
+    values are re-fitted on them (refinement) and every stage is cost-complexity pruned.
     LightGBM's LGBMClassifier/LGBMRegressor:
     boosting-round truncation. SVC/NuSVC/SVR/NuSVR: support-vector
     reduction with a least-squares re-fit of the dual coefficients. A ``Pipeline`` ending in
@@ -174,8 +176,9 @@ def prune(estimator: Any, X_val: Any, y_val: Any, max_drop: float = 0.005, *,
         estimator: a fitted estimator (left untouched; the result is a new object of the same type).
         X_val: validation features ``(n, n_features)``; y_val: labels or targets ``(n,)``.
         max_drop: allowed drop of validation accuracy (classifiers) or R^2 (regressors).
-        X_train / y_train: optional, the rows the estimator was fitted on (forests: out-of-bag
-            scoring; gradient boosting: leaf refinement); other estimators ignore them.
+        X_train / y_train: optional, the rows the estimator was fitted on (bagged forests:
+            out-of-bag scoring; gradient boosting: leaf refinement when
+            ``config.refine_boosting``); other estimators ignore them.
         config: :class:`ClassicConfig` (measurement and search options).
 
     Returns:

@@ -44,6 +44,8 @@ from prunekit.bench.timer import (LatencyStats, ProcessCpuClock, calibrate_numbe
 from prunekit.classic import ClassicConfig, prune  # noqa: E402
 from prunekit.classic.serving import batches, describe, ort_predictor  # noqa: E402
 
+VAL_ONLY = False  # --val-only: choose on the validation rows alone (no X_train/y_train)
+
 
 def datasets():
     from sklearn import datasets as d
@@ -131,7 +133,8 @@ def tree_row(kind: str, name: str, seed: int, repeats: int, big_repeats: int) ->
     base, alpha = ccp_baseline(kind, clf, seed, Xtr, ytr)
     t_base = time.time() - t0
     t0 = time.time()
-    small, rep = prune(dense, Xv, yv, max_drop=0.005, X_train=Xtr, y_train=ytr,
+    train = {} if VAL_ONLY else {"X_train": Xtr, "y_train": ytr}
+    small, rep = prune(dense, Xv, yv, max_drop=0.005, **train,
                        config=ClassicConfig(measure=False, refine_boosting=kind == "gb"))
     t_prune = time.time() - t0
     models = {"dense": dense, "ccp_cv": base, "prunekit": small,
@@ -339,7 +342,11 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--name", default="classic_prune")
     ap.add_argument("--raw-out", help="write the raw results here (JSON) instead of the table")
     ap.add_argument("--combine", help="comma-separated --raw-out files: build one table")
+    ap.add_argument("--val-only", action="store_true",
+                    help="prune from the validation rows alone (no training rows)")
     a = ap.parse_args(argv)
+    global VAL_ONLY
+    VAL_ONLY = a.val_only
     if a.combine:
         results, commands, loads = combine(a.combine.split(","))
         return report(a.name, results, "; ".join(commands) + "; python "

@@ -172,6 +172,20 @@ def _with_sparse_backends(model: nn.Module, example: Any, cfg: BenchConfig, name
     return m if any(d.backend != "dense" for d in decisions) else None
 
 
+def _sparse_variants(entries: list[SweepEntry], models: dict[str, nn.Module], example: Any,
+                     cfg: BenchConfig, decisions: list[dict[str, Any]], timer: Any
+                     ) -> dict[str, nn.Module]:
+    """``<name>+sparse`` for every weight-sparse cell where some layer chose a sparse kernel."""
+    out = {}
+    for e in entries:
+        if e.status == "ok" and e.kind != "structured":
+            swapped = _with_sparse_backends(models[e.name], example, cfg, e.name, decisions,
+                                            timer)
+            if swapped is not None:
+                out[e.name + "+sparse"] = swapped
+    return out
+
+
 def _sparsity(model: nn.Module) -> float:
     ws = [m.weight for m in model.modules() if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
     total = sum(w.numel() for w in ws)
@@ -277,12 +291,8 @@ def analyze(
     decisions: list[dict[str, Any]] = []
     more, annotate = extras(dict(models)) if extras is not None else ({}, None)
     if sparse_backends:
-        for e in entries:
-            if e.status == "ok" and e.kind != "structured":
-                swapped = _with_sparse_backends(models[e.name], example_inputs, cfg, e.name,
-                                                decisions, sparse_timer)
-                if swapped is not None:
-                    models[e.name + "+sparse"] = swapped
+        models.update(_sparse_variants(entries, models, example_inputs, cfg, decisions,
+                                       sparse_timer))
     res = AnalyzeResult(entries, compare({**models, **more}, example_inputs, cfg,
                                          baseline="dense"),
                         base_acc, command=command, sparse_decisions=decisions,

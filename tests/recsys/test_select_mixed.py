@@ -125,3 +125,30 @@ def test_mixed_masks_size_and_training_keeps_the_pattern(tmp_path, split, cls):
     assert torch.allclose(model(test.users, test.items), ref)
     with pytest.raises(ValueError, match="mask of"):
         EntryMasks(cls(train.n_users, train.n_items, 8), {names[0]: torch.ones(2, 2).bool()})
+
+
+def test_validated_training_selects_and_keeps_masked_weights(split):
+    train, _ = split
+    fit, val = validation_split(train)
+    torch.manual_seed(0)
+    model = MF(train.n_users, train.n_items, 8)
+    counts = {n: sum(fit.counts(f) for f in model.table_features()[n])
+              for n in model.table_features()}
+    masks = mixed_masks(model, counts, 0.7, alpha=0.5)
+    hook = EntryMasks(model, masks)
+    seen = []
+    orig = BestOnValidation.score
+
+    def spy(self):
+        seen.append(all(bool((self.model.get_submodule(n).weight[~m] == 0).all())
+                        for n, m in masks.items()))
+        return orig(self)
+
+    BestOnValidation.score = spy
+    try:
+        fit_validated(model, fit, val, TrainConfig(epochs=3, lr=5e-2, batch_size=64),
+                      patience=3, on_step=hook)
+    finally:
+        BestOnValidation.score = orig
+    assert seen and all(seen)  # every validation saw exactly the pruned structure
+    assert all(bool((model.get_submodule(n).weight[~m] == 0).all()) for n, m in masks.items())

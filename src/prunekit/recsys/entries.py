@@ -131,7 +131,8 @@ class GradualEntryMasks:
         self.events = dict(events(schedule, amount, total_steps))
         self.masks: dict[str, Tensor] = {}
 
-    def _apply(self) -> None:
+    def apply(self) -> None:
+        """Zero the pruned entries now."""
         with torch.no_grad():
             for name, mask in self.masks.items():
                 self.model.get_submodule(name).weight.mul_(mask)
@@ -142,10 +143,10 @@ class GradualEntryMasks:
             for name in self.names:
                 w = self.model.get_submodule(name).weight.detach()
                 self.masks[name] = keep_top_entries(w.abs(), level).to(w.dtype)
-        self._apply()
+        self.apply()
 
     def finish(self) -> dict[str, SparseEmbedding]:
         """Apply the final masks and return the CSR tables (not yet swapped in)."""
-        self._apply()
+        self.apply()
         return {n: masked_csr(self.model.get_submodule(n).weight, self.masks[n].bool(),
                            table_mode(self.model.get_submodule(n))) for n in self.names}

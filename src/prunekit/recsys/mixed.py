@@ -114,6 +114,10 @@ class EntryMasks:
         self(0)
 
     def __call__(self, step: int) -> None:
+        self.apply()
+
+    def apply(self) -> None:
+        """Zero the pruned entries now."""
         with torch.no_grad():
             for name, mask in self.masks.items():
                 self.model.get_submodule(name).weight.mul_(mask.to(torch.float32))

@@ -11,6 +11,7 @@ the trainers), keeps the best weights and stops after ``patience`` epochs withou
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from torch import nn
@@ -45,18 +46,20 @@ class BestOnValidation:
         negatives: sampled candidates per positive (``None``: full ranking).
         min_epoch: epochs before it are not candidates (e.g. while a pruning schedule is still
             raising the sparsity) and do not count toward ``patience``.
+        prepare: called before each evaluation (e.g. a mask holder's ``apply``: the optimizer
+            step that ended the epoch moved the pruned entries off zero).
     """
 
     def __init__(self, model: nn.Module, fit: Interactions, val: Interactions, k: int = 10,
                  patience: int = 5, negatives: int | None = 99, seed: int = 0,
-                 min_epoch: int = 1) -> None:
+                 min_epoch: int = 1, prepare: Callable[[], None] | None = None) -> None:
         if patience < 1:
             raise ValueError(f"BestOnValidation: patience must be >= 1, got {patience}")
         if len(val) == 0:
             raise ValueError("BestOnValidation: the validation log is empty")
         self.model, self.fit, self.val = model, fit, val
         self.k, self.patience, self.negatives, self.seed = k, patience, negatives, seed
-        self.min_epoch = min_epoch
+        self.min_epoch, self.prepare = min_epoch, prepare
         self.result = ValidationResult()
         self._state: dict | None = None
 
@@ -65,6 +68,8 @@ class BestOnValidation:
                                 negatives=self.negatives, seed=self.seed)[f"ndcg@{self.k}"]
 
     def __call__(self, epoch: int) -> bool:
+        if self.prepare is not None:
+            self.prepare()
         value = self.score()
         self.result.curve.append(value)
         if epoch < self.min_epoch:
@@ -87,8 +92,12 @@ def fit_validated(model: nn.Module, fit: Interactions, val: Interactions, cfg: T
                   min_epoch: int = 1) -> ValidationResult:
     """Train (implicit feedback) for at most ``cfg.epochs``, keep the epoch (from
     ``min_epoch``) with the best validation NDCG@10, restore its weights; return the
-    validation curve. The validation candidates are the same for every call."""
-    hook = BestOnValidation(model, fit, val, patience=patience, min_epoch=min_epoch)
+    validation curve. The validation candidates are the same for every call. An ``on_step``
+    hook with an ``apply()`` method (:class:`~prunekit.recsys.mixed.EntryMasks`,
+    :class:`~prunekit.recsys.entries.GradualEntryMasks`) is applied before each evaluation and
+    at the end, so the selected weights are the masked ones."""
+    hook = BestOnValidation(model, fit, val, patience=patience, min_epoch=min_epoch,
+                            prepare=getattr(on_step, "apply", None))
     train_implicit(model, fit, cfg, on_step=on_step, params=params, on_epoch=hook,
                    teacher=teacher)
     return hook.restore()

@@ -127,7 +127,7 @@ def test_mixed_masks_size_and_training_keeps_the_pattern(tmp_path, split, cls):
         EntryMasks(cls(train.n_users, train.n_items, 8), {names[0]: torch.ones(2, 2).bool()})
 
 
-def test_validated_training_selects_and_keeps_masked_weights(split):
+def test_validated_training_selects_and_keeps_masked_weights(split, monkeypatch):
     train, _ = split
     fit, val = validation_split(train)
     torch.manual_seed(0)
@@ -144,11 +144,8 @@ def test_validated_training_selects_and_keeps_masked_weights(split):
                         for n, m in masks.items()))
         return orig(self)
 
-    BestOnValidation.score = spy
-    try:
-        fit_validated(model, fit, val, TrainConfig(epochs=3, lr=5e-2, batch_size=64),
-                      patience=3, on_step=hook)
-    finally:
-        BestOnValidation.score = orig
+    monkeypatch.setattr(BestOnValidation, "score", spy)
+    fit_validated(model, fit, val, TrainConfig(epochs=3, lr=5e-2, batch_size=64), patience=3,
+                  on_step=hook)
     assert seen and all(seen)  # every validation saw exactly the pruned structure
     assert all(bool((model.get_submodule(n).weight[~m] == 0).all()) for n, m in masks.items())

@@ -69,7 +69,8 @@ class Ctx:
         if path.exists():
             self.dense.load_state_dict(torch.load(path, weights_only=True))
         else:
-            fit_validated(self.dense, self.fit, self.val, self.cfg(), args.patience)
+            fit_validated(self.dense, self.fit, self.val, self.cfg(), args.patience,
+                          min_epoch=args.scratch_min_epoch)
             torch.save(self.dense.state_dict(), path)
         self.counts = {n: sum(self.fit.counts(f) for f in feats)
                        for n, feats in self.dense.table_features().items()}
@@ -80,6 +81,7 @@ class Ctx:
         return TrainConfig(**base)
 
     def recover(self, model, on_step=None, kd: float = KD, min_epoch: int = 1):
+        """Fine-tune / retrain with validation early stopping (and KD when ``kd > 0``)."""
         cfg = self.cfg(seed=self.seed + 11, distill=kd)
         return fit_validated(model, self.fit, self.val, cfg, self.args.patience, on_step=on_step,
                              teacher=self.dense if kd else None, min_epoch=min_epoch)
@@ -102,9 +104,9 @@ def rows_with_dims(name: str, ratio: float, dims: float = 0.75) -> float:
     return 1 - 0.97 * (1 - ratio) * (DIM + extra) / (width + extra)
 
 
-def _masked(ctx: Ctx, model, masks, kd: float, on_step=None):
+def _masked(ctx: Ctx, model, masks, kd: float, min_epoch: int = 1):
     hook = EntryMasks(model, masks)
-    ctx.recover(model, hook, kd)
+    ctx.recover(model, hook, kd, min_epoch)
     for n, t in hook.finish().items():
         install_table(model, [n], t)
     return model
@@ -113,7 +115,7 @@ def _masked(ctx: Ctx, model, masks, kd: float, on_step=None):
 def m_narrow(ctx: Ctx, ratio: float):
     torch.manual_seed(ctx.seed)
     model = MODELS[ctx.name](ctx.train.n_users, ctx.train.n_items, narrow_width(ctx.name, ratio))
-    ctx.recover(model, kd=0.0)
+    ctx.recover(model, kd=0.0, min_epoch=ctx.args.scratch_min_epoch)
     return model
 
 
@@ -139,7 +141,8 @@ def m_magnitude(ctx: Ctx, ratio: float, kd: float = KD):
 
 def m_mixed(ctx: Ctx, ratio: float, alpha: float = 0.5):
     model = copy.deepcopy(ctx.init)
-    return _masked(ctx, model, mixed_masks(model, ctx.counts, ratio, alpha), kd=0.0)
+    return _masked(ctx, model, mixed_masks(model, ctx.counts, ratio, alpha), kd=0.0,
+                   min_epoch=ctx.args.scratch_min_epoch)
 
 
 def m_pep(ctx: Ctx, ratio: float):
@@ -148,7 +151,8 @@ def m_pep(ctx: Ctx, ratio: float):
     search = ctx.cfg(epochs=ctx.args.pep_epochs, seed=ctx.seed + 7)
     found = pep_search(ctx.init, list(ctx.counts), ratio, ctx.fit,
                        cfg=PEPConfig(s_init=-15.0, train=search, threshold_lr=0.1))
-    return _masked(ctx, copy.deepcopy(ctx.init), found.masks, kd=0.0)
+    return _masked(ctx, copy.deepcopy(ctx.init), found.masks, kd=0.0,
+                   min_epoch=ctx.args.scratch_min_epoch)
 
 
 def m_gradual(ctx: Ctx, ratio: float, kd: float = 0.0):
@@ -313,7 +317,11 @@ def write(args, load_start: str) -> None:
          "notes": f"dim {DIM}; dense = the tuned dense model of the same architecture and dim "
                   f"({tuned}; chosen on validation NDCG@10 over lr, L2, negatives, batch); every "
                   f"model trains at most {args.max_epochs} epochs and keeps its best validation "
-                  f"epoch (patience {args.patience}). Relative NDCG is paired by seed. 'removed' "
+                  f"epoch (patience {args.patience}; models trained from scratch — dense, narrow "
+                  "dense, mixed, the PEP retrain — are selected from epoch "
+                  f"{args.scratch_min_epoch} on: their validation NDCG plateaus early; cubic "
+                  f"from epoch {args.ramp + 1}, once the final sparsity is in force). Relative "
+                  "NDCG is paired by seed. 'removed' "
                   "counts stored embedding values (bias tables included; remap / CSR indices "
                   f"not counted). KD: distillation weight {KD} from the seed's dense model. PEP: "
                   f"search at most {args.pep_epochs} epochs (s_init -15, per-entry thresholds, "
@@ -362,6 +370,8 @@ def main() -> None:
     p.add_argument("--patience", type=int, default=4)
     p.add_argument("--pep-epochs", type=int, default=30)
     p.add_argument("--ramp", type=int, default=15)
+    p.add_argument("--scratch-min-epoch", type=int, default=20,
+                   help="models trained from scratch: first epoch eligible for selection")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--cache", default="/tmp/recsys_bar")
     p.add_argument("--report-only", action="store_true")

@@ -23,6 +23,7 @@ from prunekit.structural.select import (
     CostModel,
     bisect,
     free_axis,
+    group_rounding,
     group_weights,
     select_global,
     select_local,
@@ -143,7 +144,7 @@ def plan_structured(
     criterion: str = "l1",
     ratio: float = 0.5,
     scope: str = "local",
-    round_to: int = 1,
+    round_to: int | None = None,
     exclude: Iterable[str] = (),
     target: TargetSpec | None = None,
     per_layer_min: float = 0.0,
@@ -167,7 +168,9 @@ def plan_structured(
             prunable channels ranked together after per-group normalisation (``'global'``) or
             on their raw scores, one threshold for the whole model (``'threshold'``, as
             Network Slimming ranks BatchNorm scales).
-        round_to: kept channels per group are rounded up to a multiple of this.
+        round_to: kept channels per group are rounded up to a multiple of this. ``None``:
+            global/threshold scope keeps multiples the hardware likes (16; 32 from 256
+            channels: ``select.hardware_multiple``), local scope the ratio exactly.
         exclude: module names/globs never modified.
         target: ``TargetSpec(params=f)`` / ``TargetSpec(macs=f)`` keeps the fraction ``f`` of
             the counted parameters / MACs (overrides ``ratio``), or ``TargetSpec(ratio=r)``.
@@ -337,7 +340,8 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
     internal = [(n, ig) for n, ig in _internal(graph) if f"{n}::internal" not in freeze]
     scores += [_internal_scores(ig, cfg.criterion, gen) for _, ig in internal]
     widths = [int(g.widths[0]) if g.widths is not None and g.size else 1 for g in graph.groups]
-    widths += [cfg.round_to] * len(internal)  # no channel rounding of heads
+    rounds = group_rounding(cfg, [g.size * w for g, w in zip(graph.groups, widths)])
+    widths, rounds = widths + [1] * len(internal), rounds + [1] * len(internal)  # heads: none
     n_graph = len(graph.groups)
     names = [tuple(dict.fromkeys([*g.producers, *g.members])) for g in graph.groups]
     names += [(f"{n}:{ig.name}",) for n, ig in internal]
@@ -345,9 +349,9 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
 
     def choose(x: float) -> list[Tensor]:
         if cfg.scope == "local":
-            return select_local(scores, x, cfg.per_layer_min, cfg.per_layer_max, cfg.round_to, widths)
+            return select_local(scores, x, cfg.per_layer_min, cfg.per_layer_max, rounds, widths)
         return select_global(scores, int(round(x)), cfg.per_layer_min, cfg.per_layer_max,
-                             cfg.round_to, widths, tw, normalize=cfg.scope == "global")
+                             rounds, widths, tw, cfg.scope == "global", cfg.round_to is None)
 
     def evaluate(masks: list[Tensor]) -> tuple[int, int]:
         flat = torch.cat(masks[:n_graph]) if n_graph else torch.zeros(0, dtype=torch.bool)

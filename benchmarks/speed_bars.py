@@ -297,8 +297,10 @@ def main(argv: list[str]) -> None:
         caveats.append("--quick: few rounds (10-20), first batch and first runtime only")
     table = {"title": "Dense vs pruned, interleaved in one process (BatchNorm folded in all)",
              "columns": COLS, "rows": rows}
-    path = write_result(a.name, "Speed bars: device-aware structured pruning", [table],
-                        caveats=caveats)
+    clock = ("process CPU time, 1 thread" if a.clock == "cpu"
+             else f"wall clock, {a.threads} threads")
+    path = write_result(a.name, f"Speed bars: default and device-aware structured pruning "
+                        f"({clock})", [table], caveats=caveats)
     for r in rows:
         print(" | ".join(str(v) for v in r))
     print("\n".join(caveats))

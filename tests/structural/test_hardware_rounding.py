@@ -64,14 +64,14 @@ def test_explicit_round_to_and_local_scope_keep_their_counts():
 def test_nearest_rounding_removes_or_gives_back_by_score():
     # group 0: 64 units, 20 lowest fall under the threshold -> 44 kept -> nearest 48 (give back 4)
     # group 1: 64 units, 28 removed -> 36 kept -> nearest 32 (remove 4 more, the worst kept)
-    s0 = torch.cat([torch.linspace(0.1, 0.2, 20), torch.linspace(2.0, 3.0, 44)])
-    s1 = torch.cat([torch.linspace(0.1, 0.2, 28), torch.linspace(1.0, 3.0, 36)])
-    masks = select_global([s0, s1], 48, 0.0, 0.9, [16, 16], [1, 1], normalize=False,
+    first = torch.cat([torch.linspace(0.1, 0.2, 20), torch.linspace(2.0, 3.0, 44)])
+    second = torch.cat([torch.linspace(0.1, 0.2, 28), torch.linspace(1.0, 3.0, 36)])
+    masks = select_global([first, second], 48, 0.0, 0.9, [16, 16], [1, 1], normalize=False,
                           nearest=True)
     assert int((~masks[0]).sum()) == 48 and int((~masks[1]).sum()) == 32
     assert bool(masks[0][:16].all()) and not bool(masks[0][16:20].any())  # best 4 given back
     assert bool(masks[1][:32].all()) and not bool(masks[1][32:].any())  # next-worst 4 removed
-    up = select_global([s0, s1], 48, 0.0, 0.9, [16, 16], [1, 1], normalize=False)
+    up = select_global([first, second], 48, 0.0, 0.9, [16, 16], [1, 1], normalize=False)
     assert [int((~m).sum()) for m in up] == [48, 48]  # the former rule only rounds up
 
 

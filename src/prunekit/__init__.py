@@ -14,7 +14,7 @@ from prunekit.masks import export_torch_prune, finalize, import_torch_prune, reg
 # structure: trace -> score -> plan -> apply -> verify
 from prunekit.graph import DependencyGraph
 from prunekit.importance.structured import GROUP_CRITERIA
-from prunekit.handlers import Handler, HandlerBase, InternalGroup, PruneError, register_handler
+from prunekit.handlers import Handler, InternalGroup, PruneError, register_handler
 from prunekit.structural import StructuredPlan, VerifyResult, plan_structured, verify
 from prunekit.structural.attrs import register_attribute_sync
 from prunekit.structural.hybrid import HybridReport, prune_hybrid
@@ -49,7 +49,7 @@ __all__ = [
     "WeightPruneReport", "prune_weights", "export_torch_prune", "finalize", "import_torch_prune",
     "register_layout",
     # structure
-    "DependencyGraph", "GROUP_CRITERIA", "Handler", "HandlerBase", "InternalGroup", "PruneError",
+    "DependencyGraph", "GROUP_CRITERIA", "Handler", "InternalGroup", "PruneError",
     "register_handler", "StructuredPlan", "VerifyResult", "plan_structured", "verify",
     "register_attribute_sync", "HybridReport", "prune_hybrid", "LayerDropReport", "drop_layers",
     # recovery
@@ -82,6 +82,7 @@ _DEPRECATED = {
     "load_model_spec": ("prunekit.io", "load_model_spec", "prunekit.io.load_model_spec"),
     "load_weights": ("prunekit.io", "load_weights", "prunekit.io.load_weights"),
     "save_weights": ("prunekit.io", "save_weights", "prunekit.io.save_weights"),
+    "HandlerBase": ("prunekit.handlers.base", "_HandlerBase", "prunekit.Handler"),
 }
 
 # Areas beyond the core pipeline load on first use, so `import prunekit` stays light and an

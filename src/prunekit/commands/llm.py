@@ -69,7 +69,7 @@ def prune_llm_cmd(
     mlp: float = typer.Option(0.0, help="--structured: fraction of MLP channels removed"),
     criterion: Optional[str] = typer.Option(
         None, help="--drop-layers: block_influence (default); --structured: l2 (default), l1, "
-        "taylor, activation"),
+        "taylor, activation (--mlp only: heads have no activation statistics)"),
     device: Optional[str] = typer.Option(None, help="cpu | cuda (default: cuda if available)"),
     dtype: Optional[str] = typer.Option(None, help="load dtype: float32 | float16 | bfloat16"),
     force: bool = typer.Option(False, help="replace an existing output directory"),

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 import prunekit.llm.magnitude  # noqa: F401  (registers "magnitude")
 import prunekit.llm.sparsegpt  # noqa: F401  (registers "sparsegpt")
 import prunekit.llm.wanda  # noqa: F401  (registers "wanda")
-from prunekit.config import check_ratio
+from prunekit.config import LayerTarget
 from prunekit.llm.blocks import (
     BlockInputs,
     capture_block_inputs,
@@ -36,8 +36,7 @@ from prunekit.llm.blocks import (
 )
 from prunekit.llm.collect import InputCollector
 from prunekit.llm.owl import outlier_count, owl_sparsities
-from prunekit.llm.registry import LLM_METHODS, LayerMethod, LayerTarget
-from prunekit.masks.select import parse_pattern
+from prunekit.llm.registry import LLM_METHODS, LayerMethod
 
 
 @dataclass(frozen=True)
@@ -70,14 +69,8 @@ class OneShotConfig:
 
     def __post_init__(self) -> None:
         LLM_METHODS.get(self.method)  # ValueError names the known methods
-        check_ratio(self.sparsity, "sparsity")
-        object.__setattr__(self, "pattern", parse_pattern(self.pattern))
-        if isinstance(self.blocksize, bool) or not isinstance(self.blocksize, int) or self.blocksize < 1:
-            raise ValueError(f"blocksize must be a positive integer, got {self.blocksize!r}")
-        if not 0.0 <= float(self.percdamp) < 10.0:
-            raise ValueError(f"percdamp must be in [0, 10), got {self.percdamp!r}")
-        if self.pattern is not None and self.blocksize % self.pattern[1]:
-            raise ValueError(f"blocksize {self.blocksize} must be a multiple of M={self.pattern[1]}")
+        layer = LayerTarget(self.sparsity, self.pattern, self.blocksize, self.percdamp)  # validates
+        object.__setattr__(self, "pattern", layer.nm)
         if self.owl and self.pattern is not None:
             raise ValueError("owl (non-uniform sparsity) applies to unstructured sparsity, not N:M")
         if not 0.0 <= float(self.owl_lambda) < 0.5:

@@ -13,7 +13,6 @@ from prunekit.config import TargetSpec, check_ratio, parse_scope
 from prunekit.graph.dependency import DependencyGraph
 from prunekit.graph.labels import FIXED
 from prunekit.importance.structured import GROUP_CRITERIA
-from prunekit.handlers.base import call_opt
 from prunekit.structural.select import free_axis
 from prunekit.graph.rules import flat_tensors
 from prunekit.structural.apply import apply_plan
@@ -254,7 +253,7 @@ def _edit(graph: DependencyGraph, name: str, removed: Tensor,
     if keep_in is None and keep_out is None and not internal:
         return None
     return LayerEdit(name, type(m).__name__, rec.coupled, cin, cout, keep_in, keep_out,
-                     rec.in_dim, rec.out_dim, bool(call_opt(h, "masking_is_exact", m, default=True)),
+                     rec.in_dim, rec.out_dim, bool(h.masking_is_exact(m)),
                      dict(internal))
 
 

@@ -16,7 +16,6 @@ import torch
 from torch import Tensor
 
 from prunekit.graph.dependency import DependencyGraph
-from prunekit.handlers.base import call_opt
 
 
 @dataclass
@@ -71,16 +70,15 @@ class CostModel:
     def evaluate(self, removed: Tensor, internal: Mapping[str, dict[str, int]] | None = None
                  ) -> tuple[int, int]:
         """``(params, macs)`` with ``removed`` a bool mask over all units and ``internal``
-        ``{module name: {internal group: kept units}}`` for handlers with ``internal_cost``."""
+        ``{module name: {internal group: kept units}}`` for handlers whose ``internal_cost`` is exact."""
         keep = ~removed
         params, macs = self.base_params, 0
         for r in self.rows:
             n_in = self._kept(r.in_idx, keep, r.cin)
             n_out = n_in if r.coupled else self._kept(r.out_idx, keep, r.cout)
-            if internal and r.name in internal and hasattr(r.handler, "internal_cost"):
-                p, mpp = r.handler.internal_cost(r.module, n_in, n_out, internal[r.name])
-            else:
-                p, mpp = call_opt(r.handler, "cost", r.module, n_in, n_out)
+            exact = (r.handler.internal_cost(r.module, n_in, n_out, internal[r.name])
+                     if internal and r.name in internal else None)
+            p, mpp = exact if exact is not None else r.handler.cost(r.module, n_in, n_out)
             params += p
             macs += mpp * r.positions
         for numel, idx in self.free:

@@ -88,9 +88,8 @@ def plan_structured(
             prunable channels ranked together after per-group normalisation (``'global'``) or
             on their raw scores, one threshold for the whole model (``'threshold'``, as
             Network Slimming ranks BatchNorm scales).
-        round_to: kept channels per group are rounded up to a multiple of this. ``None``:
-            global/threshold scope keeps multiples the hardware likes (16; 32 from 256
-            channels: ``select.hardware_multiple``), local scope the ratio exactly.
+        round_to: kept channels per group rounded up to a multiple of this. ``None``: global
+            scope keeps ``select.hardware_multiple`` widths (nearest), local the exact ratio.
         exclude: module names/globs never modified.
         target: ``TargetSpec(params=f)`` / ``TargetSpec(macs=f)`` keeps the fraction ``f`` of
             the counted parameters / MACs (overrides ``ratio``), or ``TargetSpec(ratio=r)``.

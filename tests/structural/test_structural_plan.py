@@ -9,7 +9,7 @@ from torch import nn
 
 import prunekit as pk
 from prunekit.config import TargetSpec
-from prunekit.handlers.base import HandlerBase, PruneError
+from prunekit.handlers.base import Handler, PruneError
 
 
 def _model(name="residual_grouped"):
@@ -91,7 +91,7 @@ def test_unsupported_custom_layer_is_refused_with_reason():
     assert pk.verify(m, plan).ok
 
 
-class BrokenHandler(HandlerBase):
+class BrokenHandler(Handler):
     def in_channels(self, m):
         return m.in_features
 
@@ -225,5 +225,7 @@ def test_trial_shares_parameters_and_leaves_the_model_untouched():
     assert plan.checked
     assert _same(m, before)
     assert all(m.get_parameter(n) is p for n, p in params.items())
+    # the masked reference runs on the model itself: every hook it set is gone
+    assert not any(mod._forward_hooks or mod._forward_pre_hooks for mod in m.modules())
     pruned = plan.apply()
     assert sum(p.numel() for p in pruned.parameters()) < sum(t.numel() for t in params.values())

@@ -31,7 +31,7 @@ from prunekit.handlers._slicing import (
     slice_param,
     strided_rows,
 )
-from prunekit.handlers.base import HandlerBase, InternalGroup, register_handler
+from prunekit.handlers.base import Handler, InternalGroup, register_handler
 
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
@@ -160,7 +160,7 @@ def _unit_slices(m: nn.RNNBase, proj_space: bool) -> list[tuple[Tensor, int]]:
     return out
 
 
-class RNNHandler(HandlerBase):
+class RNNHandler(Handler):
     """Handler for ``nn.RNN``/``nn.GRU``/``nn.LSTM`` (multi-layer, bidirectional, projections).
 
     in: ``input_size`` features; out: ``dirs * R`` features = ``dirs`` copies of the unit space
@@ -218,11 +218,16 @@ class RNNHandler(HandlerBase):
 
     def cost(self, m: nn.RNNBase, n_in: int | None, n_out: int | None) -> tuple[int, int]:
         """``(params, MACs per time step)`` with ``n_in`` inputs and ``n_out`` output features."""
+        return self.internal_cost(m, n_in, n_out, {})
+
+    def internal_cost(self, m: nn.RNNBase, n_in: int | None, n_out: int | None,
+                      kept: dict[str, int]) -> tuple[int, int]:
+        """:meth:`cost` with ``kept["hidden_units"]`` cell units (LSTM with projections)."""
         d, g = directions(m), gates(m)
         n_in = m.input_size if n_in is None else n_in
         r = unit_size(m) if n_out is None else n_out // d
         proj = getattr(m, "proj_size", 0) > 0
-        h = m.hidden_size if proj else r
+        h = kept.get("hidden_units", m.hidden_size) if proj else r
         weights = 0
         for layer in range(m.num_layers):
             width = n_in if layer == 0 else d * r

@@ -33,7 +33,7 @@ from prunekit._env import machine_description
 def load_digits_data(seed: int = 0) -> tuple[TensorDataset, TensorDataset]:
     """Real digits as (N, 1, 8, 8) float in [0, 1], stratified 80/20 split."""
     try:
-        return digits_split(seed, "stratified")
+        return digits_split(seed)
     except ImportError:  # pragma: no cover
         raise SystemExit("the demo needs scikit-learn: pip install 'prunekit[dev]' (make demo does)") from None
 

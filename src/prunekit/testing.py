@@ -34,11 +34,12 @@ from torch import Tensor, nn
 from prunekit.bench.runtimes import prepare_runtime
 from prunekit.bench.sparse import SPARSE_BACKENDS
 from prunekit.call import call_model
+from prunekit.config import LayerTarget
 from prunekit.handlers.base import HANDLERS, HandlerExample
 from prunekit.importance.base import CRITERIA, LayerStats
 from prunekit.macs import count_macs
 from prunekit.llm.collect import InputStats
-from prunekit.llm.registry import LLM_METHODS, LayerTarget
+from prunekit.llm.registry import LLM_METHODS
 from prunekit.masks.select import is_nm_valid
 from prunekit.serialize import load, save
 from prunekit.structural.plan import plan_structured

@@ -14,7 +14,7 @@ from torch import nn
 from llm_models import samples, tiny_llama
 from prunekit.llm.collect import InputStats
 from prunekit.llm.oneshot import prune_llm
-from prunekit.llm.registry import LayerTarget
+from prunekit.config import LayerTarget
 from prunekit.masks.select import nm_mask, unstructured_mask
 from prunekit.llm.sparsegpt import sparsegpt_weights
 from prunekit.llm.wanda import wanda_prune

@@ -9,7 +9,7 @@ from torch import nn
 
 import prunekit as pk
 from prunekit.config import TargetSpec
-from prunekit.handlers.base import HandlerBase, PruneError
+from prunekit.handlers.base import Handler, PruneError
 
 
 def _model(name="residual_grouped"):
@@ -91,7 +91,7 @@ def test_unsupported_custom_layer_is_refused_with_reason():
     assert pk.verify(m, plan).ok
 
 
-class BrokenHandler(HandlerBase):
+class BrokenHandler(Handler):
     def in_channels(self, m):
         return m.in_features
 

@@ -43,30 +43,12 @@ from prunekit.bench.latency_lut import LatencyLUT, choose_round_to
 from prunekit.bench.reliability import SpeedupEstimate
 from prunekit.bench.timer import compare_latency
 from prunekit.bench.width_tables import module_time_weights
+from prunekit.config import parse_latency_target
 from prunekit.structural import plan_structured
 
 RelLatency = Callable[[nn.Module], float]
 MakeFn = Callable[[float], nn.Module]
 Verify = Callable[[nn.Module], SpeedupEstimate]
-
-
-def parse_latency_target(text: str | float) -> float:
-    """``"0.5x"``, ``"0.5"``, ``"50%"`` or ``0.5`` -> 0.5 (fraction of dense latency to reach)."""
-    raw = text
-    if isinstance(text, str):
-        t = text.strip().lower()
-        scale = 1.0
-        if t.endswith("%"):
-            t, scale = t[:-1], 0.01
-        elif t.endswith("x"):
-            t = t[:-1]
-        try:
-            text = float(t) * scale
-        except ValueError:
-            raise ValueError(f"target latency must look like 0.5x or 50%, got {raw!r}") from None
-    if isinstance(text, bool) or not isinstance(text, (int, float)) or not 0 < text < 1:
-        raise ValueError(f"target latency must be a fraction of dense in (0, 1), got {raw!r}")
-    return float(text)
 
 
 @dataclass

@@ -21,7 +21,8 @@ from prunekit.commands._bench_int8 import add_columns, check_quantize, int8_vari
 from prunekit.bench.harness import compare
 from prunekit.bench.analyze import analyze
 from prunekit.bench.methods import parse_method
-from prunekit.bench.latency_target import parse_latency_target, prune_for_latency
+from prunekit.bench.latency_target import prune_for_latency
+from prunekit.config import parse_latency_target
 from prunekit.report import write_report
 from prunekit.io import atomic_write_bytes
 from prunekit.bench.deploy import DeployConfig, deploy

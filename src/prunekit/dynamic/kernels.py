@@ -28,11 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from prunekit.bench.timer import Clock, WallClock
-
-
-def is_conv1d(m: nn.Module) -> bool:
-    """Hugging Face ``Conv1D`` (weight stored ``(in, out)``), recognised by structure."""
-    return type(m).__name__ == "Conv1D" and hasattr(m, "nf") and hasattr(m, "nx")
+from prunekit.handlers.linear import is_conv1d  # HF Conv1D, recognised by structure
 
 
 def is_sparsifiable(m: nn.Module) -> bool:

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from prunekit.handlers.base import call_opt, get_handler
+from prunekit.handlers.base import get_handler
 
 
 def find_leaves(model: nn.Module) -> dict[str, nn.Module]:
@@ -33,7 +33,7 @@ def find_leaves(model: nn.Module) -> dict[str, nn.Module]:
         if any(name.startswith(p + ".") for p in prefixes):
             continue
         h = get_handler(m)
-        if h is not None and name and call_opt(h, "is_leaf", m, default=True):
+        if h is not None and name and h.is_leaf(m):
             leaves[name] = m
             prefixes.append(name)
     if get_handler(model) is not None and not leaves:

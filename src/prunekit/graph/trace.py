@@ -33,7 +33,7 @@ from prunekit.graph.modes import containers_training, find_leaves
 from prunekit.graph.ragged import RaggedTracker
 from prunekit.graph.rules import flat_tensors, rule_for
 from prunekit.graph.sizes import SizeReads
-from prunekit.handlers.base import call_opt, get_handler
+from prunekit.handlers.base import get_handler
 
 
 @dataclass
@@ -184,7 +184,7 @@ class Tracer:
     def leaf_in(self, rec: LeafRecord, args: tuple, kwargs: dict) -> None:
         m, h = rec.module, rec.handler
         cin = h.in_channels(m)
-        for t, dim in call_opt(h, "in_tensors", m, args, kwargs):
+        for t, dim in h.in_tensors(m, args, kwargs):
             lab = self.get(t)
             rec.in_dim = dim
             if cin is None or t.shape[dim] != cin:
@@ -203,8 +203,7 @@ class Tracer:
         if rec.in_labels is not None and g > 1:
             for block in rec.in_labels.reshape(-1, g):
                 self.uf.union_all(block, f"{rec.name} removes input channels in blocks of {g}")
-        consumed = {id(t) for t, _ in call_opt(h, "in_tensors", m, args, kwargs)}
-        consumed |= self._states_in(rec, args, kwargs)
+        consumed = {id(t) for t, _ in h.in_tensors(m, args, kwargs)} | self._states_in(rec, args, kwargs)
         for t in flat_tensors(args) + flat_tensors(kwargs):
             if id(t) not in consumed:  # an argument whose channels the handler does not prune
                 self.uf.fix(self.get(t), f"passed to {rec.name} ({type(m).__name__}) as an "
@@ -214,13 +213,13 @@ class Tracer:
     def _states_in(self, rec: LeafRecord, args: tuple, kwargs: dict) -> set[int]:
         """Couple state inputs (an RNN's ``h0``) to the module's output units."""
         m, h = rec.module, rec.handler
-        states = call_opt(h, "state_tensors", m, args, kwargs, default=[]) or []
+        states = h.state_tensors(m, args, kwargs)
         cout = h.out_channels(m)
         if not states or not cout:
             return set()
         if rec.out_ids is None:
             rec.out_ids = self.uf.new(cout)
-        units = rec.out_ids[: cout // int(call_opt(h, "out_repeats", m, default=1) or 1)]
+        units = rec.out_ids[: cout // int(h.out_repeats(m))]
         for t, dim in states:
             if t.shape[dim] != units.numel():
                 self.uf.fix(self.get(t), f"state of {rec.name} with a size other than its units")
@@ -233,7 +232,7 @@ class Tracer:
         m, h = rec.module, rec.handler
         inl = rec.in_labels if rec.in_labels is not None else torch.zeros(cin or 0, dtype=torch.long)
         rec.coupled = bool(h.in_out_coupled(m)) and cin == cout
-        rec.grouped = int(call_opt(h, "groups", m) or 1)
+        rec.grouped = int(h.groups(m))
         if rec.coupled:
             return inl.clone()
         if rec.grouped > 1 and cin:
@@ -251,7 +250,7 @@ class Tracer:
         if g > 1:
             for block in vec.reshape(-1, g):
                 self.uf.union_all(block, f"{rec.name} removes output channels in blocks of {g}")
-        rep = int(call_opt(h, "out_repeats", m, default=1) or 1)  # bidirectional RNN: [fwd | bwd]
+        rep = int(h.out_repeats(m))  # bidirectional RNN: [fwd | bwd]
         if rep > 1 and cout % rep == 0:
             parts = vec.reshape(rep, -1)
             for r in range(1, rep):
@@ -273,12 +272,12 @@ class Tracer:
             rec.out_ids = vec
         elif vec is not rec.out_ids:
             self.uf.union_pairs(rec.out_ids, vec, f"{rec.name} called more than once")
-        for i, (t, dim) in enumerate(call_opt(h, "out_tensors", m, output)):
+        for i, (t, dim) in enumerate(h.out_tensors(m, output)):
             if t.shape[dim] != cout:
                 continue
             rec.out_dim = dim
             if i == 0 and (self.count_only is None or rec.name in self.count_only):
-                rec.positions += call_opt(h, "mac_positions", m, t, dim)
+                rec.positions += h.mac_positions(m, t, dim)
             shape = [1] * t.dim()
             shape[dim] = cout
             self.labels[t] = vec.reshape(shape)

@@ -6,7 +6,6 @@ from prunekit.handlers import (  # noqa: F401
     attention_hf,
     conv,
     embedding,
-    hf_conv1d,
     linear,
     norm,
     rnn,
@@ -14,11 +13,11 @@ from prunekit.handlers import (  # noqa: F401
     tv_swin,
 )
 from prunekit.handlers import examples  # noqa: F401,E402  (after every handler module)
+from prunekit.handlers import base
 from prunekit.handlers.base import (
     HANDLERS,
     Handler,
     HandlerExample,
-    HandlerBase,
     InternalGroup,
     PruneError,
     get_handler,
@@ -27,6 +26,12 @@ from prunekit.handlers.base import (
 )
 
 __all__ = [
-    "HANDLERS", "Handler", "HandlerBase", "HandlerExample", "InternalGroup", "PruneError", "get_handler",
+    "HANDLERS", "Handler", "HandlerExample", "InternalGroup", "PruneError", "get_handler",
     "register_handler", "slice_param",
 ]
+
+
+def __getattr__(name: str):
+    if name == "HandlerBase":  # deprecated: warns in prunekit.handlers.base
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,10 +12,10 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from prunekit.handlers._slicing import as_index, block_rows, slice_param, strided_rows
-from prunekit.handlers.base import HandlerBase, resize_params
+from prunekit.handlers.base import Handler, resize_params
 
 
-class FusedQKVHandler(HandlerBase):
+class FusedQKVHandler(Handler):
     """in: ``<QKV>`` input features; out: ``<OUT>`` output features."""
 
     QKV = "qkv"

@@ -1,57 +1,39 @@
-"""Feature slicing of projection layers used inside attention modules.
-
-Two layouts: ``nn.Linear`` (weight ``(out, in)``) and the Hugging Face ``Conv1D`` of GPT-2
-(weight ``(in, out)``, attributes ``nf``/``nx``). Recognised by duck typing so that
-``transformers`` is never imported here.
+"""Feature slicing of projection layers used inside attention modules (``nn.Linear`` or the
+Hugging Face ``Conv1D`` of GPT-2): thin names over the one projection handler,
+:class:`prunekit.handlers.linear.ProjectionHandler`, which holds both layouts.
 """
 
 from __future__ import annotations
 
 from torch import Tensor, nn
 
-from prunekit.handlers._slicing import resize_param, slice_param
+from prunekit.handlers.linear import is_conv1d, projection
 
-
-def is_conv1d(m: nn.Module) -> bool:
-    """True for HF ``Conv1D`` (transposed linear with ``nf``; older transformers have no ``nx``)."""
-    return type(m).__name__ == "Conv1D" and hasattr(m, "nf") and hasattr(m, "weight")
+__all__ = ["is_conv1d", "out_axis", "out_rows", "proj_cost", "proj_in", "proj_out", "resize_proj",
+           "slice_proj_in", "slice_proj_out"]
 
 
 def proj_out(m: nn.Module) -> int:
-    return m.nf if is_conv1d(m) else m.out_features
+    return projection(m).out_channels(m)
 
 
 def proj_in(m: nn.Module) -> int:
-    return conv1d_in(m) if is_conv1d(m) else m.in_features
-
-
-def conv1d_in(m: nn.Module) -> int:
-    """Input features of a HF ``Conv1D``, read from its ``(in, out)`` weight."""
-    return int(m.weight.shape[0])
+    return projection(m).in_channels(m)
 
 
 def out_axis(m: nn.Module) -> int:
     """Axis of ``m.weight`` that indexes output features."""
-    return 1 if is_conv1d(m) else 0
+    return projection(m).out_axis
 
 
 def slice_proj_out(m: nn.Module, idx: Tensor) -> None:
     """Keep output features ``idx`` (weight rows/cols and bias)."""
-    slice_param(m, "weight", out_axis(m), idx)
-    slice_param(m, "bias", 0, idx)
-    if is_conv1d(m):
-        m.nf = idx.numel()
-    else:
-        m.out_features = idx.numel()
+    projection(m).prune_out(m, idx)
 
 
 def slice_proj_in(m: nn.Module, idx: Tensor) -> None:
     """Keep input features ``idx``."""
-    slice_param(m, "weight", 1 - out_axis(m), idx)
-    if is_conv1d(m):
-        m.nx = idx.numel()
-    else:
-        m.in_features = idx.numel()
+    projection(m).prune_in(m, idx)
 
 
 def out_rows(m: nn.Module) -> Tensor:
@@ -61,17 +43,15 @@ def out_rows(m: nn.Module) -> Tensor:
 
 def resize_proj(m: nn.Module, n_in: int, n_out: int) -> None:
     """Reallocate ``m`` for ``n_in -> n_out`` features (values are loaded afterwards)."""
-    if is_conv1d(m):
-        resize_param(m, "weight", (n_in, n_out))
-        m.nx, m.nf = n_in, n_out
-    else:
-        resize_param(m, "weight", (n_out, n_in))
-        m.in_features, m.out_features = n_in, n_out
+    h = projection(m)
+    shape = [0, 0]
+    shape[h.out_axis], shape[h.in_axis] = n_out, n_in
+    shapes = {"weight": tuple(shape)}
     if getattr(m, "bias", None) is not None:
-        resize_param(m, "bias", (n_out,))
+        shapes["bias"] = (n_out,)
+    h.resize(m, shapes)
 
 
 def proj_cost(m: nn.Module, n_in: int, n_out: int) -> tuple[int, int]:
     """``(params, MACs per position)`` of projection ``m`` with ``n_in``/``n_out`` features."""
-    macs = n_in * n_out
-    return macs + (n_out if getattr(m, "bias", None) is not None else 0), macs
+    return projection(m).cost(m, n_in, n_out)

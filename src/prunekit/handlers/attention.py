@@ -26,7 +26,7 @@ from prunekit.handlers._slicing import (
     slice_param,
     strided_rows,
 )
-from prunekit.handlers.base import HandlerBase, InternalGroup, register_handler
+from prunekit.handlers.base import Handler, InternalGroup, register_handler
 
 
 class PrunedMultiheadAttention(nn.MultiheadAttention):
@@ -169,7 +169,7 @@ def prune_mha_out(m: nn.MultiheadAttention, keep: Tensor) -> None:
     _to_pruned(m)
 
 
-class MultiheadAttentionHandler(HandlerBase):
+class MultiheadAttentionHandler(Handler):
     """Handler for ``nn.MultiheadAttention`` used as self-attention ``mha(x, x, x)``.
 
     in: query (and shared key/value) features; out: ``out_proj`` features; internal group

@@ -33,7 +33,7 @@ from prunekit.handlers._proj import (
     slice_proj_out,
 )
 from prunekit.handlers._slicing import as_index, block_rows, strided_rows
-from prunekit.handlers.base import HANDLERS, HandlerBase, InternalGroup
+from prunekit.handlers.base import HANDLERS, Handler, InternalGroup
 
 _HEAD_ATTRS = ("num_heads", "num_attention_heads", "n_heads", "n_head")
 _KV_ATTRS = ("num_key_value_heads", "num_kv_heads")
@@ -173,7 +173,7 @@ def _gpt2_group(m: nn.Module) -> InternalGroup:
     return InternalGroup("heads", inner // hd, hd, slices, lambda keep: prune_gpt2_heads(m, keep))
 
 
-class HFAttentionHandler(HandlerBase):
+class HFAttentionHandler(Handler):
     """Handler for HF attention modules of the ``qkvo``, ``bert`` and ``gpt2`` families.
 
     Args:
@@ -270,7 +270,7 @@ class HFAttentionHandler(HandlerBase):
             inner = kept.get("heads", m.split_size // m.head_dim) * m.head_dim
             shapes = [(m.c_attn, n_in, 3 * inner), (m.c_proj, inner, n_out)]
         else:
-            return HandlerBase.cost(self, m, n_in, n_out)
+            return Handler.cost(self, m, n_in, n_out)
         projs = {id(q) for pm in ins + outs for q in pm.parameters()}
         params = sum(p.numel() for p in m.parameters() if id(p) not in projs)
         macs = 0

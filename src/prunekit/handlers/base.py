@@ -5,40 +5,22 @@ A handler knows one module family (``nn.Conv2d``, ``nn.LayerNorm``, ...). The st
 inside it, it asks the handler which tensor dimension carries the channels the module consumes
 ("in") and produces ("out"), how those are coupled, and finally asks it to slice the module.
 
-Channel index arguments (``keep``) are always sorted ``LongTensor`` s of the indices that are
-**kept**.
-
-Contract (shared with the attention / RNN / embedding handlers):
-
-* ``in_channels(m)`` / ``out_channels(m)``: size of the channel dim consumed / produced, or
-  ``None`` when that side cannot be pruned (the engine then treats it as fixed).
-* ``in_out_coupled(m)``: channel ``i`` in is channel ``i`` out (BatchNorm, LayerNorm, PReLU,
-  depthwise conv with multiplier 1). For such modules the engine calls only
-  ``prune_out(m, keep)`` and the handler updates both sides.
-* ``groups(m)`` (optional, default 1): in and out are split into ``groups`` equal contiguous
-  blocks and block ``g`` in feeds only block ``g`` out (grouped conv). The engine removes whole
-  groups when a block has more than one input channel; for depthwise-with-multiplier it couples
-  input ``j`` with outputs ``j*mult .. j*mult+mult-1``. The engine calls both ``prune_in`` and
-  ``prune_out`` for such modules (in that order: ``prune_out`` then ``prune_in``).
-* ``in_granularity`` / ``out_granularity``: channels are removed in aligned blocks of this size
-  (e.g. ``head_dim``, GroupNorm groups).
-* ``weight_slices(m, "in"|"out")``: ``(param, axis)`` pairs whose slices along ``axis`` are
-  removed with the channel; importance criteria score these slices.
-* ``internal_groups(m)``: prunable dims invisible outside the module (attention heads, ...).
-* ``resize(m, shapes)``: reallocate parameters to saved shapes (used by ``pk.load``).
-
-Optional hooks with defaults in :class:`HandlerBase` (the tracer uses them): ``in_tensors`` /
-``out_tensors`` (which call arguments / outputs carry the channel dims, and on which axis),
-``cost`` (parameter and MAC count for given kept channel counts), ``masking_is_exact``
-(whether zeroing an input channel is equivalent to removing it; ``False`` for normalisations
-that compute statistics over the channel dim, e.g. LayerNorm).
+The contract is one abstract class, :class:`Handler`: ``in_channels`` and ``out_channels`` are
+required; every other part is a real method with a default (no channels pruned on a side, no
+internal groups, channels on the last axis, masking exact, a proportional cost), overridden
+where a family differs. Channel index arguments (``keep``) are always sorted ``LongTensor`` s of
+the indices that are **kept**. Handlers are registered per module type with
+:func:`register_handler`, beside a tiny example model that the contract tests (and
+:func:`prunekit.testing.check_handler`) run.
 """
 
 from __future__ import annotations
 
+import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -78,68 +60,70 @@ class InternalGroup:
     extra: dict = field(default_factory=dict)
 
 
-@runtime_checkable
-class Handler(Protocol):
-    """Physically slices one module type. Channel indices are sorted LongTensors of KEPT indices."""
+class Handler(ABC):
+    """The handler contract: physically slices one module family.
 
-    def in_channels(self, m: nn.Module) -> int | None: ...
+    Subclass it, implement :meth:`in_channels` and :meth:`out_channels`, and override the
+    methods whose defaults do not fit the family (at least :meth:`prune_in` / :meth:`prune_out`
+    and :meth:`weight_slices` for a side that can be pruned).
+    """
 
-    def out_channels(self, m: nn.Module) -> int | None: ...
-
-    def in_out_coupled(self, m: nn.Module) -> bool: ...
-
-    def prune_in(self, m: nn.Module, keep: Tensor) -> None: ...
-
-    def prune_out(self, m: nn.Module, keep: Tensor) -> None: ...
-
-    def out_granularity(self, m: nn.Module) -> int: ...
-
-    def in_granularity(self, m: nn.Module) -> int: ...
-
-    def weight_slices(self, m: nn.Module, dim: str) -> list[tuple[Tensor, int]]: ...
-
-    def internal_groups(self, m: nn.Module) -> list[InternalGroup]: ...
-
-    def resize(self, m: nn.Module, shapes: dict[str, tuple[int, ...]]) -> None: ...
-
-
-class HandlerBase:
-    """Defaults for the optional parts of the contract; subclass and override what differs."""
-
+    # ---- channels: sizes, coupling, surgery ------------------------------------------------
+    @abstractmethod
     def in_channels(self, m: nn.Module) -> int | None:
-        return None
+        """Size of the channel dim ``m`` consumes, or ``None`` when that side cannot be pruned
+        (the engine then treats it as fixed)."""
 
+    @abstractmethod
     def out_channels(self, m: nn.Module) -> int | None:
-        return None
+        """Size of the channel dim ``m`` produces, or ``None`` when that side cannot be pruned."""
 
     def in_out_coupled(self, m: nn.Module) -> bool:
+        """Channel ``i`` in is channel ``i`` out (BatchNorm, LayerNorm, PReLU, depthwise conv with
+        multiplier 1); the engine then calls only :meth:`prune_out`, which updates both sides."""
         return False
 
     def groups(self, m: nn.Module) -> int:
+        """In and out split into this many equal contiguous blocks, block ``g`` in feeding only
+        block ``g`` out (grouped conv). The engine removes whole groups when a block has more
+        than one input channel and calls :meth:`prune_out` then :meth:`prune_in`."""
+        return 1
+
+    def out_repeats(self, m: nn.Module) -> int:
+        """The output holds this many copies of the units side by side (a bidirectional RNN's
+        ``[forward | backward]``); the same units are kept in every copy."""
         return 1
 
     def prune_in(self, m: nn.Module, keep: Tensor) -> None:
+        """Keep input channels ``keep`` (default: this side cannot be pruned)."""
         raise PruneError(f"{type(m).__name__}: input channels cannot be pruned")
 
     def prune_out(self, m: nn.Module, keep: Tensor) -> None:
+        """Keep output channels ``keep`` (default: this side cannot be pruned)."""
         raise PruneError(f"{type(m).__name__}: output channels cannot be pruned")
 
     def out_granularity(self, m: nn.Module) -> int:
+        """Output channels are removed in aligned blocks of this size (``head_dim``, groups)."""
         return 1
 
     def in_granularity(self, m: nn.Module) -> int:
+        """Input channels are removed in aligned blocks of this size."""
         return 1
 
     def weight_slices(self, m: nn.Module, dim: str) -> list[tuple[Tensor, int]]:
+        """``(param, axis)`` pairs whose slices along ``axis`` go with a channel of side ``dim``
+        (``"in"`` or ``"out"``); importance criteria score these slices."""
         return []
 
     def internal_groups(self, m: nn.Module) -> list[InternalGroup]:
+        """Prunable dims invisible outside the module (attention heads, ...)."""
         return []
 
     def resize(self, m: nn.Module, shapes: dict[str, tuple[int, ...]]) -> None:
+        """Reallocate parameters to saved ``shapes`` and update attributes (used by ``pk.load``)."""
         resize_params(m, shapes)
 
-    # ---- optional hooks used by the tracer -------------------------------------------------
+    # ---- how the tracer and verify see the module's calls --------------------------------
     def is_leaf(self, m: nn.Module) -> bool:
         """False: trace through this instance's forward instead (e.g. PReLU with one slope)."""
         return True
@@ -171,13 +155,11 @@ class HandlerBase:
         return []
 
     def masking_is_exact(self, m: nn.Module) -> bool:
-        """True when zeroing input channel ``i`` gives the same result as removing it."""
+        """True when zeroing input channel ``i`` gives the same result as removing it (False for
+        normalisations whose statistics run over the channels, e.g. LayerNorm)."""
         return True
 
-    # Optional: ``internal_cost(m, n_in, n_out, kept)`` with ``kept`` ``{internal group name:
-    # kept units}`` gives ``cost()``'s figures with internal groups (heads) pruned too; without
-    # it the planner removes each internal group's weight share proportionally.
-
+    # ---- cost: the planner's fast predictor (tested against prunekit.macs.count_macs) ------
     def mac_positions(self, m: nn.Module, y: Tensor, dim: int) -> int:
         """Positions that ``cost()``'s per-position MACs are multiplied by for output ``y``
         (channels on ``dim``): its elements per channel."""
@@ -186,17 +168,45 @@ class HandlerBase:
     def cost(self, m: nn.Module, n_in: int | None, n_out: int | None) -> tuple[int, int]:
         """``(params, macs_per_output_position)`` of ``m`` with ``n_in``/``n_out`` channels kept.
 
-        The default scales every parameter of ``weight_slices`` proportionally and counts no MACs.
+        The default scales every parameter of ``weight_slices`` proportionally (once for a
+        coupled module, whose one channel set is both sides) and counts no MACs.
         """
         total = 0
         cin, cout = self.in_channels(m), self.out_channels(m)
+        sides = [("out", cout, n_out)] + ([] if self.in_out_coupled(m) else [("in", cin, n_in)])
         for p in m.parameters(recurse=True):
             n = float(p.numel())
-            for dim, full, kept in (("out", cout, n_out), ("in", cin, n_in)):
+            for dim, full, kept in sides:
                 if full and kept is not None and any(p is q for q, _ in self.weight_slices(m, dim)):
                     n *= kept / full
             total += int(round(n))
         return total, 0
+
+    def internal_cost(self, m: nn.Module, n_in: int | None, n_out: int | None,
+                      kept: dict[str, int]) -> tuple[int, int] | None:
+        """``cost()``'s figures with internal groups pruned too (``kept``: ``{internal group
+        name: kept units}``), or ``None`` (the default) when there is no exact formula: the
+        planner then removes each internal group's weight share proportionally."""
+        return None
+
+
+class _HandlerBase(Handler):
+    """The old ``HandlerBase`` (deprecated): :class:`Handler` with no channels on either side."""
+
+    def in_channels(self, m: nn.Module) -> int | None:
+        return None
+
+    def out_channels(self, m: nn.Module) -> int | None:
+        return None
+
+
+def __getattr__(name: str):
+    if name == "HandlerBase":  # the old base class, kept for one release
+        warnings.warn("prunekit.handlers.HandlerBase is deprecated and will be removed in the next "
+                      "release; subclass prunekit.Handler (implement in_channels and "
+                      "out_channels)", DeprecationWarning, stacklevel=2)
+        return _HandlerBase
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def resize_params(m: nn.Module, shapes: dict[str, tuple[int, ...]]) -> None:
@@ -271,6 +281,9 @@ class HandlerTable:
     def register(self, cls: type, handler: Handler, *, replace: bool = False) -> Handler:
         if not isinstance(cls, type) or not issubclass(cls, nn.Module):
             raise ValueError(f"register_handler needs an nn.Module subclass, got {cls!r}")
+        if not isinstance(handler, Handler):
+            raise ValueError(f"the handler for {cls.__qualname__} must be an instance of a "
+                             f"prunekit.Handler subclass, got {type(handler).__qualname__}")
         if cls in self._table and not replace:
             raise ValueError(f"a handler for {cls.__qualname__} is already registered")
         self._table[cls] = handler
@@ -343,13 +356,3 @@ def register_handler(cls: type, handler: Handler | None = None, *, replace: bool
 def get_handler(m: nn.Module | type) -> Handler | None:
     """The handler for ``m`` (exact type, then a base class that does not override forward)."""
     return HANDLERS.get(m)
-
-
-def call_opt(handler: Any, name: str, *args, default: Any = None) -> Any:
-    """Call an optional handler hook, falling back to :class:`HandlerBase`'s default."""
-    fn = getattr(handler, name, None)
-    if fn is None:
-        fn = getattr(HandlerBase(), name, None)
-        if fn is None:
-            return default
-    return fn(*args)

@@ -13,7 +13,7 @@ import math
 from torch import Tensor, nn
 
 from prunekit.handlers.base import (
-    HandlerBase,
+    Handler,
     PruneError,
     register_handler,
     resize_params,
@@ -21,7 +21,7 @@ from prunekit.handlers.base import (
 )
 
 
-class ConvHandler(HandlerBase):
+class ConvHandler(Handler):
     """``weight``: conv ``(out, in/groups, *k)``; transposed ``(in, out/groups, *k)``."""
 
     def in_channels(self, m: nn.Module) -> int:

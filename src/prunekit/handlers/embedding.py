@@ -10,10 +10,10 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from prunekit.handlers._slicing import as_index, resize_param, slice_param
-from prunekit.handlers.base import HandlerBase, register_handler
+from prunekit.handlers.base import Handler, register_handler
 
 
-class EmbeddingHandler(HandlerBase):
+class EmbeddingHandler(Handler):
     """Handler for ``nn.Embedding`` and ``nn.EmbeddingBag`` (prunes ``embedding_dim``)."""
 
     def in_channels(self, m: nn.Module) -> None:

@@ -14,7 +14,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from prunekit.handlers.base import (
     HANDLERS,
-    HandlerBase,
+    Handler,
     register_handler,
     resize_params,
     slice_param,
@@ -23,7 +23,7 @@ from prunekit.handlers.base import (
 _STATS = ("weight", "bias", "running_mean", "running_var")
 
 
-class _ChannelNorm(HandlerBase):
+class _ChannelNorm(Handler):
     def in_out_coupled(self, m: nn.Module) -> bool:
         return True
 

@@ -31,7 +31,7 @@ from prunekit.handlers._slicing import (
     slice_param,
     strided_rows,
 )
-from prunekit.handlers.base import HandlerBase, InternalGroup, register_handler
+from prunekit.handlers.base import Handler, InternalGroup, register_handler
 
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
@@ -160,7 +160,7 @@ def _unit_slices(m: nn.RNNBase, proj_space: bool) -> list[tuple[Tensor, int]]:
     return out
 
 
-class RNNHandler(HandlerBase):
+class RNNHandler(Handler):
     """Handler for ``nn.RNN``/``nn.GRU``/``nn.LSTM`` (multi-layer, bidirectional, projections).
 
     in: ``input_size`` features; out: ``dirs * R`` features = ``dirs`` copies of the unit space

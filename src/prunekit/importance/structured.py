@@ -16,6 +16,14 @@ over the group (Torch-Pruning's "group importance", Fang et al., CVPR 2023). Cri
   "Network Trimming", 2016).
 
 Registered in :data:`GROUP_CRITERIA`, separate from the weight criteria.
+
+Units that live inside one module (attention heads / KV groups, LSTM cell units; a handler's
+:class:`~prunekit.handlers.base.InternalGroup`) are scored here too, by :func:`unit_scores`,
+from the slices each unit owns (heads ranked by importance as in Michel et al., "Are Sixteen
+Heads Really Better than One?", NeurIPS 2019): ``l1`` / ``l2`` norms, ``taylor`` on the same
+``w * dL/dw`` statistics, ``random``; ``bn_scale`` falls back to ``l1`` as for channel groups
+without BatchNorm. ``activation`` and ``apoz`` are recorded at channel consumers, which such
+units do not have: :func:`check_unit_criterion` refuses them with a clear error.
 """
 
 from __future__ import annotations
@@ -142,6 +150,58 @@ def activation(slices, size, stats, gen) -> Tensor:
 @_register("apoz", frozenset({"act"}))
 def apoz(slices, size, stats, gen) -> Tensor:
     return _act(slices, size, stats.act_zero if stats else {}, lambda v: 1.0 - v)
+
+
+def score_group(criterion: str, slices: list[SliceRef], size: int, stats: GroupStats | None,
+                gen: torch.Generator) -> Tensor:
+    """Scores of a coupled group's ``size`` units by the registered ``criterion`` (float)."""
+    fn = GROUP_CRITERIA.get(criterion)
+    return fn([r for r in slices if r.param is not None or r.kind == "in"], size, stats, gen).float()
+
+
+UNIT_CRITERIA = ("l1", "l2", "bn_scale", "taylor", "random")
+
+
+def check_unit_criterion(criterion: str, where: list[str]) -> None:
+    """ValueError when ``criterion`` cannot score the internal units of the modules ``where``."""
+    if where and criterion not in UNIT_CRITERIA:
+        raise ValueError(f"criterion {criterion!r} cannot score units inside a module (heads, cell "
+                         f"units of {', '.join(where[:3])}{' ...' if len(where) > 3 else ''}): "
+                         f"activations are recorded at channel consumers only; use one of "
+                         f"{', '.join(UNIT_CRITERIA)}, or exclude those modules")
+
+
+def unit_scores(group: Any, criterion: str, gen: torch.Generator | None = None,
+                stats: GroupStats | None = None) -> Tensor:
+    """One score per unit of an internal ``group`` (higher = more important).
+
+    Args:
+        group: an :class:`~prunekit.handlers.base.InternalGroup` (``size`` units; along each
+            ``weight_slices`` axis unit ``u`` owns ``[u*g, (u+1)*g)``).
+        criterion: one of :data:`UNIT_CRITERIA` (see :func:`check_unit_criterion`).
+        stats: the calibration statistics (``taylor``: ``w * grad`` of the group's tensors).
+    """
+    check_unit_criterion(criterion, [getattr(group, "name", "a module")])
+    if criterion == "random":
+        return torch.rand(group.size, generator=gen)
+    score, found = torch.zeros(group.size), False
+    for t, axis in group.weight_slices:
+        if criterion == "taylor":
+            acc = stats.taylor.get(id(t)) if stats else None
+            if acc is None:
+                continue
+            per_pos = _per_position(acc, axis, lambda x, d: x.sum(d).abs())  # (size * g,)
+            score += per_pos.reshape(group.size, -1).sum(1).cpu()
+            found = True
+            continue
+        power = 2 if criterion == "l2" else 1
+        per = t.detach().float().movedim(axis, 0).reshape(group.size, -1)
+        score += per.abs().pow(power).sum(1).cpu()
+    if criterion == "taylor" and not found:
+        raise ValueError(f"criterion 'taylor': no gradient reached the tensors of the "
+                         f"{getattr(group, 'name', 'internal')} units (calib_data and loss_fn "
+                         "must give a loss that depends on them)")
+    return score
 
 
 def _act_hook(name: str, dim: int, stats: GroupStats, counts: dict[str, int]):

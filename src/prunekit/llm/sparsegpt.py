@@ -17,7 +17,8 @@ import torch
 from torch import Tensor
 
 from prunekit.llm.collect import InputStats
-from prunekit.llm.registry import LayerTarget, register_llm_method
+from prunekit.config import LayerTarget
+from prunekit.llm.registry import register_llm_method
 from prunekit.masks.select import nm_mask, unstructured_mask
 
 

@@ -1,8 +1,8 @@
 """Small real tasks and models that ship offline (for recipes, tests and benchmarks).
 
 * ``digits``: scikit-learn's ``load_digits()`` — 1,797 real 8x8 handwritten digits, inputs
-  ``(1, 8, 8)`` scaled to [0, 1], the seeded 80/20 ``"permutation"`` split of
-  :func:`prunekit.datasets.digits_split` (1,437 / 360).
+  ``(1, 8, 8)`` scaled to [0, 1], the seeded, stratified 80/20 split of
+  :func:`prunekit.datasets.digits_split` (1,437 / 360), the same split as the demo's.
 * ``mnist1d``: Greydanus' MNIST-1D generated offline with ``make_dataset(get_dataset_args())``
   (the standard 4,000 / 1,000 split), inputs ``(1, 40)`` standardised.
 
@@ -37,7 +37,7 @@ def _mnist1d() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 def load_task(name: str, limit: int | None = None) -> tuple[TensorDataset, TensorDataset]:
     """``(train, val)`` TensorDatasets of a built-in task (``limit``: first N of each split)."""
     if name == "digits":
-        (xt, yt), (xv, yv) = (d.tensors for d in digits_split(0, "permutation"))  # (N, 1, 8, 8)
+        (xt, yt), (xv, yv) = (d.tensors for d in digits_split(0))  # (N, 1, 8, 8)
     elif name == "mnist1d":
         xt, yt, xv, yv = _mnist1d()
         mu, sd = xt.mean(), xt.std()

@@ -21,7 +21,7 @@ from torch import nn
 
 from prunekit.call import call_model, no_kv_cache
 from prunekit.graph.rules import flat_tensors
-from prunekit.handlers.base import PruneError, call_opt, get_handler, slice_param
+from prunekit.handlers.base import PruneError, get_handler, slice_param
 from prunekit.structural.attrs import sync_model_attributes, undo_attributes
 from prunekit.graph.ragged import same_shapes
 from prunekit.graph.modes import containers_training
@@ -83,7 +83,7 @@ def _mutate(plan, modules: dict[str, nn.Module]) -> None:
         try:
             for name, keep in e.internal.items():
                 op = f"internal group {name}"
-                groups = {g.name: g for g in call_opt(h, "internal_groups", m, default=[])}
+                groups = {g.name: g for g in h.internal_groups(m)}
                 groups[name].prune(keep)
             if e.coupled:
                 op = "prune_out (coupled)"

@@ -9,101 +9,22 @@ import torch
 from torch import Tensor, nn
 
 from prunekit.config import TargetSpec
-from prunekit.graph.dependency import DependencyGraph, Group
-from prunekit.handlers.base import InternalGroup, PruneError, call_opt
-from prunekit.importance.structured import (
-    GROUP_CRITERIA,
-    NEEDS,
-    GroupStats,
-    SliceRef,
-    collect_group_stats,
-)
-
+from prunekit.graph.dependency import DependencyGraph
+from prunekit.handlers.base import PruneError
+from prunekit.importance.structured import score_group, unit_scores
 from prunekit.structural.select import (
-    CostModel,
-    bisect,
-    free_axis,
-    group_weights,
-    select_global,
-    select_local,
+    CostModel, bisect, group_rounding, group_weights, select_global, select_local,
 )
-from prunekit.structural.internal import unit_scores  # L1/L2 of the unit's slices
+from prunekit.structural.scoring import (
+    calibration_stats,
+    group_slices,
+    has_internal_cost,
+    internal_params,
+    internal_units,
+)
 from prunekit.structural.apply import trial
 from prunekit.structural.result import StructuredConfig, StructuredPlan
 from prunekit.structural.value_trial import localize, values_match
-
-
-def _slices(graph: DependencyGraph, grp: Group) -> list[SliceRef]:
-    refs: list[SliceRef] = []
-    for name in grp.members:
-        rec = graph.leaves[name]
-        h, m = rec.handler, rec.module
-        sides = [("out", graph.in_roots[name])] if rec.coupled else [
-            ("out", graph.out_roots[name]), ("in", graph.in_roots[name])]
-        for side, roots in sides:
-            if roots is None:
-                continue
-            units = graph.unit_index(roots, grp.index)
-            if not bool((units >= 0).any()):
-                continue
-            kind = "in" if side == "in" else "out"
-            if kind == "in":
-                refs.append(SliceRef(name, m, "in", None, 0, units))
-            for p, ax in h.weight_slices(m, side):
-                if p is not None and p.dim() > ax and p.shape[ax] == units.numel():
-                    refs.append(SliceRef(name, m, kind, p, ax, units))
-    for fp, roots in zip(graph.free, graph.free_roots):
-        ax = free_axis(roots)
-        if ax is None:
-            continue
-        line = roots.movedim(ax, 0).reshape(roots.shape[ax], -1)[:, 0]
-        units = graph.unit_index(line, grp.index)
-        if bool((units >= 0).any()):
-            refs.append(SliceRef(fp.name, None, "param", fp.tensor, ax, units))
-    return refs
-
-
-def _score_fn(name: str):
-    fn = GROUP_CRITERIA.get(name)
-
-    def score(refs, size, stats, gen):
-        return fn([r for r in refs if r.param is not None or r.kind == "in"], size, stats, gen)
-
-    return score
-
-
-def _stats(model, graph, groups_refs, cfg, calib_data, loss_fn, max_batches) -> GroupStats | None:
-    needs = NEEDS.get(cfg.criterion, frozenset())
-    if not needs:
-        return None
-    if calib_data is None:
-        raise ValueError(f"criterion {cfg.criterion!r} needs calib_data= (batches of inputs"
-                         f"{', target' if 'grad' in needs else ''})")
-    consumers = {n: (r.module, r.in_dim) for n, r in graph.leaves.items()
-                 if not r.coupled and graph.in_roots.get(n) is not None}
-    params = {id(r.param): r.param for refs in groups_refs for r in refs if r.param is not None}
-    return collect_group_stats(model, consumers, list(params.values()), calib_data, needs,
-                               loss_fn, max_batches)
-
-
-def _internal(graph: DependencyGraph) -> list[tuple[str, InternalGroup]]:
-    """Dims living inside one module (attention heads, ...) from the handlers."""
-    out = []
-    for name, rec in graph.leaves.items():
-        if name in graph.excluded or rec.external or rec.calls == 0:
-            continue
-        for ig in call_opt(rec.handler, "internal_groups", rec.module, default=[]) or []:
-            if ig.size > 1:
-                out.append((name, ig))
-    return out
-
-
-def _internal_scores(ig: InternalGroup, criterion: str, gen: torch.Generator) -> Tensor:
-    return unit_scores(ig, criterion, gen).float()
-
-
-def _internal_params(ig: InternalGroup) -> int:
-    return sum(p.numel() for p, _ in ig.weight_slices)
 
 
 def _ensure_nonempty(graph: DependencyGraph, masks: list[Tensor], scores: list[Tensor]) -> None:
@@ -143,7 +64,7 @@ def plan_structured(
     criterion: str = "l1",
     ratio: float = 0.5,
     scope: str = "local",
-    round_to: int = 1,
+    round_to: int | None = None,
     exclude: Iterable[str] = (),
     target: TargetSpec | None = None,
     per_layer_min: float = 0.0,
@@ -167,7 +88,8 @@ def plan_structured(
             prunable channels ranked together after per-group normalisation (``'global'``) or
             on their raw scores, one threshold for the whole model (``'threshold'``, as
             Network Slimming ranks BatchNorm scales).
-        round_to: kept channels per group are rounded up to a multiple of this.
+        round_to: kept channels per group rounded up to a multiple of this. ``None``: global
+            scope keeps ``select.hardware_multiple`` widths (nearest), local the exact ratio.
         exclude: module names/globs never modified.
         target: ``TargetSpec(params=f)`` / ``TargetSpec(macs=f)`` keeps the fraction ``f`` of
             the counted parameters / MACs (overrides ``ratio``), or ``TargetSpec(ratio=r)``.
@@ -209,31 +131,58 @@ def plan_structured(
         try:  # trial on a copy: catches reshapes with sizes hard-coded in the model's code
             pruned = trial(plan)
         except PruneError as err:
-            if err.module is not None and err.module not in refuse and len(refuse) < max_refusals:
-                refuse[err.module] = ("a pruned trial failed there: "
-                                      f"{str(err).split(': ', 2)[-1][:100]}")
-                continue
-            if err.module is None:  # a handler failed, not the pruned forward: say so
-                raise
-            guilty = localize(plan)  # the module's own sizes did not explain it: find groups
-            if not guilty or len(freeze) >= 4 * max_refusals:
-                raise
-            for name in guilty:
-                freeze[name] = f"a pruned trial failed with them: {str(err)[:100]}"
+            _after_failed_trial(plan, err, refuse, freeze, max_refusals)
             continue
         if values_match(plan, pruned):
             plan.checked = True
             return plan
         del pruned
-        guilty = localize(plan)
-        if not guilty or len(freeze) >= 4 * max_refusals:
-            raise PruneError("the pruned trial computes values other than the masked reference "
-                             "(channels zeroed in the dense model) and no single group explains "
-                             "it; nothing was pruned")
-        for name in guilty:
-            freeze[name] = ("pruning these channels changed the outputs beyond the masked "
-                            "reference in a trial (e.g. a size read as a number, or a "
-                            "permutation the tracer cannot follow)")
+        _freeze_wrong_values(plan, freeze, max_refusals)
+
+
+def _after_failed_trial(plan: StructuredPlan, err: PruneError, refuse: dict[str, str],
+                        freeze: dict[str, str], max_refusals: int) -> None:
+    """The pruned trial raised: refuse the module it failed in, or freeze the groups that
+    make it fail; re-raise ``err`` when neither is possible."""
+    if err.module is not None and err.module not in refuse and len(refuse) < max_refusals:
+        refuse[err.module] = ("a pruned trial failed there: "
+                              f"{str(err).split(': ', 2)[-1][:100]}")
+        return
+    if err.module is None:  # a handler failed, not the pruned forward: say so
+        raise err
+    guilty = localize(plan)  # the module's own sizes did not explain it: find groups
+    if not guilty or len(freeze) >= 4 * max_refusals:
+        raise err
+    for name in guilty:
+        freeze[name] = f"a pruned trial failed with them: {str(err)[:100]}"
+
+
+def _freeze_wrong_values(plan: StructuredPlan, freeze: dict[str, str], max_refusals: int) -> None:
+    """The pruned trial ran but computed other values: freeze the groups that explain it."""
+    guilty = localize(plan)
+    if not guilty or len(freeze) >= 4 * max_refusals:
+        raise PruneError("the pruned trial computes values other than the masked reference "
+                         "(channels zeroed in the dense model) and no single group explains "
+                         "it; nothing was pruned")
+    for name in guilty:
+        freeze[name] = ("pruning these channels changed the outputs beyond the masked "
+                        "reference in a trial (e.g. a size read as a number, or a "
+                        "permutation the tracer cannot follow)")
+
+
+def _amount(cfg: StructuredConfig, choose, evaluate, dense: tuple[int, int], all_units: int
+            ) -> float:
+    """What ``choose`` is given: the ratio (local) or the number of units removed (global),
+    bisected on the counted parameters / MACs when the target names one of them."""
+    goal = cfg.target
+    hi = cfg.per_layer_max if cfg.scope == "local" else float(all_units)
+    if goal is not None and goal.ratio is None:
+        which = 0 if goal.params is not None else 1
+        frac = goal.params if goal.params is not None else goal.macs
+        return bisect(lambda v: evaluate(choose(v))[which], 0.0, hi, frac * dense[which],
+                      integer=cfg.scope != "local")
+    r = goal.ratio if goal is not None else cfg.ratio
+    return r if cfg.scope == "local" else r * all_units
 
 
 def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
@@ -242,20 +191,20 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
     freeze = freeze or {}
     graph = DependencyGraph.build(model, example_inputs, cfg.exclude, refuse,
                                   {k: v for k, v in freeze.items() if "::" not in k})
-    refs = [_slices(graph, g) for g in graph.groups]
-    stats = _stats(model, graph, refs, cfg, calib_data, loss_fn, max_batches)
+    refs = [group_slices(graph, g) for g in graph.groups]
+    internal = [(n, ig) for n, ig in internal_units(graph) if f"{n}::internal" not in freeze]
+    stats = calibration_stats(model, graph, refs, internal, cfg, calib_data, loss_fn, max_batches)
     gen = torch.Generator().manual_seed(cfg.seed)
-    score = _score_fn(cfg.criterion)
-    scores = [score(r, g.size, stats, gen).float() for r, g in zip(refs, graph.groups)]
+    scores = [score_group(cfg.criterion, r, g.size, stats, gen) for r, g in zip(refs, graph.groups)]
     offsets, total = [], 0
     for g in graph.groups:
         offsets.append(total)
         total += g.size
     cost = CostModel(graph, offsets, total)
-    internal = [(n, ig) for n, ig in _internal(graph) if f"{n}::internal" not in freeze]
-    scores += [_internal_scores(ig, cfg.criterion, gen) for _, ig in internal]
+    scores += [unit_scores(ig, cfg.criterion, gen, stats).float() for _, ig in internal]
     widths = [int(g.widths[0]) if g.widths is not None and g.size else 1 for g in graph.groups]
-    widths += [cfg.round_to] * len(internal)  # no channel rounding of heads
+    rounds = group_rounding(cfg, [g.size * w for g, w in zip(graph.groups, widths)])
+    widths, rounds = widths + [1] * len(internal), rounds + [1] * len(internal)  # heads: none
     n_graph = len(graph.groups)
     names = [tuple(dict.fromkeys([*g.producers, *g.members])) for g in graph.groups]
     names += [(f"{n}:{ig.name}",) for n, ig in internal]
@@ -263,35 +212,27 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
 
     def choose(x: float) -> list[Tensor]:
         if cfg.scope == "local":
-            return select_local(scores, x, cfg.per_layer_min, cfg.per_layer_max, cfg.round_to, widths)
+            return select_local(scores, x, cfg.per_layer_min, cfg.per_layer_max, rounds, widths)
         return select_global(scores, int(round(x)), cfg.per_layer_min, cfg.per_layer_max,
-                             cfg.round_to, widths, tw, normalize=cfg.scope == "global")
+                             rounds, widths, tw, cfg.scope == "global", cfg.round_to is None)
+
+    exact = {n for n, _ in internal if has_internal_cost(graph.leaves[n])}
 
     def evaluate(masks: list[Tensor]) -> tuple[int, int]:
         flat = torch.cat(masks[:n_graph]) if n_graph else torch.zeros(0, dtype=torch.bool)
         kept: dict[str, dict[str, int]] = {}
         share = 0
         for (name, ig), m in zip(internal, masks[n_graph:]):
-            if hasattr(graph.leaves[name].handler, "internal_cost"):
+            if name in exact:
                 kept.setdefault(name, {})[ig.name] = int((~m).sum())
             else:  # no exact formula: remove the group's weight share
-                share += int(_internal_params(ig) * float(m.float().mean()))
+                share += int(internal_params(ig) * float(m.float().mean()))
         params, macs = cost.evaluate(flat, kept)
         return params - share, macs
 
     all_units = total + sum(ig.size for _, ig in internal)
     dense = evaluate([torch.zeros(s.numel(), dtype=torch.bool) for s in scores])
-    goal = cfg.target
-    hi = cfg.per_layer_max if cfg.scope == "local" else float(all_units)
-    if goal is not None and goal.ratio is None:
-        which = 0 if goal.params is not None else 1
-        frac = goal.params if goal.params is not None else goal.macs
-        x = bisect(lambda v: evaluate(choose(v))[which], 0.0, hi, frac * dense[which],
-                   integer=cfg.scope != "local")
-    else:
-        r = goal.ratio if goal is not None else cfg.ratio
-        x = r if cfg.scope == "local" else r * all_units
-    masks = choose(x)
+    masks = choose(_amount(cfg, choose, evaluate, dense, all_units))
     _ensure_nonempty(graph, masks, scores)
     _internal_minimum(internal, masks[n_graph:], scores[n_graph:])
     keep_internal = {}

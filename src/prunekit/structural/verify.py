@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from prunekit.call import call_model, is_kv_cache, no_kv_cache
 from prunekit.graph.rules import flat_tensors
-from prunekit.handlers.base import call_opt, get_handler
+from prunekit.handlers.base import get_handler
 from prunekit.structural.apply import apply_plan
 
 
@@ -73,7 +73,7 @@ def _unit_keep(h, m: nn.Module, e) -> Tensor | None:
     """Kept units of the state inputs (one copy of the output space)."""
     if e.keep_out is None:
         return None
-    rep = int(call_opt(h, "out_repeats", m, default=1) or 1)
+    rep = int(h.out_repeats(m))
     size = e.out_full // rep
     return e.keep_out[e.keep_out < size]
 
@@ -81,11 +81,11 @@ def _unit_keep(h, m: nn.Module, e) -> Tensor | None:
 def _input_table(h, m: nn.Module, e, args: tuple, kwargs: dict, op) -> dict[int, Tensor]:
     table: dict[int, Tensor] = {}
     if e.keep_in is not None:
-        for t, d in call_opt(h, "in_tensors", m, args, kwargs, default=[]):
+        for t, d in h.in_tensors(m, args, kwargs):
             table[id(t)] = op(t, d, e.keep_in)
     units = _unit_keep(h, m, e)
     if units is not None:
-        for t, d in call_opt(h, "state_tensors", m, args, kwargs, default=[]) or []:
+        for t, d in h.state_tensors(m, args, kwargs):
             table[id(t)] = op(t, d, units)
     return table
 
@@ -110,7 +110,7 @@ def _install(masked: nn.Module, pruned: nn.Module, plan) -> list:
                 if e.keep_out is None:
                     return None
                 table = {id(t): mask(t, d, e.keep_out)
-                         for t, d in call_opt(h, "out_tensors", mod, out, default=[])}
+                         for t, d in h.out_tensors(mod, out)}
                 return _replace(out, table)
             handles.append(m.register_forward_pre_hook(pre, with_kwargs=True))
             handles.append(m.register_forward_hook(post))
@@ -142,10 +142,10 @@ def _select_inputs(h, m: nn.Module, args: tuple, kwargs: dict, e) -> tuple[tuple
 def _scatter(h, m: nn.Module, sm: nn.Module, out: Any, y: Any, e) -> Any:
     """Put the pruned module's outputs back at the kept positions of the dense ones."""
     table: dict[int, Tensor] = {}
-    dense = call_opt(h, "out_tensors", m, out, default=[])
+    dense = h.out_tensors(m, out)
     chan = {id(t) for t, _ in dense}
     if e.keep_out is not None:
-        small = call_opt(h, "out_tensors", sm, y, default=[])
+        small = h.out_tensors(sm, y)
         for (t, d), (v, _) in zip(dense, small):
             if t.shape != v.shape and t.shape[d] == e.out_full:
                 table[id(t)] = torch.zeros_like(t).index_copy(d, e.keep_out.to(t.device), v)

@@ -128,23 +128,38 @@ def _dynamic(e: dict[str, Any]) -> str:
                      for k, v in (e.get("dynamic") or {}).items()) or "–"
 
 
+SWEEP_EXTRA = (("compressed_bytes", "compressed size"), ("huffman_bytes", "Deep Compression size"),
+               ("int8_speedup", "int8 speedup"), ("int8_over_fp32", "int8 over its fp32"))
+
+
 def sweep_table(data: dict[str, Any]) -> Table:
-    header = ["method", "ratio", "status", "accuracy", "MACs ratio",
-              "weight sparsity / params kept", "latency ms"]
+    """One row per (method, ratio); size, int8 and dynamic columns appear when the sweep has them."""
     sweep = data.get("sweep", [])
+    extra = [(k, t) for k, t in SWEEP_EXTRA if any(k in e for e in sweep)]
     dyn = any(e.get("dynamic") for e in sweep)
-    if dyn:
-        header += ["speedup", "dynamic (measured)"]
+    header = ["method", "ratio", "status", "accuracy", "MACs ratio",
+              "weight sparsity / params kept", "latency ms"] + [t for _, t in extra] \
+        + (["speedup", "dynamic (measured)"] if dyn else [])
     rows = []
     for e in sweep:
         if e["status"] != "ok":
             rows.append([e["method"], fmt(e["ratio"]), failed(e.get("error")), fmt(e.get("accuracy")),
-                         "", "", ""] + (["", ""] if dyn else []))
+                         "", "", ""] + [""] * len(extra) + (["", ""] if dyn else []))
             continue
         rows.append([e["method"], fmt(e["ratio"]), "ok", fmt(e.get("accuracy"), 4),
                      fmt(e.get("macs_ratio")), _kept(e), fmt(e.get("latency_ms"))]
+                    + [_big(e.get(k), "B") if k.endswith("bytes")
+                       else (f"{fmt(e[k])}×" if e.get(k) else "–") for k, _ in extra]
                     + ([f"{fmt(e.get('speedup'))}×", _dynamic(e)] if dyn else []))
     return "Sweep: methods × ratios", header, rows
+
+
+def stages_table(data: dict[str, Any]) -> Table:
+    """Deep Compression's stages, one row each per model: where the bytes went."""
+    header = ["model", "stage", "size", "ratio vs dense fp32"]
+    rows = [[r["model"], r["label"], _big(r["bytes"], "B"), f"{fmt(r['ratio'])}×"]
+            for r in data.get("compression_stages", [])]
+    return "Where the bytes went: Deep Compression stages (whole state_dict)", header, rows
 
 
 def decisions_table(data: dict[str, Any]) -> Table:
@@ -162,5 +177,5 @@ def decisions_table(data: dict[str, Any]) -> Table:
 def all_tables(data: dict[str, Any]) -> list[Table]:
     """The non-empty tables of a report, in reading order."""
     tables = [sweep_table(data), speedup_table(data), latency_table(data), models_table(data),
-              decisions_table(data)]
+              stages_table(data), decisions_table(data)]
     return [t for t in tables if t[2]]

@@ -250,9 +250,7 @@ def analyze(
     Args:
         model: the dense model (not modified).
         example_inputs: one input batch for tracing, MACs and timing (resized per batch size).
-        methods: method names (see :mod:`prunekit.bench.methods`; ``dynamic`` / ``tome`` once
-            :mod:`prunekit.dynamic` is imported: their measured realised sparsity or tokens
-            kept stands beside the latency).
+        methods: method names (see :mod:`prunekit.bench.methods`, which lists ``dynamic``).
         ratios: pruning ratios in [0, 1).
         eval_fn: ``eval_fn(model) -> accuracy`` (higher is better; a number or
             ``{"accuracy": x}``) called on a copy of each model on ``config.device``.

@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import copy
 import gc
+import os
 import platform
 import statistics
 import time
 
 import torch
 import torchvision
-from results_schema import write_result
+from results_schema import load_average, write_result
 
 import prunekit as pk
 
@@ -64,6 +65,7 @@ def main() -> None:
         print("torch-pruning not installed: prunekit only")
     times = {k: [] for k in engines}
     params = {}
+    load0 = load_average()
     with torch.no_grad():
         base(x)  # warm up kernels for this input size
     for _ in range(args.reps):
@@ -92,7 +94,22 @@ def main() -> None:
                                f"p10/p90; {torch.get_num_threads()} threads.")}],
                  caveats=["The default tries the plan on a copy that shares the model's "
                           "parameters and compares its outputs with a masked reference (values, "
-                          "not only shapes): that check is the difference to the bare engine."])
+                          "not only shapes) on the example input and two perturbed copies, in "
+                          "one batch: that check is the difference to the bare engine."]
+                 + _busy(load0),
+                 load=f"{load0} at start, {load_average()} at end")
+
+
+def _busy(load: str) -> list[str]:
+    try:
+        one = float(load.split()[2])
+    except (IndexError, ValueError):
+        return []
+    if one <= 2:
+        return []
+    return [f"The machine was shared with other jobs (1-minute load {one:.1f} on "
+            f"{os.cpu_count()} cores): absolute times are inflated; the engines are "
+            "interleaved, so their ratio is the more reliable figure."]
 
 
 if __name__ == "__main__":

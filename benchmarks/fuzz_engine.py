@@ -1,12 +1,17 @@
 """Fuzz the structural engine with random architectures and count the outcomes.
 
-Each seed builds one random model (``tests/structural/fuzz_models.py``), plans 50% channel
-pruning, applies it, and compares the pruned model on two inputs with an independent masked
+Each seed builds one random model (``tests/structural/fuzz_models.py``), plans channel
+pruning with a setting drawn from the seed (ratio 0.3/0.5/0.7, local or global scope, L1, L2
+or random scores), applies it, and compares the pruned model on two inputs with an independent masked
 reference (``tests/structural/masked_reference.py``: removed channels zeroed in the dense
 weights); ``verify`` is run too. Counts: tried, pruned, refused (by reason), wrong, verify
 crashes, verify false alarms.
 
     python benchmarks/fuzz_engine.py --seeds 2000
+    python benchmarks/fuzz_engine.py --seeds 2000 --start 2000   # another seed range
+
+A run starting at seed 0 writes ``results/fuzz_engine.json``; one starting elsewhere writes
+``results/fuzz_engine_from_<start>.json``.
 """
 
 from __future__ import annotations
@@ -55,8 +60,9 @@ def _write(args, done, counts, reasons, failures, secs, load0) -> None:
             ["verify false alarms", counts["verify false_alarm"]],
             ["verify missed a wrong model", counts["verify missed"]]]
     tables = [{"title": "Outcomes", "columns": ["outcome", "models"], "rows": rows,
-               "notes": f"seeds {args.start}..{args.start + done - 1}, 50% of channels "
-                        f"per group (l1), two inputs per model; {secs:.0f} s on one thread"},
+               "notes": f"seeds {args.start}..{args.start + done - 1}; per seed a ratio of 0.3, "
+                        f"0.5 or 0.7, local or global scope, L1, L2 or random scores; two "
+                        f"inputs per model; {secs:.0f} s on one thread"},
               {"title": "Models with channels left unpruned, by reason (a model may have "
                         "several; outputs themselves are always kept)",
                "columns": ["reason", "models"],
@@ -64,7 +70,10 @@ def _write(args, done, counts, reasons, failures, secs, load0) -> None:
     if failures:
         tables.append({"title": "Failures", "columns": ["seed", "status", "verify", "detail"],
                        "rows": failures})
-    write_result("fuzz_engine", "Structural engine: random architectures", tables,
+    name = "fuzz_engine" + (f"_from_{args.start}" if args.start else "")
+    title = "Structural engine: random architectures" + (
+        f" (seeds from {args.start})" if args.start else "")
+    write_result(name, title, tables,
                  command=f"python benchmarks/fuzz_engine.py --seeds {args.seeds}"
                          + (f" --start {args.start}" if args.start else ""),
                  caveats=["random weights; outcomes do not depend on training",

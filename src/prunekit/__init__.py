@@ -6,40 +6,59 @@ and report, and save/load the pruned model. File-level I/O lives in :mod:`prunek
 layer kernels in :mod:`prunekit.llm`.
 """
 
-# configs and targets
-from prunekit.config import Scope, TargetSpec, WeightPruneConfig
-# weight masks (unstructured, N:M)
-from prunekit.weights import WeightPruneReport, prune_weights
-from prunekit.masks import export_torch_prune, finalize, import_torch_prune, register_layout
-# structure: trace -> score -> plan -> apply -> verify
-from prunekit.graph import DependencyGraph
-from prunekit.importance.structured import GROUP_CRITERIA
-from prunekit.handlers import Handler, InternalGroup, PruneError, register_handler
-from prunekit.structural import StructuredPlan, VerifyResult, plan_structured, verify
-from prunekit.structural.attrs import register_attribute_sync
-from prunekit.structural.hybrid import HybridReport, prune_hybrid
-from prunekit.structural.layers import LayerDropReport, drop_layers
-# recovery: recipes, schedules, fine-tuning, distillation
-from prunekit.recover.recipe import Cubic, DataSpec, Distill, Finetune, Iterative, OneShot, Recipe
-from prunekit.recover.run import RunResult, run_recipe
-from prunekit.recover.loop import finetune
-from prunekit.recover.distill import distill_loss, kd_loss
-from prunekit.recover.sensitivity import SensitivityResult, sensitivity
-from prunekit.recover.yaml_recipe import load_recipe
-from prunekit.recover.callbacks import ScheduledPruner
-# one-shot LLM pruning
-from prunekit.llm.calib import calibration_samples
-from prunekit.llm.eval import embedding_fidelity, perplexity, sentence_embeddings
-from prunekit.llm.oneshot import OneShotConfig, OneShotReport, prune_llm
-# measure and report
-from prunekit.stats import ModelStats, stats
-from prunekit.bench import (
-    BenchConfig, analyze, choose_sparse_backends, compare, fold_batchnorm, prune_for_latency,
-)
-from prunekit.bench.timer import LatencyStats, compare_latency, measure_latency
-from prunekit.report import write_report
-# save and load pruned models
-from prunekit.serialize import load, save
+import importlib
+import importlib.util
+
+# name -> the module that defines it, grouped by pipeline stage; imported on first use, so
+# `import prunekit` (and every CLI start) stays light
+_NAMES = {
+    # configs and targets
+    "Scope": "prunekit.config", "TargetSpec": "prunekit.config",
+    "WeightPruneConfig": "prunekit.config",
+    # weight masks (unstructured, N:M)
+    "WeightPruneReport": "prunekit.weights", "prune_weights": "prunekit.weights",
+    "export_torch_prune": "prunekit.masks", "finalize": "prunekit.masks",
+    "import_torch_prune": "prunekit.masks", "register_layout": "prunekit.masks",
+    # structure: trace -> score -> plan -> apply -> verify
+    "DependencyGraph": "prunekit.graph",
+    "GROUP_CRITERIA": "prunekit.importance.structured",
+    "Handler": "prunekit.handlers", "InternalGroup": "prunekit.handlers", "PruneError": "prunekit.handlers",
+    "register_handler": "prunekit.handlers",
+    "StructuredPlan": "prunekit.structural", "VerifyResult": "prunekit.structural",
+    "plan_structured": "prunekit.structural", "verify": "prunekit.structural",
+    "register_attribute_sync": "prunekit.structural.attrs",
+    "HybridReport": "prunekit.structural.hybrid", "prune_hybrid": "prunekit.structural.hybrid",
+    "LayerDropReport": "prunekit.structural.layers", "drop_layers": "prunekit.structural.layers",
+    # recovery: recipes, schedules, fine-tuning, distillation
+    "Cubic": "prunekit.recover.recipe", "DataSpec": "prunekit.recover.recipe",
+    "Distill": "prunekit.recover.recipe", "Finetune": "prunekit.recover.recipe",
+    "Iterative": "prunekit.recover.recipe", "OneShot": "prunekit.recover.recipe",
+    "Recipe": "prunekit.recover.recipe",
+    "RunResult": "prunekit.recover.run", "run_recipe": "prunekit.recover.run",
+    "finetune": "prunekit.recover.loop",
+    "distill_loss": "prunekit.recover.distill", "kd_loss": "prunekit.recover.distill",
+    "SensitivityResult": "prunekit.recover.sensitivity",
+    "sensitivity": "prunekit.recover.sensitivity",
+    "load_recipe": "prunekit.recover.yaml_recipe",
+    "ScheduledPruner": "prunekit.recover.callbacks",
+    # one-shot LLM pruning
+    "calibration_samples": "prunekit.llm.calib",
+    "embedding_fidelity": "prunekit.llm.eval", "perplexity": "prunekit.llm.eval",
+    "sentence_embeddings": "prunekit.llm.eval",
+    "OneShotConfig": "prunekit.llm.oneshot", "OneShotReport": "prunekit.llm.oneshot",
+    "prune_llm": "prunekit.llm.oneshot",
+    # measure and report
+    "ModelStats": "prunekit.stats", "stats": "prunekit.stats",
+    "BenchConfig": "prunekit.bench", "analyze": "prunekit.bench",
+    "choose_sparse_backends": "prunekit.bench", "compare": "prunekit.bench",
+    "fold_batchnorm": "prunekit.bench", "prune_for_latency": "prunekit.bench",
+    "LatencyStats": "prunekit.bench.timer", "compare_latency": "prunekit.bench.timer",
+    "measure_latency": "prunekit.bench.timer",
+    "write_report": "prunekit.report",
+    # save and load pruned models
+    "load": "prunekit.serialize", "save": "prunekit.serialize",
+}
+
 from prunekit._version import __version__
 
 __all__ = [
@@ -98,9 +117,17 @@ _LAZY_NAMES = {
 }
 
 
-def __getattr__(name: str):
-    import importlib
+def _load_all() -> None:
+    """Import every public name at once (the first use of any of them), as an eager import
+    would: modules that register handlers, runtimes or saved-model formats are all loaded."""
+    for name, module in _NAMES.items():
+        globals()[name] = getattr(importlib.import_module(module), name)
 
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        _load_all()
+        return globals()[name]
     if name in _LAZY_AREAS:
         return importlib.import_module(f"prunekit.{name}")
     if name in _LAZY_NAMES:
@@ -112,4 +139,11 @@ def __getattr__(name: str):
         warnings.warn(f"prunekit.{name} is deprecated and will be removed in the next release; "
                       f"use {instead}", DeprecationWarning, stacklevel=2)
         return getattr(importlib.import_module(module), attr)
+    if importlib.util.find_spec(f"prunekit.{name}") is not None:  # a subpackage: pk.masks
+        _load_all()
+        return importlib.import_module(f"prunekit.{name}")
     raise AttributeError(f"module 'prunekit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

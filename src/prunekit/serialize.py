@@ -33,8 +33,10 @@ from prunekit.io import MODEL_DIRECTORIES, atomic_dir, atomic_path, build_from_s
 from prunekit.structural.resize import resize_to_state_dict
 from prunekit.structural.hf_config import sync_hf_config
 from prunekit.structural.layers import replay_drop
+from prunekit.tv_builders import torchvision_builder
 
 FORMAT = 1
+_PLAIN = (bool, int, float, str)
 _META = "prunekit.json"
 _WEIGHTS = "model.safetensors"
 
@@ -44,66 +46,25 @@ def _is_hf(model: nn.Module) -> bool:
         and hasattr(model, "save_pretrained")
 
 
-def _torchvision_name(model: nn.Module) -> str | None:
-    """Find the torchvision builder whose architecture matches ``model`` (meta-device builds).
-
-    Only builders of the model's own family (classification, segmentation, detection, video,
-    ...) are tried, with ``weights=None`` and ``weights_backbone=None`` so nothing downloads.
-    """
-    mod = type(model).__module__
-    if not mod.startswith("torchvision.models"):
-        return None
-
-    import torchvision
-    parts = mod.split(".")
-    family = parts[2] if len(parts) > 3 else None
-    ns = importlib.import_module(f"torchvision.models.{family}") if family else torchvision.models
-    kwargs = {"weights": None} if family is None else {"weights": None, "weights_backbone": None}
-    own = model.state_dict()
-    keys = set(own)
-    best: tuple[tuple[int, int], str] | None = None
-    for name in torchvision.models.list_models(module=ns):
-        if torchvision.models.get_model_builder(name).__module__ != mod:
-            continue  # builders live beside their model class
-        try:
-            with torch.device("meta"):
-                cand = torchvision.models.get_model(name, **kwargs)
-        except Exception:  # noqa: BLE001, S112 - builders needing other arguments are skipped
-            continue
-        csd = cand.state_dict()
-        if type(cand) is not type(model) or not keys <= set(csd):
-            continue
-        score = (len(set(csd) - keys), _grouped(cand) != _grouped(model),
-                 sum(csd[k].shape != own[k].shape for k in keys))
-        if best is None or score < best[0]:
-            best = (score, name)
-    return None if best is None else f"torchvision:{best[1]}"
-
-
-def _grouped(model: nn.Module) -> list[str]:
-    """Names of the grouped convolutions (ResNeXt vs ResNet: same keys, other structure)."""
-    return [n for n, m in model.named_modules() if isinstance(getattr(m, "groups", 1), int)
-            and isinstance(m, nn.modules.conv._ConvNd) and m.groups > 1]
-
-
 def _conv_groups(model: nn.Module) -> dict[str, int]:
-    """``groups`` of every grouped convolution (pruning removes whole groups, and a builder
-    cannot tell the new count from weight shapes)."""
-    mods = dict(model.named_modules())
-    return {n: int(mods[n].groups) for n in _grouped(model)}
+    """``groups`` of every convolution (pruning removes whole groups, down to one, and a
+    builder cannot tell the new count from weight shapes)."""
+    return {n: int(m.groups) for n, m in model.named_modules()
+            if isinstance(m, nn.modules.conv._ConvNd) and isinstance(m.groups, int)}
 
 
-def _infer_spec(model: nn.Module) -> str | dict[str, Any]:
+def _infer_spec(model: nn.Module) -> tuple[str, dict[str, Any]]:
+    """How to build ``model``'s unpruned base: ``(spec, builder keyword arguments)``."""
     recorded = model.__dict__.get("_prunekit_spec")
     if recorded is not None:
-        return recorded
-    name = _torchvision_name(model)
-    if name is not None:
-        return name
+        return recorded, dict(model.__dict__.get("_prunekit_spec_kwargs", {}))
+    found = torchvision_builder(model)
+    if found is not None:
+        return f"torchvision:{found[0]}", found[1]
     cfg = getattr(model, "pretrained_cfg", None)  # timm models carry their architecture name
     if isinstance(cfg, dict) and cfg.get("architecture") and type(model).__module__.startswith(
             "timm."):
-        return f"timm:{cfg['architecture']}"
+        return f"timm:{cfg['architecture']}", {}
     raise ValueError(
         f"save: cannot tell how to rebuild {type(model).__name__}; pass spec="
         "'torchvision:NAME' | 'timm:NAME' | 'module:pkg.mod:factory'")
@@ -188,10 +149,12 @@ def _write(model: nn.Module, path: Path, spec: str | None, spec_kwargs: dict[str
         meta.update(base={"kind": "hf_config", "class": type(model).__name__,
                           "config": model.config.to_dict()})
     else:
-        kwargs = spec_kwargs if spec_kwargs is not None else \
-            model.__dict__.get("_prunekit_spec_kwargs", {})
-        meta.update(base={"kind": "spec", "spec": spec or _infer_spec(model),
-                          "kwargs": dict(kwargs)})
+        if spec is None:
+            spec, inferred = _infer_spec(model)
+        else:
+            inferred = model.__dict__.get("_prunekit_spec_kwargs", {})
+        kwargs = spec_kwargs if spec_kwargs is not None else inferred
+        meta.update(base={"kind": "spec", "spec": spec, "kwargs": dict(kwargs)})
     groups = _conv_groups(model)
     if groups:
         meta["conv_groups"] = groups
@@ -202,7 +165,15 @@ def _write(model: nn.Module, path: Path, spec: str | None, spec_kwargs: dict[str
 
 
 def _structure(model: nn.Module) -> list[tuple[str, str, str]]:
+    """Every module's name, type and settings."""
     return [(n, type(m).__name__, m.extra_repr()) for n, m in model.named_modules()]
+
+
+def _root_settings(model: nn.Module) -> dict[str, Any]:
+    """The root's plain attributes (``image_size``, ``aux_logits`` ...), which forward may read
+    and no ``extra_repr`` shows."""
+    return {k: v for k, v in vars(model).items()
+            if not k.startswith("_") and k != "training" and isinstance(v, _PLAIN)}
 
 
 def _prove_rebuilds(model: nn.Module, path: Path, written: list[Path], shown: Path) -> None:
@@ -216,6 +187,10 @@ def _prove_rebuilds(model: nn.Module, path: Path, written: list[Path], shown: Pa
         if diff is not None or len(a) != len(b):
             why = (f"module {diff[0][0] or '<root>'} rebuilds as {diff[1][1]}({diff[1][2]}), "
                    f"not {diff[0][1]}({diff[0][2]})" if diff else "the module tree differs")
+        elif _root_settings(model) != _root_settings(again):
+            mine, theirs = _root_settings(model), _root_settings(again)
+            key = next(k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k))
+            why = f"its attribute {key} = {mine.get(key)!r} rebuilds as {theirs.get(key)!r}"
         else:
             own, got = model.state_dict(), again.state_dict()
             bad = [k for k in own if k not in got or not torch.equal(

@@ -18,6 +18,7 @@ from prunekit.config import Scope, WeightPruneConfig
 from prunekit.importance import get_criterion
 from prunekit.masks.apply import get_mask, set_mask
 from prunekit.masks.layout import layout_for
+from prunekit.masks.save_guard import guard_save_pretrained
 from prunekit.masks.select import global_masks, nm_mask, unstructured_mask
 from prunekit.stats import module_type_name
 from prunekit.importance.random import RandomScore
@@ -30,6 +31,7 @@ class LayerResult:
     type: str
     numel: int
     zeros: int
+    reason: str = ""  # why this layer got its sparsity (criterion, scope, threshold, override)
 
     @property
     def sparsity(self) -> float:
@@ -43,6 +45,7 @@ class WeightPruneReport:
     config: WeightPruneConfig
     layers: list[LayerResult] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    excluded: list[tuple[str, str]] = field(default_factory=list)  # left dense, and why
 
     @property
     def numel(self) -> int:
@@ -64,10 +67,11 @@ class WeightPruneReport:
             "sparsity": self.sparsity,
             "layers": [
                 {"name": r.name, "type": r.type, "numel": r.numel, "zeros": r.zeros,
-                 "sparsity": r.sparsity}
+                 "sparsity": r.sparsity, "reason": r.reason}
                 for r in self.layers
             ],
             "skipped": [{"name": n, "reason": why} for n, why in self.skipped],
+            "excluded": [{"name": n, "reason": why} for n, why in self.excluded],
         }
 
 
@@ -149,6 +153,44 @@ def compute_masks(
     else:
         masks.update({n: unstructured_mask(s, cfg.sparsity) for n, s in rest.items()})
     return masks, skipped
+
+
+def explain_masks(layers: dict[str, nn.Module], scores: dict[str, Tensor],
+                  masks: dict[str, Tensor], cfg: WeightPruneConfig) -> dict[str, str]:
+    """Pure: why each layer got its sparsity (the report's ``reason`` per layer)."""
+    crit = cfg.criterion
+    if cfg.pattern is not None:
+        n, m = cfg.pattern
+        return {name: f"{n}:{m} pattern: the {m - n} lowest-{crit} of every {m} weights along "
+                      "the reduction dimension removed" for name in masks}
+    fixed = _check_overrides(layers, cfg.overrides)
+    why = {}
+    for name, value in fixed.items():
+        pat = next(p for p, _ in reversed(cfg.overrides) if _matches(name, layers[name], [p]))
+        why[name] = f"override {pat!r}: the lowest-{crit} {value:.2%} of this layer's weights"
+    rest = [name for name in masks if name not in fixed]
+    if cfg.scope is Scope.GLOBAL and rest:
+        cut = [scores[n][~masks[n]].float() for n in rest if (~masks[n]).any()]
+        threshold = max(float(c.max()) for c in cut) if cut else float("-inf")
+        for name in rest:
+            why[name] = (f"global {crit} ranking over {len(rest)} layer(s): one threshold "
+                         f"{threshold:.4g} removes the lowest {cfg.sparsity:.2%} of their weights; "
+                         "this layer's share follows from its scores")
+    else:
+        for name in rest:
+            why[name] = f"local: the lowest-{crit} {cfg.sparsity:.2%} of this layer's weights"
+    return why
+
+
+def excluded_layers(model: nn.Module, exclude: tuple[str, ...]) -> list[tuple[str, str]]:
+    """Prunable layers that ``exclude`` leaves dense, with the entry that matched."""
+    out = []
+    for name, mod in model.named_modules():
+        pat = _matches(name, mod, exclude) if name else None
+        if pat and layout_for(mod) is not None and isinstance(getattr(mod, "weight", None),
+                                                               Tensor):
+            out.append((name, f"excluded by {pat!r}"))
+    return out
 
 
 def score_layers(
@@ -234,8 +276,12 @@ def prune_weights(
     scores = score_layers(model, layers, cfg, calib_data, loss_fn)
     masks, skipped = compute_masks(layers, scores, cfg)
     _apply(layers, masks)  # all validation passed: mutate last
-    report = WeightPruneReport(config=cfg, skipped=skipped)
+    guard_save_pretrained(model)  # HF save_pretrained writes the masked weights, not *.original
+    report = WeightPruneReport(config=cfg, skipped=skipped,
+                               excluded=excluded_layers(model, cfg.exclude))
+    why = {**dict(skipped), **explain_masks(layers, scores, masks, cfg)}
     for name, mod in layers.items():
         w = mod.weight
-        report.layers.append(LayerResult(name, module_type_name(mod), w.numel(), int((w == 0).sum())))
+        report.layers.append(LayerResult(name, module_type_name(mod), w.numel(),
+                                         int((w == 0).sum()), why.get(name, "")))
     return report

@@ -27,11 +27,16 @@ pytestmark = pytest.mark.skipif(not torch.distributed.is_available(),
                                 reason="torch.distributed unavailable")
 
 
+# the full digits training split: 1,437 samples, so the last global batch holds 29 of 64
+UNEVEN = RECIPE.replace("{name: digits, limit: 256}", "{name: digits}")
+
+
 @pytest.mark.slow
-def test_torchrun_two_processes_match_single_process(tmp_path):
+@pytest.mark.parametrize("recipe", [RECIPE, UNEVEN], ids=["even", "uneven"])
+def test_torchrun_two_processes_match_single_process(tmp_path, recipe):
     from prunekit.cli import app
 
-    (tmp_path / "r.yaml").write_text(RECIPE)
+    (tmp_path / "r.yaml").write_text(recipe)
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"),
                OMP_NUM_THREADS="1")
     env.pop("WORLD_SIZE", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import random
 from dataclasses import dataclass, field
 
 import torch
@@ -40,11 +41,23 @@ def _same(a, b) -> tuple[bool, float]:
 
 
 def reason_key(why: str) -> str:
-    for key in ("masked reference", "model output", "argument whose channels", "excluded",
-                "sizes fixed", "state of", "label rule", "cannot be pruned", "several axes"):
+    """A short key for a reason (the op or the kind of constraint, not where it happened)."""
+    for key in ("size is read", "masked reference", "model output", "argument whose channels",
+                "excluded", "sizes fixed", "state of", "label rule", "cannot be pruned",
+                "several axes", "called more than once", "is a grouped conv",
+                "a pruned trial failed"):
         if key in why:
             return key
+    if why.startswith("aten."):
+        return why.split(" at ")[0]  # an op the labels cannot follow, e.g. aten.roll.default
     return why.split(":")[0][:40]
+
+
+def setting(seed: int) -> dict:
+    """The pruning setting of a seed: ratio 0.3/0.5/0.7, local or global scope, L1/L2/random."""
+    rng = random.Random(seed * 7919 + 1)
+    return {"ratio": rng.choice([0.3, 0.5, 0.7]), "scope": rng.choice(["local", "global"]),
+            "criterion": rng.choice(["l1", "l2", "random"])}
 
 
 def run_case(seed: int) -> Outcome:
@@ -52,7 +65,7 @@ def run_case(seed: int) -> Outcome:
     model = FuzzNet(seed).eval()
     x = inputs(seed)
     try:
-        plan = plan_structured(model, x, ratio=0.5)
+        plan = plan_structured(model, x, **setting(seed))
     except PruneError as err:
         return Outcome(seed, "refused", reasons=["whole plan: " + str(err)[:60]])
     reasons = sorted({reason_key(w) for _, _, w in plan.fixed

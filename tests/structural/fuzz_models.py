@@ -3,14 +3,20 @@
 Image blocks: convs (plain, grouped, depthwise), residuals (some in place), concat,
 split/chunk, SE gates, three kinds of channel shuffle (``F.channel_shuffle``,
 ``nn.ChannelShuffle``, the ``view``/``transpose`` idiom with either factor larger), arithmetic
-on a size read as a Python number, a shared module called twice, a parameter used directly.
+on a size read as a Python number (``** -0.5``, ``math.sqrt``, a division, ``torch.arange``),
+a shared module called twice, a parameter used directly, gated halves (``chunk``), channel
+permutations (``flip``, ``roll``, a constant index), pixel shuffle, channels-last linear layers,
+GroupNorm, in-place writes into a channel slice. Some models get negative biases (many ReLUs
+dead on the example inputs, which hides wrong channels from a value check).
 Sequence blocks: GRU/LSTM/RNN (initial state from a prunable layer, ``(h_n, c_n)`` consumed
 downstream), self- and cross-attention with key/value by position or keyword, attention
-scaled by ``x.shape[-1] ** -0.5``. Outputs: a tensor, a tuple or a dict.
+scaled by ``x.shape[-1] ** -0.5``, LayerNorm, a conv over time, an LSTM with ``proj_size``.
+Outputs: a tensor, a tuple or a dict.
 """
 
 from __future__ import annotations
 
+import math
 import random
 
 import torch
@@ -18,9 +24,12 @@ import torch.nn.functional as F
 from torch import nn
 
 IMAGE_KINDS = ["conv", "residual", "residual_inplace", "concat", "split", "depthwise", "grouped",
-               "se", "shuffle_f", "shuffle_m", "shuffle_view", "size_arith", "shared", "scale"]
+               "se", "shuffle_f", "shuffle_m", "shuffle_view", "size_arith", "shared", "scale",
+               "size_sqrt", "size_div", "size_arange", "glu", "flip", "roll", "perm_index",
+               "pixel_shuffle", "channels_last", "groupnorm", "inplace_slice"]
 SEQ_KINDS = ["gru", "lstm", "lstm_state", "rnn", "self_attn", "cross_attn", "cross_attn_kw",
-             "linear", "size_scaled", "bi_gru"]
+             "linear", "size_scaled", "bi_gru", "layernorm", "conv_time", "lstm_proj"]
+MORE_IMAGE = {"size_sqrt", "size_div", "size_arange", "flip", "roll", "perm_index"}
 
 
 class ImageBlock(nn.Module):
@@ -55,6 +64,19 @@ class ImageBlock(nn.Module):
         elif kind == "scale":
             self.a = nn.Conv2d(c, c, 1)
             self.gamma = nn.Parameter(torch.rand(1, c, 1, 1) + 0.5)
+        elif kind in MORE_IMAGE or kind == "inplace_slice":
+            self.a = nn.Conv2d(c, c, 1)
+            self.register_buffer("perm", torch.randperm(c, generator=torch.Generator().manual_seed(
+                rng.randrange(1 << 30))))
+        elif kind == "glu":
+            self.a = nn.Conv2d(c, 2 * c, 1)
+        elif kind == "pixel_shuffle":
+            self.a = nn.Conv2d(c, 4 * c, 1)
+        elif kind == "channels_last":
+            self.a = nn.Linear(c, c)
+        elif kind == "groupnorm":
+            self.a = nn.Conv2d(c, c, 3, padding=1)
+            self.n = nn.GroupNorm(2 if c % 2 == 0 else 1, c)
 
     def forward(self, x):
         k = self.kind
@@ -88,7 +110,37 @@ class ImageBlock(nn.Module):
         if k == "size_arith":
             y = self.a(x)
             return y * y.shape[1] ** -0.5
-        return self.a(x) * self.gamma
+        if k == "scale":
+            return self.a(x) * self.gamma
+        return self._more(k, x)
+
+    def _more(self, k, x):
+        y = F.relu(self.a(x)) if k not in ("channels_last", "groupnorm") else x
+        c = y.shape[1]
+        if k == "size_sqrt":
+            return y / math.sqrt(c)
+        if k == "size_div":
+            return y + y.mean((2, 3), keepdim=True) / c
+        if k == "size_arange":
+            return y * (1 + torch.arange(c, dtype=y.dtype).view(1, c, 1, 1) / c)
+        if k == "glu":
+            p, q = y.chunk(2, 1)
+            return p * torch.sigmoid(q)
+        if k == "flip":
+            return y.flip(1)
+        if k == "roll":
+            return torch.roll(y, 1, 1)
+        if k == "perm_index":
+            return y[:, self.perm]
+        if k == "pixel_shuffle":
+            return F.avg_pool2d(F.pixel_shuffle(y, 2), 2)
+        if k == "channels_last":
+            return F.relu(self.a(x.permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
+        if k == "groupnorm":
+            return F.relu(self.n(self.a(x)))
+        y = y.clone()  # inplace_slice
+        y[:, : c // 2] *= 2.0
+        return y
 
 
 class SeqBlock(nn.Module):
@@ -108,12 +160,20 @@ class SeqBlock(nn.Module):
             self.h0 = nn.Linear(cimg, h) if rng.random() < 0.5 else None
             self.out = h
         elif kind in ("self_attn", "cross_attn", "cross_attn_kw"):
-            self.mha = nn.MultiheadAttention(d, rng.choice([1, 2]), batch_first=True)
+            self.mha = nn.MultiheadAttention(d, rng.choice([1, 2] if d % 2 == 0 else [1]),
+                                             batch_first=True)
             self.kv = nn.Linear(cimg, d)
             self.weights = rng.random() < 0.3
         elif kind in ("linear", "size_scaled"):
             self.out = rng.choice([6, 8, 12])
             self.a = nn.Linear(d, self.out)
+        elif kind == "layernorm":
+            self.a, self.n = nn.Linear(d, d), nn.LayerNorm(d)
+        elif kind == "conv_time":
+            self.a = nn.Conv1d(d, d, 3, padding=1)
+        elif kind == "lstm_proj":
+            self.out = rng.choice([3, 4])
+            self.rnn = nn.LSTM(d, rng.choice([6, 8]), batch_first=True, proj_size=self.out)
 
     def forward(self, x, feat):
         k = self.kind
@@ -137,6 +197,12 @@ class SeqBlock(nn.Module):
             else:
                 y, w = self.mha(x, key=kv, value=kv, need_weights=self.weights)
             return y + x, w
+        if k == "layernorm":
+            return self.n(x + F.relu(self.a(x))), None
+        if k == "conv_time":
+            return F.relu(self.a(x.transpose(1, 2))).transpose(1, 2) + x, None
+        if k == "lstm_proj":
+            return self.rnn(x)[0], None
         y = F.relu(self.a(x))
         if k == "size_scaled":
             y = y * y.shape[-1] ** -0.5
@@ -167,6 +233,12 @@ class FuzzNet(nn.Module):
             d = seq[-1].out
         self.seq = nn.ModuleList(seq)
         self.head = nn.Linear(d + c, 3)
+        if rng.random() < 0.3:  # many ReLUs dead on the example inputs
+            with torch.no_grad():
+                for m in self.modules():
+                    if isinstance(m, (nn.Conv2d, nn.Linear)) and m is not self.head \
+                            and m.bias is not None:
+                        m.bias -= 0.5 + rng.random()
 
     def forward(self, img, tokens):
         x = F.relu(self.stem(img))

@@ -61,4 +61,4 @@ def test_size_arithmetic_channels_frozen_with_reason():
     model, x = SizeArithmetic().eval(), torch.randn(2, 4)
     plan = _check(model, x)
     assert not any(e.name == "a" and e.keep_out is not None for e in plan.edits)
-    assert any("masked reference" in why for _, _, why in plan.fixed)
+    assert any("size is read as a number" in why for _, _, why in plan.fixed)

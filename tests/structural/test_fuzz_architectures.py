@@ -1,5 +1,6 @@
-"""Random architectures pruned at 50%: the pruned model equals an independent masked reference
-(channels zeroed in the dense weights), and ``verify`` neither crashes nor raises false alarms.
+"""Random architectures pruned with a setting drawn from the seed (ratio, scope, criterion):
+the pruned model equals an independent masked reference (channels zeroed in the dense
+weights), and ``verify`` neither crashes nor raises false alarms.
 
 A small fixed seed set runs always; ``PRUNEKIT_FUZZ_SEEDS=500`` runs that many (slow tier).
 """

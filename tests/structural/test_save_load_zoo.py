@@ -46,7 +46,7 @@ def test_resnext_groups_survive(tmp_path):
 
 
 def test_unbuildable_model_refused_in_one_line_and_nothing_left(tmp_path):
-    model = tv.models.get_model("regnet_x_400mf", weights=None).eval()
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU())  # no builder names it (RegNet saves now)
     with pytest.raises(ValueError, match="spec") as err:
         pk.save(model, tmp_path / "r")
     assert "\n" not in str(err.value)

@@ -225,5 +225,7 @@ def test_trial_shares_parameters_and_leaves_the_model_untouched():
     assert plan.checked
     assert _same(m, before)
     assert all(m.get_parameter(n) is p for n, p in params.items())
+    # the masked reference runs on the model itself: every hook it set is gone
+    assert not any(mod._forward_hooks or mod._forward_pre_hooks for mod in m.modules())
     pruned = plan.apply()
     assert sum(p.numel() for p in pruned.parameters()) < sum(t.numel() for t in params.values())

@@ -1,4 +1,5 @@
-"""Core commands: ``version``, ``stats``, ``demo``; the helpers every command shares."""
+"""Core commands: ``stats``, ``demo``; the helpers every command shares (``version`` lives in
+:mod:`prunekit.cli`, which answers it without importing torch)."""
 
 from __future__ import annotations
 
@@ -59,11 +60,6 @@ def saved_spec(model: str, arch: Optional[str]) -> str:
     return str(path.resolve()) if path.exists() else model
 
 
-def version() -> None:
-    """Print prunekit's version."""
-    typer.echo(__version__)
-
-
 def stats(
     model: str = typer.Argument(..., help=MODEL_HELP),
     input_shape: Optional[str] = typer.Option(
@@ -108,6 +104,5 @@ def demo(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("version")(version)
     app.command("stats")(stats)
     app.command("demo")(demo)

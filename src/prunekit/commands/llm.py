@@ -6,6 +6,8 @@ output directory appears only once complete (temp dir + rename).
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 from typing import Optional
 
@@ -93,6 +95,7 @@ def prune_llm_cmd(
         if structured_ and not (heads or mlp):
             raise ValueError("--structured needs --heads and/or --mlp fractions")
         net, tok = load_hf(model, dtype)
+        rep = None
         if structural:
             opts = dict(calib=calib, nsamples=nsamples, seqlen=seqlen, seed=seed,
                         drop_layers=drop_layers, heads=heads, mlp=mlp, criterion=criterion)
@@ -104,11 +107,14 @@ def prune_llm_cmd(
             samples = _calibration(tok, calib, nsamples, seqlen, seed) if needs else None
             rep = prune_llm(net, samples, cfg)
             summary = f"{method}: mean layer sparsity {rep.overall_sparsity:.4f}, " \
-                      f"{sum(rep.block_seconds):.1f}s over {len(rep.block_seconds)} blocks"
+                      f"{sum(rep.block_seconds):.1f}s over {len(rep.block_seconds)} blocks " \
+                      "(per-layer reasons: prune_report.json)"
         if dynamic is not None:
             summary += "\n" + _dynamic(net, tok, dynamic, calib, nsamples, seqlen, seed)
         save_hf_atomic(net, tok, output, overwrite=force,
-                       structured=structural or dynamic is not None)
+                       structured=structural or dynamic is not None,
+                       extra={"prune_report.json": json.dumps(rep.to_dict(), indent=1)}
+                       if rep is not None else None)
         if structural and needs_prunekit_loader(output):
             summary += "\n(per-layer sizes not expressible in the HF config: load with prunekit.load)"
     except ValueError as e:

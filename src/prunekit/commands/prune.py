@@ -25,7 +25,7 @@ from typer.core import TyperGroup
 from prunekit.commands._structured import run_structured
 from prunekit.commands.bench import prune_latency, run_prune_latency
 from prunekit.commands.core import MODEL_HELP, load_cli_model, make_input, parse_shape, saved_spec
-from prunekit.io import save_weights
+from prunekit.io import atomic_write_bytes, save_weights
 from prunekit.masks import finalize
 from prunekit.weights import prune_weights
 
@@ -119,9 +119,12 @@ def run_weights(m: Any, x: Any, output: Path, *, sparsity: float, method: str, s
     finalize(m)
     out = output if output.suffix == ".safetensors" else output / "model.safetensors"
     save_weights(m, out, metadata={"prunekit": json.dumps(report.to_dict())[:60000]})
+    why = out.with_name("prune_report.json") if output.suffix != ".safetensors" else \
+        out.with_suffix(".report.json")  # every layer's sparsity and the reason for it
+    atomic_write_bytes(why, json.dumps(report.to_dict(), indent=1).encode())
     c = Console()
     c.print(f"pruned {report.zeros:,}/{report.numel:,} weights ({report.sparsity:.2%}) "
-            f"in {len(report.layers)} layers -> {out}")
+            f"in {len(report.layers)} layers -> {out} (per-layer reasons: {why.name})")
     for name, why in report.skipped:
         c.print(f"[yellow]skipped {name}: {why}[/yellow]")
 

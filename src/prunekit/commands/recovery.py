@@ -26,7 +26,7 @@ def run_cmd(
     recipe: Path = typer.Argument(..., help="YAML recipe (model, data, method, schedule...)"),
     resume: Optional[Path] = typer.Option(None, help="continue the run in this directory"),
     out: Optional[Path] = typer.Option(None, help="run directory (default runs/<recipe>)"),
-    weights: Optional[Path] = typer.Option(None, help="trained dense weights (safetensors)"),
+    weights: Optional[Path] = typer.Option(None, help="trained dense weights (.safetensors, or .pt/.pth state_dict)"),
 ) -> None:
     """Prune and recover with a YAML recipe (works under torchrun: DDP, gloo/nccl)."""
 
@@ -73,15 +73,28 @@ def sensitivity_cmd(
         rs = [float(v) for v in ratios.split(",") if v.strip()]
         res = sensitivity(net, DataLoader(val, batch_size=256), ratios=rs,
                           criterion=criterion)
-        chosen = res.choose(target) if target is not None else None
+        if target is not None and not 0.0 <= target < 1.0:
+            raise ValueError(f"--target must be in [0, 1), got {target}")
     except ValueError as e:
         fail(str(e))
-    payload = dict(res.to_dict(), chosen=chosen,
+    chosen, reached = res.choose_closest(target) if target is not None else (None, True)
+    if not reached:  # the scan is written all the same, with the closest choice
+        typer.echo(f"note: --target {target} is out of reach with ratios up to "
+                   f"{res.ratios[-1]}; chose the most that can be removed "
+                   f"({res.reachable():.6f} of the weights)", err=True)
+    payload = dict(res.to_dict(), target=target, target_reached=reached, chosen=chosen,
+                   removed=None if chosen is None else _removed(res, chosen),
                    predicted_drop=None if chosen is None else res.predicted_drop(chosen))
     atomic_write_bytes(out / "sensitivity.json", json.dumps(payload, indent=2).encode())
     res.plot(out / "sensitivity.png", chosen)
     typer.echo(json.dumps({"dense_metric": res.dense_metric, "chosen": chosen,
-                           "out": str(out)}))
+                           "target_reached": reached, "out": str(out)}))
+
+
+def _removed(res, chosen: dict[str, float]) -> float:
+    """Fraction of the scanned weights the chosen ratios remove."""
+    total = sum(res.numel.values())
+    return sum(r * res.numel[n] for n, r in chosen.items()) / total if total else 0.0
 
 
 def register(app: typer.Typer) -> None:

@@ -32,6 +32,7 @@ from prunekit.graph.labels import Coupling, canon, fiber
 from prunekit.graph.modes import containers_training, find_leaves
 from prunekit.graph.ragged import RaggedTracker
 from prunekit.graph.rules import flat_tensors, rule_for
+from prunekit.graph.sizes import SizeReads
 from prunekit.handlers.base import get_handler
 
 
@@ -328,7 +329,7 @@ def fix_outputs(tracer: Tracer, out: Any) -> list[str]:
 def _run(tracer: Tracer, model: nn.Module, example_inputs: Any) -> Any:
     handles = _hooks(tracer)
     try:
-        with torch.no_grad(), no_kv_cache(model), _Mode(tracer):
+        with torch.no_grad(), no_kv_cache(model), _Mode(tracer), SizeReads(tracer):
             return call_model(model, example_inputs)
     except Exception as e:
         where = tracer.stack[-1] if tracer.stack else "<model>"

@@ -45,6 +45,35 @@ class FusedQKVHandler(Handler):
         slice_param(lin, "bias", 0, idx)
         lin.out_features = idx.numel()
 
+    def heads(self, m: nn.Module) -> tuple[int, int]:
+        """``(number of heads, head width)`` (subclasses)."""
+        raise NotImplementedError
+
+    def head_params(self, m: nn.Module) -> int:
+        """Parameters per head outside the two projections (bias-table columns, ...)."""
+        return 0
+
+    def internal_cost(self, m: nn.Module, n_in: int | None, n_out: int | None,
+                      kept: dict[str, int]) -> tuple[int, int]:
+        """``(params, MACs per token)`` with ``kept["heads"]`` heads: exact parameters (the
+        projections, the per-head tensors, the rest unchanged); MACs of the projections only
+        (the score and weighting MACs depend on the window or sequence length)."""
+        heads, hd = self.heads(m)
+        qkv, out = getattr(m, self.QKV), getattr(m, self.OUT)
+        n_in = qkv.in_features if n_in is None else n_in
+        n_out = out.out_features if n_out is None else n_out
+        inner = kept.get("heads", heads) * hd
+        per_head = self.head_params(m)
+        rest = (sum(p.numel() for p in m.parameters()) - sum(p.numel() for p in qkv.parameters())
+                - sum(p.numel() for p in out.parameters()) - heads * per_head)
+        macs = 3 * inner * n_in + n_out * inner
+        params = macs + (3 * inner if qkv.bias is not None else 0)
+        params += (n_out if out.bias is not None else 0) + kept.get("heads", heads) * per_head
+        return params + rest, macs
+
+    def cost(self, m: nn.Module, n_in: int | None, n_out: int | None) -> tuple[int, int]:
+        return self.internal_cost(m, n_in, n_out, {})
+
     def weight_slices(self, m: nn.Module, dim: str) -> list[tuple[Tensor, int]]:
         if dim == "in":
             return [(getattr(m, self.QKV).weight, 1)]

@@ -218,11 +218,16 @@ class RNNHandler(Handler):
 
     def cost(self, m: nn.RNNBase, n_in: int | None, n_out: int | None) -> tuple[int, int]:
         """``(params, MACs per time step)`` with ``n_in`` inputs and ``n_out`` output features."""
+        return self.internal_cost(m, n_in, n_out, {})
+
+    def internal_cost(self, m: nn.RNNBase, n_in: int | None, n_out: int | None,
+                      kept: dict[str, int]) -> tuple[int, int]:
+        """:meth:`cost` with ``kept["hidden_units"]`` cell units (LSTM with projections)."""
         d, g = directions(m), gates(m)
         n_in = m.input_size if n_in is None else n_in
         r = unit_size(m) if n_out is None else n_out // d
         proj = getattr(m, "proj_size", 0) > 0
-        h = m.hidden_size if proj else r
+        h = kept.get("hidden_units", m.hidden_size) if proj else r
         weights = 0
         for layer in range(m.num_layers):
             width = n_in if layer == 0 else d * r

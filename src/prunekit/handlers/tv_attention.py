@@ -72,6 +72,12 @@ class MaxViTAttentionHandler(FusedQKVHandler):
     def swap(self, m: nn.Module) -> None:
         _swap(m)
 
+    def heads(self, m: nn.Module) -> tuple[int, int]:
+        return m.n_heads, m.head_dim
+
+    def head_params(self, m: nn.Module) -> int:
+        return m.relative_position_bias_table.shape[0]  # one column per head
+
     def internal_groups(self, m: nn.Module) -> list[InternalGroup]:
         inner = m.n_heads * m.head_dim
         qkv = [(t, 0) for t in m.to_qkv.weight.detach().split(inner)]

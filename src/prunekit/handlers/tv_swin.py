@@ -220,6 +220,16 @@ class SwinAttentionHandler(FusedQKVHandler):
     def swap(self, m: nn.Module) -> None:
         _swap(m)
 
+    def heads(self, m: nn.Module) -> tuple[int, int]:
+        return m.num_heads, _head_dim(m)
+
+    def head_params(self, m: nn.Module) -> int:
+        """V2: a ``cpb_mlp`` output row and a ``logit_scale``; V1: a bias-table column."""
+        if _is_v2(m):
+            last = m.cpb_mlp[-1]
+            return last.in_features + (last.bias is not None) + 1
+        return m.relative_position_bias_table.shape[0]
+
     def internal_groups(self, m: nn.Module) -> list[InternalGroup]:
         """Heads, scored by their q/k/v rows and ``proj`` columns (the bias tables are
         logit offsets, not comparable in scale, and are left out of the score)."""

@@ -81,14 +81,15 @@ def check_output_dir(out: str | Path, overwrite: bool) -> Path:
 
 
 def save_hf_atomic(model: nn.Module, tokenizer: Any, out: str | Path, overwrite: bool = False,
-                   structured: bool = False) -> Path:
+                   structured: bool = False, extra: dict[str, str] | None = None) -> Path:
     """``save_pretrained`` model (+ tokenizer) into ``out``, whole or not at all
     (:func:`prunekit.io.atomic_dir`).
 
     With ``structured`` the model goes through :func:`prunekit.serialize.save`: plain
     ``save_pretrained`` when the HF config can express the pruned sizes, otherwise prunekit's
     format (reload with :func:`prunekit.load`; e.g. BERT with fewer heads, whose config derives
-    the head size from ``hidden_size / num_attention_heads``).
+    the head size from ``hidden_size / num_attention_heads``). ``extra``: more files written
+    into the same directory (name -> text).
     """
     out = check_output_dir(out, overwrite)
     with atomic_dir(out) as tmp:
@@ -98,4 +99,6 @@ def save_hf_atomic(model: nn.Module, tokenizer: Any, out: str | Path, overwrite:
             model.save_pretrained(tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
+        for name, text in (extra or {}).items():  # e.g. the pruning report
+            (Path(tmp) / name).write_text(text)
     return out

@@ -86,10 +86,32 @@ class OneShotReport:
     block_sparsity: list[float] = field(default_factory=list)
     layer_sparsity: dict[str, float] = field(default_factory=dict)
     block_seconds: list[float] = field(default_factory=list)
+    block_outlier_ratio: list[float] = field(default_factory=list)  # OWL only
+    layer_reasons: dict[str, str] = field(default_factory=dict)  # why each layer's sparsity
 
     @property
     def overall_sparsity(self) -> float:
         return sum(self.layer_sparsity.values()) / max(len(self.layer_sparsity), 1)
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "blocks": self.blocks_path,
+                "overall_sparsity": self.overall_sparsity,
+                "block_sparsity": self.block_sparsity,
+                "block_outlier_ratio": self.block_outlier_ratio or None,
+                "layers": [{"name": n, "sparsity": s, "reason": self.layer_reasons.get(n, "")}
+                           for n, s in self.layer_sparsity.items()]}
+
+
+def block_reason(cfg: OneShotConfig, sparsity: float, outlier_ratio: float | None) -> str:
+    """Why every layer of a block got its sparsity (the report's ``reason``)."""
+    if cfg.pattern is not None:
+        n, m = cfg.pattern
+        return f"{cfg.method}: {n}:{m} pattern in every layer ({m - n} of every {m} removed)"
+    if outlier_ratio is None:
+        return f"{cfg.method}: uniform {sparsity:.2%} of each layer's weights, lowest scores first"
+    return (f"{cfg.method}: OWL block sparsity {sparsity:.2%} (mean {cfg.sparsity:.2%}) from the "
+            f"block's outlier ratio {outlier_ratio:.4f} (scores > {cfg.owl_m:g}x the layer mean), "
+            f"spread +-{cfg.owl_lambda:g}: more outliers keep more weights")
 
 
 def _device(cfg: OneShotConfig) -> torch.device:
@@ -132,8 +154,9 @@ def _prune_block(layers, stats, method: LayerMethod, target: LayerTarget) -> dic
 
 
 @torch.no_grad()
-def _owl_block_sparsities(model, blocks, plan, samples, cfg, device) -> list[float]:
-    """One dense pass over the blocks measuring each block's outlier ratio (OWL)."""
+def _owl_block_sparsities(model, blocks, plan, samples, cfg, device):
+    """One dense pass over the blocks measuring each block's outlier ratio (OWL); returns
+    ``(outlier ratios, block sparsities)``."""
     inputs = capture_block_inputs(model, blocks, samples, device)
     ratios = []
     for block, layers in zip(blocks, plan, strict=True):
@@ -144,7 +167,7 @@ def _owl_block_sparsities(model, blocks, plan, samples, cfg, device) -> list[flo
         ratios.append(sum(c for c, _ in counts) / max(sum(t for _, t in counts), 1))
         inputs.hidden = run_block(block, inputs)
         block.to(home)
-    return owl_sparsities(ratios, cfg.sparsity, cfg.owl_lambda)
+    return ratios, owl_sparsities(ratios, cfg.sparsity, cfg.owl_lambda)
 
 
 def _backup(plan: list[dict[str, nn.Module]]) -> list[dict[str, Tensor]]:
@@ -200,10 +223,11 @@ def prune_llm(
 
 
 def _run(model, blocks, path, plan, samples, cfg, method, device) -> OneShotReport:
-    sparsities = [cfg.sparsity] * len(blocks)
+    sparsities, outliers = [cfg.sparsity] * len(blocks), []
     if cfg.owl:
-        sparsities = _owl_block_sparsities(model, blocks, plan, samples, cfg, device)
-    report = OneShotReport(cfg.method, path, block_sparsity=sparsities)
+        outliers, sparsities = _owl_block_sparsities(model, blocks, plan, samples, cfg, device)
+    report = OneShotReport(cfg.method, path, block_sparsity=sparsities,
+                           block_outlier_ratio=outliers)
     inputs = capture_block_inputs(model, blocks, samples, device) if method.needs != "none" else None
     for i, (block, layers) in enumerate(zip(blocks, plan, strict=True)):
         t0 = time.perf_counter()
@@ -213,6 +237,8 @@ def _run(model, blocks, path, plan, samples, cfg, method, device) -> OneShotRepo
         stats = _collect(block, layers, inputs, method.needs) if inputs is not None else {n: None for n in layers}
         done = _prune_block(layers, stats, method, target)
         report.layer_sparsity.update({f"{path}.{i}.{n}": s for n, s in done.items()})
+        why = block_reason(cfg, sparsities[i], outliers[i] if outliers else None)
+        report.layer_reasons.update({f"{path}.{i}.{n}": why for n in done})
         del stats
         if inputs is not None and i + 1 < len(blocks):
             inputs.hidden = run_block(block, inputs)

@@ -7,9 +7,8 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from torch.utils.data.distributed import DistributedSampler
 
-from prunekit.io import import_factory
+from prunekit.io import import_factory, load_weights
 from prunekit.recover import ddp
 from prunekit.recover.recipe import DataSpec, Recipe
 from prunekit.recover.tasks import build_model, load_task
@@ -30,7 +29,8 @@ def build_datasets(spec: DataSpec) -> tuple[Dataset, Dataset]:
 
 
 def build_loaders(recipe: Recipe, eval_batch: int = 256) -> tuple[DataLoader, DataLoader]:
-    """Training loader sharded over ranks (global batch = ``finetune.batch_size``), full val."""
+    """Training loader sharded over ranks (global batch = ``finetune.batch_size``, the last one
+    partial and split like the others), full val."""
     if recipe.data is None:
         raise ValueError("data: the recipe names no data (e.g. data: digits)")
     train, val = build_datasets(recipe.data)
@@ -38,10 +38,9 @@ def build_loaders(recipe: Recipe, eval_batch: int = 256) -> tuple[DataLoader, Da
     batch = recipe.finetune.batch_size
     if batch % world:
         raise ValueError(f"finetune.batch_size: {batch} is not divisible by the {world} processes")
-    sampler = DistributedSampler(train, num_replicas=world, rank=ddp.rank(),
-                                 shuffle=recipe.data.shuffle, seed=recipe.seed)
-    return (DataLoader(train, batch_size=batch // world, sampler=sampler),
-            DataLoader(val, batch_size=eval_batch))
+    sampler = ddp.GlobalBatchSampler(len(train), batch, world, ddp.rank(),
+                                     shuffle=recipe.data.shuffle, seed=recipe.seed)
+    return DataLoader(train, batch_sampler=sampler), DataLoader(val, batch_size=eval_batch)
 
 
 def build_recipe_model(recipe: Recipe, weights: str | Path | None = None) -> nn.Module:
@@ -52,10 +51,13 @@ def build_recipe_model(recipe: Recipe, weights: str | Path | None = None) -> nn.
         torch.manual_seed(recipe.seed)
         model = build_model(recipe.model)
     if weights is not None:
-        from safetensors.torch import load_file
-
-        state = load_file(str(weights))
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        state = load_weights(weights)  # safetensors, or .pt/.pth read with weights_only
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # shapes differ
+            first = str(e).strip().splitlines()[-1].strip()
+            raise ValueError(f"--weights {weights}: tensors do not fit {recipe.model} ({first})"
+                             ) from None
         if missing or unexpected:
             raise ValueError(f"--weights {weights}: keys do not match {recipe.model} "
                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")

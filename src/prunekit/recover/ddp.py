@@ -2,14 +2,19 @@
 
 Masks are computed on every rank from the same (unsharded) calibration batches, then rank 0's
 masks are broadcast and an all-reduce checksum verifies that every rank holds identical masks.
-Fine-tuning splits the global batch across ranks (``batch_size / world_size`` each) with
-:class:`torch.utils.data.distributed.DistributedSampler`, so a 2-process run sees exactly the
-batches of a 1-process run and (without BatchNorm) matches it to float tolerance.
+Fine-tuning splits each global batch of a 1-process run across ranks
+(:class:`GlobalBatchSampler`): rank ``r`` takes samples ``r, r + W, ...`` of it, so a 2-process
+run sees exactly the batches of a 1-process run. The last, partial global batch is split too,
+without padding or dropping, and each rank's loss is scaled by :meth:`GlobalBatchSampler.loss_scale`
+so that the averaged gradient is the gradient of the global batch's mean loss: (without
+BatchNorm) the run matches one process to float tolerance whatever the data size.
 """
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Iterator
 
 import torch
 import torch.distributed as dist
@@ -118,12 +123,69 @@ def verify_same(value: int, what: str) -> None:
         raise RuntimeError(f"{what} differ across ranks (checksums {int(lo)} .. {int(hi)})")
 
 
+class GlobalBatchSampler(torch.utils.data.Sampler):
+    """Batch sampler yielding this rank's share of every global batch of a 1-process run.
+
+    The 1-process order is ``torch.randperm(n)`` seeded with ``seed + epoch`` (or ``range(n)``
+    without shuffling), cut into global batches of ``batch_size``; rank ``r`` of ``world`` takes
+    elements ``r::world`` of each. A global batch smaller than ``world`` leaves some ranks
+    without a sample: they get one stand-in sample whose loss scale is 0.
+
+    Args:
+        n: dataset size.
+        batch_size: the global batch size.
+        world, rank: process count and this process's rank.
+        shuffle, seed: seeded shuffling, identical on every rank (call :meth:`set_epoch`).
+    """
+
+    def __init__(self, n: int, batch_size: int, world: int = 1, rank: int = 0,
+                 shuffle: bool = True, seed: int = 0) -> None:
+        if n < 1 or batch_size < 1 or world < 1 or not 0 <= rank < world:
+            raise ValueError(f"GlobalBatchSampler: bad sizes (n={n}, batch_size={batch_size}, "
+                             f"world={world}, rank={rank})")
+        self.n, self.global_batch, self.world, self.rank = n, batch_size, world, rank
+        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.global_batch)
+
+    def _order(self) -> list[int]:
+        if not self.shuffle:
+            return list(range(self.n))
+        g = torch.Generator()
+        g.manual_seed(self.seed + self.epoch)
+        return torch.randperm(self.n, generator=g).tolist()
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = self._order()
+        for start in range(0, self.n, self.global_batch):
+            batch = order[start:start + self.global_batch]
+            mine = batch[self.rank::self.world]
+            yield mine or batch[:1]
+
+    def loss_scale(self, step: int) -> float:
+        """Factor for this rank's mean loss at ``step`` of an epoch: ``local * world / global``
+        samples (1 for full batches; gradients are averaged over ranks)."""
+        size = min(self.global_batch, self.n - step * self.global_batch)
+        local = len(range(self.rank, size, self.world))
+        return local * self.world / size
+
+
+def loss_scale(loader: object, step: int) -> float:
+    """The loss factor of ``step`` when ``loader`` uses a :class:`GlobalBatchSampler`, else 1."""
+    sampler = getattr(loader, "batch_sampler", None)
+    return sampler.loss_scale(step) if isinstance(sampler, GlobalBatchSampler) else 1.0
+
+
 def barrier() -> None:
     if is_dist():
         dist.barrier()
 
 
 __all__ = [
-    "barrier", "device_for_rank", "init_from_env", "is_dist", "mask_checksum", "rank",
+    "GlobalBatchSampler", "barrier", "loss_scale", "device_for_rank", "init_from_env", "is_dist", "mask_checksum", "rank",
     "sync_masks", "verify_same", "world_size", "wrap",
 ]

@@ -112,9 +112,10 @@ class TrainLoop:
             self.distiller.teacher[0].load_state_dict(self.model.state_dict())
         net = ddp.wrap(self.model)
         for epoch in range(state.epoch, cfg.epochs):
-            sampler = getattr(self.loader, "sampler", None)
-            if hasattr(sampler, "set_epoch"):
-                sampler.set_epoch(state.epochs_done)
+            for attr in ("sampler", "batch_sampler"):
+                sampler = getattr(self.loader, attr, None)
+                if hasattr(sampler, "set_epoch"):
+                    sampler.set_epoch(state.epochs_done)
             skip = state.batch if resume is not None else 0
             if skip:
                 epoch_rng = resume["epoch_rng"]
@@ -139,7 +140,8 @@ class TrainLoop:
                     net, opt, sched = self._prune(phase, ev[t], state, net, opt, sched, total,
                                                   batch)
                 losses.append(self._step(net, phase, batch, opt, sched, scaler, f"batch {b} of "
-                                         f"epoch {epoch} (phase {phase.name!r})"))
+                                         f"epoch {epoch} (phase {phase.name!r})",
+                                         ddp.loss_scale(self.loader, b)))
                 state.batch = b + 1
                 if cfg.checkpoint_every and (t + 1) % cfg.checkpoint_every == 0 and b + 1 < spe:
                     self._save(state, opt, sched, scaler, epoch_rng)
@@ -171,7 +173,8 @@ class TrainLoop:
             group["lr"] = lr
         return ddp.wrap(self.model), new_opt, new_sched
 
-    def _step(self, net, phase: Phase, batch: Any, opt, sched, scaler, where: str) -> float:
+    def _step(self, net, phase: Phase, batch: Any, opt, sched, scaler, where: str,
+              scale: float = 1.0) -> float:
         self.model.train()
         x, y = split_batch(to_device(batch, self.device), f"train_loader {where}")
         try:
@@ -186,7 +189,8 @@ class TrainLoop:
         if not isinstance(loss, Tensor) or loss.dim() != 0:
             raise ValueError(f"loss_fn must return a scalar tensor, got {describe(loss)}")
         opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        # scale: this rank's share of a partial global batch (see ddp.GlobalBatchSampler)
+        scaler.scale(loss * scale if scale != 1.0 else loss).backward()
         if phase.grad_hook is not None or phase.cfg.grad_clip is not None:
             scaler.unscale_(opt)
         if phase.grad_hook is not None:

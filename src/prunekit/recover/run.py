@@ -21,6 +21,7 @@ from torch import nn
 
 from prunekit.call import call_model
 from prunekit.masks.apply import apply_masks, finalize
+from prunekit.masks.save_guard import guard_save_pretrained
 from prunekit.recover import ddp
 from prunekit.io import atomic_write_bytes
 from prunekit.recover.checkpoint import Checkpointer, model_fingerprint
@@ -75,7 +76,8 @@ def calib_provider(loader: Iterable, n: int, device: torch.device,
     batch size is the global one, ``loader.batch_size * world_size``)."""
     source: Iterable = calib_loader if calib_loader is not None else loader
     if calib_loader is None and isinstance(loader, torch.utils.data.DataLoader):
-        bs = (loader.batch_size or 1) * ddp.world_size()
+        bs = getattr(loader.batch_sampler, "global_batch", None)
+        bs = bs or (loader.batch_size or 1) * ddp.world_size()
         source = torch.utils.data.DataLoader(loader.dataset, batch_size=bs, shuffle=False,
                                              collate_fn=loader.collate_fn)
 
@@ -216,6 +218,8 @@ def run_recipe(recipe: Recipe, model: nn.Module, train_loader: Iterable,
                        None if ckpt is None else ckpt.dir)
     if finalize_model:
         finalize(model)
+    else:
+        guard_save_pretrained(model)
     if ckpt is not None and ckpt.enabled:
         atomic_write_bytes(ckpt.dir / "result.json",
                            json.dumps(result.to_dict(), indent=2, default=str).encode())

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from prunekit.recover.training import evaluate
+from prunekit.recover.training import describe, evaluate, peek, split_batch
 from prunekit.weights import prune_weights, select_layers
 
 DEFAULT_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -39,6 +39,21 @@ class SensitivityResult:
     def choose(self, target: float, bins: int = 1000) -> dict[str, float]:
         """Per-layer ratios removing >= ``target`` of all weights with the least summed drop."""
         return choose_ratios(self, target, bins)
+
+    def reachable(self) -> float:
+        """The largest fraction of the weights the measured ratios remove (every layer at the
+        largest ratio, counted as :func:`choose_ratios` counts: rounded down)."""
+        total = sum(self.numel.values())
+        r = self.ratios[-1]
+        return float(sum(np.floor(r * n + 1e-9) for n in self.numel.values()) / total) if total else 0.0
+
+    def choose_closest(self, target: float, bins: int = 1000) -> tuple[dict[str, float], bool]:
+        """:meth:`choose` for ``target``, or, when it is out of reach, every layer at the
+        largest measured ratio (the most that can be removed). Returns ``(ratios, reached)``."""
+        try:
+            return self.choose(target, bins), True
+        except ValueError:  # out of reach, or within the knapsack's rounding of the maximum
+            return {n: self.ratios[-1] for n in self.curves}, bool(self.reachable() >= target - 1e-9)
 
     def predicted_drop(self, chosen: dict[str, float]) -> float:
         total = 0.0
@@ -82,7 +97,12 @@ def sensitivity(model: nn.Module, val_loader: Iterable, eval_fn: Callable | None
     if not ratios or ratios[0] <= 0 or ratios[-1] >= 1:
         raise ValueError(f"ratios must be in (0, 1), got {ratios}")
     layers = select_layers(model, tuple(exclude))
-    dense = float(evaluate(model, val_loader, eval_fn))
+    try:
+        dense = float(evaluate(model, val_loader, eval_fn))
+    except (RuntimeError, TypeError, IndexError) as e:  # e.g. 3-channel model, 1-channel data
+        x, _ = split_batch(peek(val_loader), "val_loader")
+        raise ValueError(f"val_loader: the model cannot run on its batches (inputs "
+                         f"{describe(x)}): {str(e).strip().splitlines()[0]}") from e
     calib = list(calib_data) if calib_data is not None else None
     curves: dict[str, list[float]] = {}
     for name in layers:
@@ -126,7 +146,7 @@ def choose_ratios(res: SensitivityResult, target: float, bins: int = 1000) -> di
         dp = new
     if not np.isfinite(dp[need]):
         raise ValueError(f"target {target} is unreachable with per-layer ratios up to "
-                         f"{res.ratios[-1]}")
+                         f"{res.ratios[-1]} (at most {res.reachable():.4f} of the weights)")
     chosen, v = {}, need
     for i in range(len(names) - 1, -1, -1):
         j, u = back[i, v]

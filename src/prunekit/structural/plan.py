@@ -22,7 +22,7 @@ from prunekit.structural.scoring import (
 )
 from prunekit.structural.apply import trial
 from prunekit.structural.result import StructuredConfig, StructuredPlan
-from prunekit.structural.verify import compare, compare_fp64, runs
+from prunekit.structural.value_trial import localize, values_match
 
 
 def _ensure_nonempty(graph: DependencyGraph, masks: list[Tensor], scores: list[Tensor]) -> None:
@@ -130,7 +130,7 @@ def plan_structured(
         except PruneError as err:
             _after_failed_trial(plan, err, refuse, freeze, max_refusals)
             continue
-        if _values_match(plan, pruned):
+        if values_match(plan, pruned):
             plan.checked = True
             return plan
         del pruned
@@ -147,7 +147,7 @@ def _after_failed_trial(plan: StructuredPlan, err: PruneError, refuse: dict[str,
         return
     if err.module is None:  # a handler failed, not the pruned forward: say so
         raise err
-    guilty = _localize(plan)  # the module's own sizes did not explain it: find groups
+    guilty = localize(plan)  # the module's own sizes did not explain it: find groups
     if not guilty or len(freeze) >= 4 * max_refusals:
         raise err
     for name in guilty:
@@ -156,7 +156,7 @@ def _after_failed_trial(plan: StructuredPlan, err: PruneError, refuse: dict[str,
 
 def _freeze_wrong_values(plan: StructuredPlan, freeze: dict[str, str], max_refusals: int) -> None:
     """The pruned trial ran but computed other values: freeze the groups that explain it."""
-    guilty = _localize(plan)
+    guilty = localize(plan)
     if not guilty or len(freeze) >= 4 * max_refusals:
         raise PruneError("the pruned trial computes values other than the masked reference "
                          "(channels zeroed in the dense model) and no single group explains "
@@ -165,88 +165,6 @@ def _freeze_wrong_values(plan: StructuredPlan, freeze: dict[str, str], max_refus
         freeze[name] = ("pruning these channels changed the outputs beyond the masked "
                         "reference in a trial (e.g. a size read as a number, or a "
                         "permutation the tracer cannot follow)")
-
-
-_TRIAL_ATOL, _TRIAL_RTOL = 1e-5, 1e-4
-_CLEAR_RTOL = 1e-6  # below this (relative to the outputs) fp32 rounding explains a difference
-_FP64_MAX_PARAMS = 50_000_000  # larger models: the fp32 comparison decides alone
-
-
-def _values_match(plan: StructuredPlan, pruned: nn.Module) -> bool:
-    """Values, not only shapes: the pruned copy against the masked dense model on the example
-    inputs and on a perturbed copy of them (a channel that happens to be zero on the example
-    would hide a wrong model), in fp32, and in float64 when the fp32 difference is small but
-    not clearly rounding (a size read as a number that scales the outputs by a few per mille
-    must not pass)."""
-    inputs = [plan.example_inputs]
-    if sum(p.numel() for p in plan.model.parameters()) <= _FP64_MAX_PARAMS:
-        for sign in (1.0, -1.0):  # negated inputs flip which ReLUs are dead
-            other = _perturbed(plan.example_inputs, sign)
-            if other is not None and runs(plan.model, other):
-                inputs.append(other)
-    return all(_match_on(plan, pruned, x) for x in inputs)
-
-
-def _match_on(plan: StructuredPlan, pruned: nn.Module, x: Any) -> bool:
-    try:
-        res = compare(plan.model, plan, pruned, x, _TRIAL_ATOL, _TRIAL_RTOL, share=True)
-        if not res.ok:
-            return False
-        if res.max_abs_diff <= _CLEAR_RTOL * max(res.max_abs_ref, 1.0):
-            return True
-        if sum(p.numel() for p in plan.model.parameters()) > _FP64_MAX_PARAMS:
-            return True
-        return compare_fp64(plan.model, plan, pruned, x).ok
-    except Exception:  # the reference itself cannot be built: not proven right
-        return False
-
-
-def _perturbed(x: Any, sign: float = 1.0) -> Any:
-    """``sign`` times the floating tensors, plus seeded noise of their own scale; ``None`` if
-    there are none."""
-    gen = torch.Generator().manual_seed(1234)
-    found = []
-
-    def walk(v: Any) -> Any:
-        if isinstance(v, Tensor) and v.is_floating_point() and v.numel():
-            found.append(v)
-            noise = torch.randn(v.shape, generator=gen, dtype=v.dtype).to(v.device)
-            return sign * v + noise * (v.detach().float().std().nan_to_num(1.0).item() + 1e-3)
-        if isinstance(v, (tuple, list)):
-            return type(v)(walk(a) for a in v)
-        if isinstance(v, dict) and type(v) is dict:
-            return {k: walk(a) for k, a in v.items()}
-        return v
-
-    out = walk(x)
-    return out if found else None
-
-
-def _localize(plan: StructuredPlan) -> list[str]:
-    """Names to freeze: the groups (or modules' internal groups) whose pruning *alone* gives
-    values other than the masked reference, found by bisection over the pruned groups."""
-    only = plan._only  # type: ignore[attr-defined]
-
-    def bad(cands: list) -> bool:
-        sub = only(cands)
-        if not sub.edits:
-            return False
-        try:
-            return not _values_match(sub, trial(sub))
-        except PruneError:
-            return True
-
-    def search(cands: list) -> list:
-        if not bad(cands):
-            return []
-        if len(cands) == 1:
-            return cands
-        half = len(cands) // 2
-        found = search(cands[:half]) + search(cands[half:])
-        return found or cands  # only the combination fails: freeze all of it
-
-    found = search(list(plan._candidates))  # type: ignore[attr-defined]
-    return [n for c in found for n in plan._names(c)]  # type: ignore[attr-defined]
 
 
 def _amount(cfg: StructuredConfig, choose, evaluate, dense: tuple[int, int], all_units: int

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from prunekit.call import call_model, is_kv_cache, no_kv_cache
 from prunekit.graph.rules import flat_tensors
 from prunekit.handlers.base import get_handler
-from prunekit.structural.apply import apply_plan, shared_copy
+from prunekit.structural.apply import apply_plan
 
 
 @dataclass
@@ -39,12 +39,23 @@ class VerifyResult:
         return self.ok
 
 
-def _mask(x: Tensor, dim: int, keep: Tensor) -> Tensor:
-    m = torch.zeros(x.shape[dim], dtype=x.dtype, device=x.device)
-    m[keep.to(x.device)] = 1
-    shape = [1] * x.dim()
-    shape[dim] = -1
-    return x * m.reshape(shape)
+def _masker():
+    """``mask(x, dim, keep)``: ``x`` with the channels not in ``keep`` zeroed along ``dim``;
+    each 0/1 vector is built once (kept alive with its ``keep`` tensor, so the ``id`` key
+    stays valid)."""
+    cache: dict[tuple, tuple[Tensor, Tensor]] = {}
+
+    def mask(x: Tensor, dim: int, keep: Tensor) -> Tensor:
+        key = (id(keep), x.shape[dim], x.dtype, x.device)
+        hit = cache.get(key)
+        if hit is None:
+            m = torch.zeros(x.shape[dim], dtype=x.dtype, device=x.device)
+            m[keep.to(x.device)] = 1
+            hit = cache[key] = (m, keep)
+        shape = [1] * x.dim()
+        shape[dim] = -1
+        return x * hit[0].view(shape)
+    return mask
 
 
 def _replace(obj: Any, table: dict[int, Tensor]) -> Any:
@@ -86,18 +97,19 @@ def _narrow(x: Tensor, dim: int, keep: Tensor) -> Tensor:
 def _install(masked: nn.Module, pruned: nn.Module, plan) -> list:
     mods, small = dict(masked.named_modules()), dict(pruned.named_modules())
     handles = []
+    mask = _masker()
     for e in plan.edits:
         m = mods[e.name]
         h = get_handler(m)
         if e.exact and not e.internal:
             def pre(mod, args, kwargs, e=e, h=h):
-                table = _input_table(h, mod, e, args, kwargs, _mask)
+                table = _input_table(h, mod, e, args, kwargs, mask)
                 return (_replace(args, table), _replace(kwargs, table)) if table else None
 
             def post(mod, args, out, e=e, h=h):
                 if e.keep_out is None:
                     return None
-                table = {id(t): _mask(t, d, e.keep_out)
+                table = {id(t): mask(t, d, e.keep_out)
                          for t, d in h.out_tensors(mod, out)}
                 return _replace(out, table)
             handles.append(m.register_forward_pre_hook(pre, with_kwargs=True))
@@ -105,7 +117,7 @@ def _install(masked: nn.Module, pruned: nn.Module, plan) -> list:
             continue
 
         def pre_in(mod, args, kwargs, e=e, h=h):  # the dense module sees masked inputs
-            table = _input_table(h, mod, e, args, kwargs, _mask)
+            table = _input_table(h, mod, e, args, kwargs, mask)
             return (_replace(args, table), _replace(kwargs, table)) if table else None
 
         def replace(mod, args, kwargs, out, e=e, h=h, sm=small[e.name]):
@@ -188,10 +200,12 @@ def compare(model: nn.Module, plan, pruned: nn.Module, x: Any, atol: float = 1e-
             rtol: float = 1e-4, share: bool = False) -> VerifyResult:
     """Masked reference of ``model`` vs ``pruned`` on ``x``: every floating output compared.
 
-    ``share``: build the reference on a copy sharing ``model``'s parameters (hooks only read
-    them), as the planner's trial does. Exceptions of the forward passes propagate.
+    ``share``: run the reference on ``model`` itself, its hooks removed afterwards (the
+    planner's trial does: a forward in eval mode without grad, as the trace runs, and no copy
+    of the module tree to pay for). Otherwise on a deep copy. Exceptions of the forward passes
+    propagate.
     """
-    masked = shared_copy(model) if share else _copy.deepcopy(model)
+    masked = model if share else _copy.deepcopy(model)
     handles = _install(masked, pruned, plan)
     try:
         ref = _run(masked, x, "masked")

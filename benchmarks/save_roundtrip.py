@@ -14,7 +14,8 @@ Usage:
     python benchmarks/save_roundtrip.py                  # every classification model
     python benchmarks/save_roundtrip.py regnet_x_400mf "googlenet(aux_logits=False)"
     python benchmarks/save_roundtrip.py --table-only     # just rewrite the result file
-Outputs: benchmarks/results/save_roundtrip.jsonl and benchmarks/results/save_roundtrip.json
+Outputs: benchmarks/results/save_roundtrip.jsonl and
+benchmarks/results/structural_save_roundtrip.json
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -82,7 +84,8 @@ def run_one(entry: str, max_params: float) -> dict:
             pk.save(pruned, Path(tmp) / "m")
         except ValueError as err:
             lines = str(err).strip().splitlines()
-            return dict(rec, status="refused at save", reason=lines[0][:300],
+            return dict(rec, status="refused at save",
+                        reason=lines[0].replace(str(Path(tmp) / "m"), "DIR")[:300],
                         one_line=len(lines) == 1)
         back = pk.load(Path(tmp) / "m")
         with torch.no_grad():
@@ -129,11 +132,12 @@ def write_table(results: dict[str, dict]) -> Path:
     for entry, r in sorted(results.items()):
         counts[r["status"]] = counts.get(r["status"], 0) + 1
         diff = r.get("max_abs_diff")
+        reason = re.sub(r"/tmp/\S+?/m\b", "DIR", r.get("reason", ""))
         rows.append([entry, r.get("input", ""), r.get("params_kept", ""), r["status"],
-                     "" if diff is None else f"{diff:.1e}", r.get("reason", "")])
-    summary = [[k, v] for k, v in sorted(counts.items())] + [["models tried", len(results)]]
+                     "" if diff is None else f"{diff:.1e}", reason])
+    summary = [[k, v] for k, v in sorted(counts.items())] + [["models in the sweep", len(results)]]
     return write_result(
-        "save_roundtrip", "Save -> load of pruned torchvision classification models",
+        "structural_save_roundtrip", "Save -> load of pruned torchvision classification models",
         [{"title": "Outcomes", "columns": ["outcome", "models"], "rows": summary,
           "notes": "identical: pk.load(pk.save(pruned)) gives outputs equal to the pruned "
                    "model's, bit for bit, on the same input"},

@@ -6,12 +6,18 @@ split 60/20/20 train/validation/test per seed (stratified for classifiers). Per 
 - dense: RandomForest(500) or GradientBoosting (scikit-learn defaults, 100 stages);
 - sklearn ccp (CV): the same model fitted with ``ccp_alpha`` chosen by 3-fold
   cross-validation on the training rows (GridSearchCV over a grid from the pruning path);
-- prunekit: ``prunekit.classic.prune(dense, X_val, y_val, max_drop=0.005)`` (no refit).
+- prunekit: ``prunekit.classic.prune(dense, X_val, y_val, max_drop=0.005, X_train=X_train,
+  y_train=y_train)``: the forest scores tree subsets on the validation rows plus its
+  out-of-bag training rows; boosting (``ClassicConfig(refine_boosting=True)``) re-fits the
+  leaf values of the kept stages on the training rows; no tree is re-grown;
+- floor: the same estimator type with a single depth-1 tree (stage), whose predict latency
+  is the per-call cost no pruning can go below.
 
 and SVC (RBF, defaults) on digits: dense vs support-vector reduction.
 
-Accuracy (R^2 for diabetes) is on the held-out test rows. Predict latency: the three models
-timed interleaved round by round in one process over the same rotating batches of real test
+Accuracy (R^2 for diabetes) is on the held-out test rows; the bar table gives the mean over
+seeds and its standard error. Predict latency, in scikit-learn and in ONNX Runtime (skl2onnx
+export): the models timed interleaved round by round in one process over the same rotating batches of real test
 rows, one thread, process CPU time (the machine is shared); median and p10-p90 spread.
 
     python benchmarks/classic_prune.py                 # everything, 3 seeds
@@ -21,6 +27,7 @@ rows, one thread, process CPU time (the machine is shared); median and p10-p90 s
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -32,9 +39,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from results_schema import load_average, write_result  # noqa: E402
 
-from prunekit.bench.timer import ProcessCpuClock, calibrate_number, interleaved_samples  # noqa: E402
+from prunekit.bench.timer import (LatencyStats, ProcessCpuClock, calibrate_number,  # noqa: E402
+                                  interleaved_samples)
 from prunekit.classic import ClassicConfig, prune  # noqa: E402
 from prunekit.classic.serving import batches, describe, ort_predictor  # noqa: E402
+
+VAL_ONLY = False  # --val-only: choose on the validation rows alone (no X_train/y_train)
 
 
 def datasets():
@@ -82,6 +92,17 @@ def ccp_baseline(kind: str, clf: bool, seed: int, Xtr, ytr):
     return search.best_estimator_, float(search.best_params_["ccp_alpha"])
 
 
+def floor_model(kind: str, clf: bool, seed: int, Xtr, ytr):
+    """The same estimator type at its smallest (one depth-1 tree or stage): its predict
+    latency is the per-call cost no pruning can go below."""
+    if kind == "svc":
+        from sklearn.svm import SVC
+
+        keep = np.concatenate([np.flatnonzero(ytr == c)[:1] for c in np.unique(ytr)])
+        return SVC().fit(Xtr[keep], ytr[keep])
+    return make(kind, clf, seed, max_depth=1).set_params(n_estimators=1).fit(Xtr, ytr)
+
+
 def time_models(models: dict, X: np.ndarray, batch: int, repeats: int, onnx: dict | None = None
                 ) -> dict:
     """Interleaved latency of ``models`` (scikit-learn predict, or ONNX Runtime from ``onnx``)."""
@@ -112,11 +133,15 @@ def tree_row(kind: str, name: str, seed: int, repeats: int, big_repeats: int) ->
     base, alpha = ccp_baseline(kind, clf, seed, Xtr, ytr)
     t_base = time.time() - t0
     t0 = time.time()
-    small, rep = prune(dense, Xv, yv, max_drop=0.005, config=ClassicConfig(measure=False))
+    train = {} if VAL_ONLY else {"X_train": Xtr, "y_train": ytr}
+    small, rep = prune(dense, Xv, yv, max_drop=0.005, **train,
+                       config=ClassicConfig(measure=False, refine_boosting=kind == "gb"))
     t_prune = time.time() - t0
-    models = {"dense": dense, "ccp_cv": base, "prunekit": small}
+    models = {"dense": dense, "ccp_cv": base, "prunekit": small,
+              "floor": floor_model(kind, clf, seed, Xtr, ytr)}
     lat1 = time_models(models, Xte, 1, repeats)
-    lat10k = time_models(models, Xte, 10_000, big_repeats)
+    lat10k = time_models({k: m for k, m in models.items() if k != "floor"}, Xte, 10_000,
+                         big_repeats)
     sizes = {k: describe(m, Xte, onnx=True) for k, m in models.items()}
     onnx = {k: onx for k, (_, onx) in sizes.items()}
     ort1 = (time_models(models, Xte, 1, repeats, onnx=onnx)
@@ -127,7 +152,7 @@ def tree_row(kind: str, name: str, seed: int, repeats: int, big_repeats: int) ->
         size = sizes[key][0]
         out[key] = {"test": float(m.score(Xte, yte)), "val": float(m.score(Xv, yv)),
                     "bytes": size.pickle_bytes, "trees": size.n_trees, "nodes": size.n_nodes,
-                    "onnx_bytes": size.onnx_bytes, "b1": lat1[key], "b10k": lat10k[key],
+                    "onnx_bytes": size.onnx_bytes, "b1": lat1[key], "b10k": lat10k.get(key),
                     "ort1": ort1.get(key)}
     return out
 
@@ -138,20 +163,41 @@ def svc_row(seed: int, repeats: int, big_repeats: int) -> dict:
     Xtr, Xv, Xte, ytr, yv, yte, _ = split("digits", seed)
     dense = SVC().fit(Xtr, ytr)
     small, rep = prune(dense, Xv, yv, max_drop=0.005, config=ClassicConfig(measure=False))
-    models = {"dense": dense, "prunekit": small}
+    models = {"dense": dense, "prunekit": small, "floor": floor_model("svc", True, seed, Xtr, ytr)}
     lat1 = time_models(models, Xte, 1, repeats)
-    lat10k = time_models(models, Xte, 10_000, big_repeats)
+    lat10k = time_models({k: models[k] for k in ("dense", "prunekit")}, Xte, 10_000, big_repeats)
+    sizes = {k: describe(m, Xte, onnx=True) for k, m in models.items()}
+    onnx = {k: onx for k, (_, onx) in sizes.items()}
+    ort1 = (time_models(models, Xte, 1, repeats, onnx=onnx)
+            if all(v is not None for v in onnx.values()) else {})
     out = {"seed": seed}
     for key, m in models.items():
         out[key] = {"test": float(m.score(Xte, yte)), "val": float(m.score(Xv, yv)),
-                    "sv": int(m.support_vectors_.shape[0]), "b1": lat1[key], "b10k": lat10k[key],
-                    "bytes": describe(m, Xte, onnx=False)[0].pickle_bytes}
+                    "sv": int(m.support_vectors_.shape[0]), "b1": lat1[key],
+                    "b10k": lat10k.get(key), "ort1": ort1.get(key),
+                    "bytes": sizes[key][0].pickle_bytes, "onnx_bytes": sizes[key][0].onnx_bytes}
     return out
 
 
 def _pts(r: dict, key: str) -> str:
     scale = 100 if r["clf"] else 1
     return f"{(r[key]['test'] - r['dense']['test']) * scale:+.2f}"
+
+
+def _tree_row(r: dict, key: str) -> list:
+    m, d = r[key], r["dense"]
+    setting = {"dense": "", "ccp_cv": f"ccp_alpha={r['ccp_alpha_cv']:.3g}", "floor": "",
+               "prunekit": ", ".join(f"{k}={v:.3g}" for k, v in r["amount"].items())}[key]
+    return [r["data"], r["seed"],
+            {"ccp_cv": "sklearn ccp (CV)", "floor": "floor (1 depth-1 tree)"}.get(key, key),
+            f"{m['test']:.4f}", "" if key == "dense" else _pts(r, key),
+            m["trees"], m["nodes"], f"{m['bytes'] / 1024:.0f}",
+            f"{d['bytes'] / m['bytes']:.1f}x", ms(m["b1"]),
+            f"{d['b1'].median / m['b1'].median:.2f}x", ms(m["b10k"]) if m["b10k"] else "-",
+            f"{d['b10k'].median / m['b10k'].median:.2f}x" if m["b10k"] else "-",
+            f"{m['onnx_bytes'] / 1024:.0f}" if m["onnx_bytes"] else "-",
+            ms(m["ort1"]) if m["ort1"] else "-",
+            f"{d['ort1'].median / m['ort1'].median:.2f}x" if m["ort1"] else "-", setting]
 
 
 def tree_table(kind: str, rows: list[dict]) -> dict:
@@ -162,31 +208,38 @@ def tree_table(kind: str, rows: list[dict]) -> dict:
             "ORT batch-1 ms (p10-p90)", "ORT faster b=1", "setting"]
     out = []
     for r in rows:
-        for key in ("dense", "ccp_cv", "prunekit"):
-            m, d = r[key], r["dense"]
-            setting = {"dense": "", "ccp_cv": f"ccp_alpha={r['ccp_alpha_cv']:.3g}",
-                       "prunekit": ", ".join(f"{k}={v:.3g}" for k, v in r["amount"].items())}[key]
-            out.append([r["data"], r["seed"], {"ccp_cv": "sklearn ccp (CV)"}.get(key, key),
-                        f"{m['test']:.4f}", "" if key == "dense" else _pts(r, key),
-                        m["trees"], m["nodes"], f"{m['bytes'] / 1024:.0f}",
-                        f"{d['bytes'] / m['bytes']:.1f}x", ms(m["b1"]),
-                        f"{d['b1'].median / m['b1'].median:.2f}x", ms(m["b10k"]),
-                        f"{d['b10k'].median / m['b10k'].median:.2f}x",
-                        f"{m['onnx_bytes'] / 1024:.0f}" if m["onnx_bytes"] else "-",
-                        ms(m["ort1"]) if m["ort1"] else "-",
-                        f"{d['ort1'].median / m['ort1'].median:.2f}x" if m["ort1"] else "-",
-                        setting])
+        for key in ("dense", "ccp_cv", "prunekit", "floor"):
+            out.append(_tree_row(r, key))
     return {"title": title, "columns": cols, "rows": out,
             "notes": "test = held-out 20% of rows; points = 100 x accuracy difference "
                      "(R^2 difference for diabetes); smaller = pickle bytes ratio to dense; "
                      "faster = ratio of median predict latency to dense (scikit-learn "
                      "predict, one thread, process CPU time, interleaved rounds); ORT = "
-                     "ONNX Runtime 1 thread on the skl2onnx export of the same model"}
+                     "ONNX Runtime 1 thread on the skl2onnx export of the same model; "
+                     "prunekit = prune(dense, X_val, y_val, max_drop=0.005, X_train=X_train, "
+                     "y_train=y_train) (out-of-bag scoring for the forest; boosting with "
+                     "ClassicConfig(refine_boosting=True): leaf re-fit); floor = one depth-1 "
+                     "tree (stage) of the same type"}
+
+
+def _ratio(rs: list[dict], key: str, field: str, base: str = "dense") -> float:
+    """Smallest ratio over seeds of ``base``'s figure to ``key``'s (bytes or median latency)."""
+    def val(m):
+        v = m[field]
+        return v if isinstance(v, (int, float)) else v.median
+    return min(val(r[base]) / val(r[key]) for r in rs)
+
+
+def _mean_se(pts: list[float]) -> str:
+    se = np.std(pts, ddof=1) / np.sqrt(len(pts)) if len(pts) > 1 else float("nan")
+    return f"{np.mean(pts):+.2f} ± {se:.2f}"
 
 
 def bar_table(rf: list[dict], gb: list[dict]) -> dict:
-    cols = ["model", "data", "mean points vs dense", "worst seed", "min smaller",
-            "min faster b=1", "bar met (>=5x, >=3x, within 0.5 points)"]
+    cols = ["model", "data", "points vs dense (mean ± SE)", "sklearn ccp (CV): points",
+            "min smaller vs dense", "min smaller vs ccp (CV)", "min faster b=1, sklearn",
+            "min faster b=1, ORT", "largest possible ORT b=1 (dense / floor)",
+            "bar, ORT (recommended path)", "bar, sklearn predict"]
     out = []
     for kind, rows in (("RandomForest(500)", rf), ("GradientBoosting", gb)):
         for data in ("digits", "breast_cancer"):
@@ -194,31 +247,88 @@ def bar_table(rf: list[dict], gb: list[dict]) -> dict:
             if not rs:
                 continue
             pts = [float(_pts(r, "prunekit")) for r in rs]
-            small = min(r["dense"]["bytes"] / r["prunekit"]["bytes"] for r in rs)
-            fast = min(r["dense"]["b1"].median / r["prunekit"]["b1"].median for r in rs)
-            met = small >= 5 and fast >= 3 and np.mean(pts) >= -0.5
-            out.append([kind, data, f"{np.mean(pts):+.2f}", f"{min(pts):+.2f}",
-                        f"{small:.1f}x", f"{fast:.2f}x", "yes" if met else "no"])
+            base = [float(_pts(r, "ccp_cv")) for r in rs]
+            small = _ratio(rs, "prunekit", "bytes")
+            acc = np.mean(pts) >= -0.5
+            fast, ort = _ratio(rs, "prunekit", "b1"), None
+            if all(r["prunekit"]["ort1"] for r in rs):
+                ort = _ratio(rs, "prunekit", "ort1")
+                room = _ratio(rs, "floor", "ort1")
+            out.append([kind, data, _mean_se(pts), f"{np.mean(base):+.2f}", f"{small:.1f}x",
+                        f"{_ratio(rs, 'prunekit', 'bytes', 'ccp_cv'):.1f}x", f"{fast:.2f}x",
+                        f"{ort:.2f}x" if ort else "-", f"{room:.2f}x" if ort else "-",
+                        _verdict(small, ort, acc) if ort else "-",
+                        _verdict(small, fast, acc)])
     return {"title": "Bar: >= 5x smaller, >= 3x faster at batch 1, within 0.5 points (3 seeds)",
             "columns": cols, "rows": out,
-            "notes": "min over seeds for size and speed; mean over seeds for accuracy"}
+            "notes": "points: 100 x test-accuracy difference to the dense model, mean over "
+                     "seeds ± its standard error; sizes and speeds: the smallest ratio over "
+                     "seeds; ORT = ONNX Runtime (1 thread) on the skl2onnx export, the path "
+                     "with the lower latency for every model here, hence the recommended one; "
+                     "floor = the same estimator type with one depth-1 tree (stage), timed in "
+                     "the same run: no pruning can make a call cheaper than that"}
+
+
+def _verdict(small: float, fast: float, acc: bool) -> str:
+    misses = [w for w, ok in (("size", small >= 5), ("speed", fast >= 3), ("accuracy", acc))
+              if not ok]
+    return "met" if not misses else "not met (" + ", ".join(misses) + ")"
 
 
 def svc_table(rows: list[dict]) -> dict:
     cols = ["seed", "model", "test acc", "vs dense (points)", "support vectors", "pickle KiB",
-            "batch-1 ms (p10-p90)", "faster b=1", "batch-10k ms (p10-p90)", "faster b=10k"]
+            "batch-1 ms (p10-p90)", "faster b=1", "batch-10k ms (p10-p90)", "faster b=10k",
+            "ORT batch-1 ms (p10-p90)", "ORT faster b=1"]
     out = []
     for r in rows:
         d = r["dense"]
-        for key in ("dense", "prunekit"):
+        for key in ("dense", "prunekit", "floor"):
             m = r[key]
-            out.append([r["seed"], key, f"{m['test']:.4f}",
+            out.append([r["seed"], {"floor": "floor (1 SV per class)"}.get(key, key),
+                        f"{m['test']:.4f}",
                         "" if key == "dense" else f"{(m['test'] - d['test']) * 100:+.2f}",
                         m["sv"], f"{m['bytes'] / 1024:.0f}", ms(m["b1"]),
-                        f"{d['b1'].median / m['b1'].median:.2f}x", ms(m["b10k"]),
-                        f"{d['b10k'].median / m['b10k'].median:.2f}x"])
+                        f"{d['b1'].median / m['b1'].median:.2f}x",
+                        ms(m["b10k"]) if m["b10k"] else "-",
+                        f"{d['b10k'].median / m['b10k'].median:.2f}x" if m["b10k"] else "-",
+                        ms(m["ort1"]) if m["ort1"] else "-",
+                        f"{d['ort1'].median / m['ort1'].median:.2f}x" if m["ort1"] else "-"])
+    pts = [(r["prunekit"]["test"] - r["dense"]["test"]) * 100 for r in rows]
     return {"title": "SVC (RBF) on digits: support-vector reduction", "columns": cols,
-            "rows": out, "notes": "max_drop=0.005 on validation; test = held-out 20%"}
+            "rows": out, "notes": "max_drop=0.005 on validation; test = held-out 20%; "
+                                  f"points vs dense over seeds: {_mean_se(pts)} (mean ± SE); "
+                                  "floor = an SVC with one support vector per class, timed "
+                                  "in the same run (the per-call cost); ORT = ONNX Runtime "
+                                  "1 thread on the skl2onnx export"}
+
+
+def _encode(obj):
+    if isinstance(obj, LatencyStats):
+        return {"samples": list(obj.samples), "number": obj.number}
+    if isinstance(obj, dict):
+        return {k: _encode(v) for k, v in obj.items()}
+    return obj
+
+
+def _decode(obj):
+    if isinstance(obj, dict) and set(obj) == {"samples", "number"}:
+        return LatencyStats(tuple(obj["samples"]), obj["number"])
+    if isinstance(obj, dict):
+        return {k: _decode(v) for k, v in obj.items()}
+    return obj
+
+
+def combine(paths: list[str]) -> tuple[dict, list[str], list[str]]:
+    """Results, commands and loads of runs saved with ``--raw-out`` (JSON), merged."""
+    results: dict[str, list] = {"rf": [], "gb": [], "svc": []}
+    commands, loads = [], []
+    for path in paths:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        for kind, rows in raw["results"].items():
+            results[kind] += [_decode(r) for r in rows]
+        commands.append(raw["command"])
+        loads.append(raw["load"])
+    return results, commands, loads
 
 
 def main(argv: list[str]) -> None:
@@ -230,7 +340,17 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--big-repeats", type=int, default=5)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--name", default="classic_prune")
+    ap.add_argument("--raw-out", help="write the raw results here (JSON) instead of the table")
+    ap.add_argument("--combine", help="comma-separated --raw-out files: build one table")
+    ap.add_argument("--val-only", action="store_true",
+                    help="prune from the validation rows alone (no training rows)")
     a = ap.parse_args(argv)
+    global VAL_ONLY
+    VAL_ONLY = a.val_only
+    if a.combine:
+        results, commands, loads = combine(a.combine.split(","))
+        return report(a.name, results, "; ".join(commands) + "; python "
+                      "benchmarks/classic_prune.py " + " ".join(argv), " | ".join(loads))
     seeds = [0] if a.quick else [int(s) for s in a.seeds.split(",")]
     reps, big = (3, 2) if a.quick else (a.repeats, a.big_repeats)
     load_start = load_average()
@@ -253,20 +373,31 @@ def main(argv: list[str]) -> None:
             results["svc"].append(r)
             print("svc", seed, {k: (r[k]["test"], r[k]["sv"]) for k in ("dense", "prunekit")},
                   flush=True)
+    load = f"{load_start} at start; {load_average()} at end"
+    command = "python benchmarks/classic_prune.py " + " ".join(argv)
+    if a.raw_out:
+        Path(a.raw_out).write_text(json.dumps({"command": command, "load": load, "results": {
+            k: [_encode(r) for r in v] for k, v in results.items()}}), encoding="utf-8")
+        return None
+    return report(a.name, results, command, load)
+
+
+def report(name: str, results: dict, command: str, load: str) -> None:
+    """Write the tables of ``results`` to the results page file ``name``."""
     tables = [bar_table(results["rf"], results["gb"])]
     tables += [tree_table(k, results[k]) for k in ("rf", "gb") if results[k]]
     if results["svc"]:
         tables.append(svc_table(results["svc"]))
-    load = f"{load_start} at start; {load_average()} at end"
     caveats = ["2-core machine shared with other jobs (load average above 2): latencies are "
                "process CPU time of one thread, which excludes waiting for a core but not "
                "cache and memory-bandwidth interference",
                "validation and test sets are small (digits: 360 rows each, breast cancer: 114, "
                "wine: 36); one test row is 0.28, 0.88 and 2.8 points respectively",
-               "prunekit rows are pruned without refit; sklearn ccp (CV) rows are refitted"]
-    path = write_result(a.name, "Pruning fitted classical models (scikit-learn)", tables,
-                        command="python benchmarks/classic_prune.py " + " ".join(argv),
-                        caveats=caveats, load=load)
+               "prunekit rows keep the fitted trees' splits (gradient boosting re-fits the leaf "
+               "values of the kept stages on the training rows); sklearn ccp (CV) rows are "
+               "refitted"]
+    path = write_result(name, "Pruning fitted classical models (scikit-learn)", tables,
+                        command=command, caveats=caveats, load=load)
     print(f"wrote {path}")
 
 

@@ -53,3 +53,22 @@ def test_bad_val_file_and_unsupported_model(tmp_path, cancer):
     r = runner.invoke(app, ["classic", str(other), "--val", str(tmp_path / "v.npz"), "-o",
                             str(tmp_path / "o.joblib"), "--trust"])
     assert r.exit_code == 2 and "not supported" in r.stderr
+
+
+def test_training_rows_from_a_file(tmp_path, cancer):
+    from sklearn.ensemble import RandomForestClassifier
+
+    Xt, Xv, yt, yv = cancer
+    model, val, train = tmp_path / "rf.joblib", tmp_path / "val.npz", tmp_path / "train.npz"
+    joblib.dump(RandomForestClassifier(30, random_state=0).fit(Xt, yt), model)
+    np.savez(val, X=Xv, y=yv)
+    np.savez(train, X=Xt, y=yt)
+    out = tmp_path / "small.joblib"
+    r = runner.invoke(app, ["classic", str(model), "--val", str(val), "--train", str(train),
+                            "-o", str(out), "--trust", "--no-measure"])
+    assert r.exit_code == 0, r.output
+    assert "out-of-bag" in r.output and joblib.load(out).n_estimators <= 30
+    np.savez(train, X=Xt[:10], y=yt[:10])
+    r = runner.invoke(app, ["classic", str(model), "--val", str(val), "--train", str(train),
+                            "-o", str(tmp_path / "o.joblib"), "--trust", "--no-measure"])
+    assert r.exit_code == 2 and "X_train has 10 rows" in r.stderr

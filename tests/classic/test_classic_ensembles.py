@@ -8,7 +8,7 @@ from sklearn.ensemble import (ExtraTreesRegressor, GradientBoostingClassifier,
                               GradientBoostingRegressor, RandomForestClassifier)
 
 from prunekit.classic import prune
-from prunekit.classic.ensembles import greedy_order
+from prunekit.classic.selection import greedy_order
 
 
 def test_forest_subset_keeps_the_estimator_api(digits, fast, untouched):

@@ -115,3 +115,23 @@ def test_bad_input_is_named(keras, pkk):
         pkk.prune_low_magnitude(keras.layers.Dense(2), block_size=(1, 4))
     with pytest.raises(ValueError, match="cannot be pruned"):
         pkk.PruneLowMagnitude(keras.layers.Flatten())
+
+
+def test_step_follows_the_optimizer_across_fits_as_in_tfmot(keras, pkk, compile_for, small_cnn,
+                                                            digits_small):
+    x, y = digits_small
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            layer = pkk.collect_prunable_layers(self.model)[0]
+            seen.append(int(layer.pruning_step.value))
+
+    pruned = compile_for(pkk.prune_low_magnitude(small_cnn(), sparsity=0.5))
+    for _ in range(2):  # 4 steps per epoch; the second fit continues the count
+        pruned.fit(x, y, epochs=1, batch_size=100, verbose=0,
+                   callbacks=[pkk.UpdatePruningStep(), Record()])
+    assert seen == list(range(8))
+    compile_for(pruned).fit(x, y, epochs=1, batch_size=100, verbose=0,
+                            callbacks=[pkk.UpdatePruningStep(), Record()])
+    assert seen[8:] == [0, 1, 2, 3]  # a fresh optimizer starts the schedule again

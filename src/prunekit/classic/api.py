@@ -1,7 +1,8 @@
 """``prune(estimator, X_val, y_val, max_drop)``: prune a fitted classical model, measured.
 
 Dispatch is by estimator type through an explicit registry (:func:`register_pruner`);
-every pruner takes ``(estimator, X_val, y_val, floor, config)`` and returns an
+every pruner takes ``(estimator, X_val, y_val, floor, config)`` — plus ``train=(X, y)``
+when the caller passes training rows — and returns an
 :class:`~prunekit.classic.trees.Outcome` whose validation score is at least ``floor``.
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from prunekit.classic import boosters, ensembles, serving, svm, trees
+from prunekit.classic import boosters, ensembles, refine, serving, svm, trees
 from prunekit.classic.report import ClassicReport
 from prunekit.classic.validation import (check_fitted, check_validation, is_classifier, score,
                                          sklearn)
@@ -31,6 +32,9 @@ class ClassicConfig:
     Attributes:
         max_candidates: alphas scored per cost-complexity search.
         forest_max_fraction: largest share of a forest's trees the subset search considers.
+        refine_boosting: with training rows, re-fit the leaf values of the kept boosting
+            stages (refinement) and prune every stage by cost complexity; off by default.
+        refine_l2: L2 penalty (per training row) of that re-fit.
         measure: time predict latency (dense vs pruned) into the report.
         batch_sizes: batch sizes to time.
         runtimes: "sklearn" and/or "onnxruntime" (through skl2onnx, where it converts).
@@ -40,6 +44,8 @@ class ClassicConfig:
 
     max_candidates: int = 48
     forest_max_fraction: float = 0.5
+    refine_boosting: bool = False
+    refine_l2: float = 1e-3
     measure: bool = True
     batch_sizes: tuple[int, ...] = (1, 10_000)
     runtimes: tuple[str, ...] = serving.RUNTIMES
@@ -61,6 +67,9 @@ class ClassicConfig:
         if not isinstance(self.repeats, int) or self.repeats < 1 or self.warmup < 0:
             raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {self.repeats!r}, "
                              f"{self.warmup!r}")
+        if isinstance(self.refine_l2, bool) or not isinstance(self.refine_l2, (int, float)) \
+                or not 0 <= self.refine_l2 < float("inf"):
+            raise ValueError(f"refine_l2 must be a finite number >= 0, got {self.refine_l2!r}")
         serving.make_clock(self.clock)
 
 
@@ -94,19 +103,23 @@ def _pruner_for(est: Any) -> Pruner:
                      f"{', '.join(supported())} (or a Pipeline ending in one of them)")
 
 
-def _tree(est, X, y, floor, cfg):
+def _tree(est, X, y, floor, cfg, train=None):
     return trees.prune_decision_tree(est, X, y, floor, cfg.max_candidates)
 
 
-def _forest(est, X, y, floor, cfg):
-    return ensembles.prune_forest(est, X, y, floor, cfg.max_candidates, cfg.forest_max_fraction)
+def _forest(est, X, y, floor, cfg, train=None):
+    return ensembles.prune_forest(est, X, y, floor, cfg.max_candidates, cfg.forest_max_fraction,
+                                  train)
 
 
-def _boost(est, X, y, floor, cfg):
+def _boost(est, X, y, floor, cfg, train=None):
+    if train is not None and cfg.refine_boosting and refine.refinable(est):
+        return refine.prune_boosting_refined(est, X, y, floor, train, cfg.max_candidates,
+                                             cfg.refine_l2)
     return ensembles.prune_boosting(est, X, y, floor, cfg.max_candidates)
 
 
-def _svm(est, X, y, floor, cfg):
+def _svm(est, X, y, floor, cfg, train=None):
     return svm.prune_svm(est, X, y, floor)
 
 
@@ -121,7 +134,7 @@ for _name in ("SVC", "NuSVC", "SVR", "NuSVR"):
     register_pruner("sklearn.svm", _name, _svm)
 
 
-def _lgbm(est, X, y, floor, cfg):
+def _lgbm(est, X, y, floor, cfg, train=None):
     return boosters.prune_lightgbm(est, X, y, floor, cfg.max_candidates)
 
 
@@ -143,13 +156,18 @@ def _join_pipeline(est: Any, final: Any) -> Any:
 
 
 def prune(estimator: Any, X_val: Any, y_val: Any, max_drop: float = 0.005, *,
+          X_train: Any = None, y_train: Any = None,
           config: ClassicConfig | None = None) -> tuple[Any, ClassicReport]:
     """Prune a fitted scikit-learn model, choosing the amount on validation data.
 
     Decision trees: minimal cost-complexity pruning computed on the fitted tree (no refit).
     Random forests / extra trees: greedy tree-subset selection, then one cost-complexity
-    alpha for every kept tree. Gradient boosting: stage truncation (plus cost-complexity
-    pruning of each stage under squared-error loss); LightGBM's LGBMClassifier/LGBMRegressor:
+    alpha for every kept tree; given the training rows, a bagged forest also scores its
+    candidates on them, each row by its out-of-bag trees only. Gradient boosting: stage
+    truncation (plus cost-complexity pruning of each stage under squared-error loss); given
+    the training rows and ``ClassicConfig(refine_boosting=True)``, the kept stages' leaf
+    values are re-fitted on them (refinement) and every stage is cost-complexity pruned.
+    LightGBM's LGBMClassifier/LGBMRegressor:
     boosting-round truncation. SVC/NuSVC/SVR/NuSVR: support-vector
     reduction with a least-squares re-fit of the dual coefficients. A ``Pipeline`` ending in
     one of these has its last step pruned.
@@ -158,6 +176,9 @@ def prune(estimator: Any, X_val: Any, y_val: Any, max_drop: float = 0.005, *,
         estimator: a fitted estimator (left untouched; the result is a new object of the same type).
         X_val: validation features ``(n, n_features)``; y_val: labels or targets ``(n,)``.
         max_drop: allowed drop of validation accuracy (classifiers) or R^2 (regressors).
+        X_train / y_train: optional, the rows the estimator was fitted on (bagged forests:
+            out-of-bag scoring; gradient boosting: leaf refinement when
+            ``config.refine_boosting``); other estimators ignore them.
         config: :class:`ClassicConfig` (measurement and search options).
 
     Returns:
@@ -170,7 +191,8 @@ def prune(estimator: Any, X_val: Any, y_val: Any, max_drop: float = 0.005, *,
     References:
         Breiman et al., "Classification and Regression Trees", 1984; Caruana et al.,
         "Ensemble Selection from Libraries of Models", ICML 2004; Burges, "Simplified Support
-        Vector Decision Rules", ICML 1996.
+        Vector Decision Rules", ICML 1996; Ren et al., "Global Refinement of Random
+        Forest", CVPR 2015 (leaf refinement).
     """
     sklearn()
     cfg = config or ClassicConfig()
@@ -182,13 +204,21 @@ def prune(estimator: Any, X_val: Any, y_val: Any, max_drop: float = 0.005, *,
     check_fitted(estimator)
     X, y = check_validation(estimator, X_val, y_val)
     _, Xc = _split_pipeline(estimator, X)
-    if is_classifier(estimator) and 0 < max_drop < 1.0 / y.shape[0]:
+    if X_train is None and is_classifier(estimator) and 0 < max_drop < 1.0 / y.shape[0]:
         warnings.warn(f"one validation row is {1.0 / y.shape[0]:.4f} of accuracy, more than "
                       f"max_drop={max_drop}: with {y.shape[0]} rows the choice can only keep "
                       "the validation accuracy unchanged, and small sets favour lucky prefixes; "
-                      "check the result on held-out data", UserWarning, stacklevel=2)
+                      "check the result on held-out data, or pass X_train/y_train",
+                      UserWarning, stacklevel=2)
     before = score(estimator, X, y)
-    outcome = pruner(core, Xc, y, before - max_drop, cfg)
+    if (X_train is None) != (y_train is None):
+        raise ValueError("pass both X_train and y_train, or neither")
+    if X_train is None:
+        outcome = pruner(core, Xc, y, before - max_drop, cfg)
+    else:
+        Xt, yt = check_validation(estimator, X_train, y_train, ("X_train", "y_train"))
+        outcome = pruner(core, Xc, y, before - max_drop, cfg,
+                         train=(_split_pipeline(estimator, Xt)[1], yt))
     pruned = _join_pipeline(estimator, outcome.estimator)
     return pruned, _report(estimator, pruned, outcome, X, y, before, max_drop, cfg)
 

@@ -219,3 +219,15 @@ def rebuild_tree(tree, leaf_mask: np.ndarray):
         "values": np.ascontiguousarray(values[order]),
     })
     return new
+
+
+def with_values(tree, values: np.ndarray):
+    """A new ``Tree`` with the structure of ``tree`` and node values ``values``."""
+    from sklearn.tree._tree import Tree
+
+    state = tree.__getstate__()
+    if values.shape != state["values"].shape:
+        raise ValueError(f"values must have shape {state['values'].shape}, got {values.shape}")
+    new = Tree(tree.n_features, np.asarray(tree.n_classes, dtype=np.intp), tree.n_outputs)
+    new.__setstate__({**state, "values": np.ascontiguousarray(values, dtype=np.float64)})
+    return new

@@ -16,81 +16,13 @@ from typing import Any
 import numpy as np
 
 from prunekit.classic.ccp import prune_tree
+from prunekit.classic.selection import (cv_prefix_scores, ensemble_values, greedy_order,
+                                        selection_score, targets)
 from prunekit.classic.trees import (Outcome, TreeOnData, alpha_grid, labels, largest_passing,
                                     rebuilt)
 from prunekit.classic.validation import score_predictions
 
 _STALE = ("oob_score_", "oob_decision_function_", "oob_prediction_")
-
-
-def _targets(y: np.ndarray, classes: np.ndarray | None) -> np.ndarray:
-    if classes is None:
-        return y.astype(np.float64)
-    return (y[:, None] == classes[None, :]).astype(np.float64)  # one-hot, for the Brier score
-
-
-def greedy_order(preds: np.ndarray, targets: np.ndarray, steps: int | None = None) -> np.ndarray:
-    """Order trees by greedy forward selection (without replacement) on the validation loss.
-
-    Args:
-        preds: ``(n_trees, n_rows[, n_classes])`` per-tree predictions on validation rows.
-        targets: ``(n_rows[, n_classes])`` regression targets or one-hot labels.
-        steps: stop after this many picks (default: order every tree).
-
-    Returns:
-        Tree indices; the ensemble of the first ``k`` has the lowest squared error (MSE or Brier
-        score) the greedy step found for each ``k``.
-    """
-    n = preds.shape[0]
-    flat = preds.reshape(n, -1)
-    target = targets.reshape(-1)
-    sq = np.einsum("ij,ij->i", flat, flat)
-    total = np.zeros_like(target)
-    free = np.ones(n, dtype=bool)
-    steps = n if steps is None else min(n, steps)
-    order = np.empty(steps, dtype=np.intp)
-    for m in range(1, steps + 1):
-        # ||(S + P_t)/m - Y||^2 = const + 2/m <S/m - Y, P_t> + ||P_t||^2 / m^2
-        resid = total / m - target
-        loss = 2.0 / m * (flat @ resid) + sq / (m * m)
-        loss[~free] = np.inf
-        pick = int(np.argmin(loss))
-        order[m - 1] = pick
-        free[pick] = False
-        total += flat[pick]
-    return order
-
-
-def _prefix_labels(preds: np.ndarray, order: np.ndarray, classes: np.ndarray | None
-                   ) -> np.ndarray:
-    """``(n_trees, n_rows)`` labels (or values) of the ensembles of the first ``k`` trees."""
-    csum = np.cumsum(preds[order], axis=0)
-    csum /= np.arange(1, order.size + 1).reshape((-1,) + (1,) * (preds.ndim - 1))
-    return labels(classes, csum)
-
-
-def cv_prefix_scores(preds: np.ndarray, y: np.ndarray, classes: np.ndarray | None,
-                     steps: int, folds: int = 5, repeats: int = 3, seed: int = 0
-                     ) -> list[tuple[float, float]]:
-    """Out-of-fold validation score of the greedy prefix of each size.
-
-    The greedy order is chosen on the other folds and scored on the held-out one, so the
-    curve does not reward trees picked because they fit these very rows; the score is the
-    mean over ``repeats`` different fold assignments.
-    """
-    n_rows = y.shape[0]
-    folds = max(2, min(folds, n_rows))
-    targets = _targets(y, classes)
-    total = np.zeros(steps)
-    rng = np.random.default_rng(seed)
-    for _ in range(repeats):
-        oof = np.empty((steps, n_rows), dtype=y.dtype if classes is None else classes.dtype)
-        for held in np.array_split(rng.permutation(n_rows), folds):
-            fit = np.setdiff1d(np.arange(n_rows), held)
-            order = greedy_order(preds[:, fit], targets[fit], steps)
-            oof[:, held] = _prefix_labels(preds[:, held], order, classes)
-        total += [score_predictions(classes is not None, y, oof[k]) for k in range(steps)]
-    return [(float(k + 1), float(total[k] / repeats)) for k in range(steps)]
 
 
 def _common_alpha(datas: list[TreeOnData], combine, y: np.ndarray, classes, floor: float,
@@ -109,38 +41,80 @@ def _tree_predictions(est: Any, X: np.ndarray, classes: np.ndarray | None) -> np
     return np.stack([t.predict_proba(X) for t in est.estimators_])
 
 
+def out_of_bag(est: Any, train: tuple[np.ndarray, np.ndarray] | None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(X_train, y_train, mask)`` with ``mask[t, i]`` true where row ``i`` is out of tree
+    ``t``'s bootstrap sample; ``None`` without training rows or bootstrap sampling."""
+    if train is None or not getattr(est, "bootstrap", False):
+        return None
+    Xt, yt = train
+    n = int(getattr(est, "_n_samples", Xt.shape[0]))
+    if Xt.shape[0] != n:
+        raise ValueError(f"X_train has {Xt.shape[0]} rows but {type(est).__name__} was fitted "
+                         f"on {n}: pass the rows it was fitted on, in the same order")
+    mask = np.ones((len(est.estimators_), n), dtype=bool)
+    for i, drawn in enumerate(est.estimators_samples_):
+        mask[i, drawn] = False
+    return Xt, yt, mask
+
+
+def _selection_rows(est: Any, X: np.ndarray, y: np.ndarray, train
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Validation rows (every tree votes) followed by out-of-bag training rows, when given."""
+    oob = out_of_bag(est, train)
+    if oob is None:
+        return X, y, None
+    Xt, yt, mask = oob
+    votes = np.hstack((np.ones((mask.shape[0], X.shape[0]), dtype=bool), mask))
+    return np.vstack((X, Xt)), np.concatenate((y, yt)), votes
+
+
 def prune_forest(est: Any, X: np.ndarray, y: np.ndarray, floor: float,
-                 max_candidates: int, max_fraction: float = 0.5) -> Outcome:
+                 max_candidates: int, max_fraction: float = 0.5,
+                 train: tuple[np.ndarray, np.ndarray] | None = None) -> Outcome:
     """Keep the shortest greedy-ordered prefix of trees, then cost-complexity prune them.
 
-    The prefix size is the smallest from which on every longer prefix (up to
-    ``max_fraction`` of the trees) has an out-of-fold score (:func:`cv_prefix_scores`) within
-    the allowed drop of the whole forest's validation score; the whole forest is kept when
-    the longest prefix searched is not within it. The shared alpha is the
-    largest that lowers neither the kept trees' validation score nor goes below ``floor``.
+    Candidates are scored on the validation rows and, when the forest was bagged and its
+    training rows are given (``train``), on those rows too, each by its out-of-bag trees
+    only (:mod:`prunekit.classic.selection`). The prefix size is the smallest from which on
+    every longer prefix (up to ``max_fraction`` of the trees) has an out-of-fold score within
+    the allowed drop of the whole forest's score on the same rows; the whole forest is kept
+    when the longest prefix searched is not within it. The shared alpha is the largest that
+    lowers neither the kept trees' score nor goes below the floor.
     """
     classes = getattr(est, "classes_", None)
-    preds = _tree_predictions(est, X, classes)
+    drop = score_predictions(classes is not None, y, labels(
+        classes, _tree_predictions(est, X, classes).mean(axis=0))) - floor
+    Xs, ys, mask = _selection_rows(est, X, y, train)
+    preds = _tree_predictions(est, Xs, classes)
+    floor = selection_score(preds, mask, ys, classes) - drop
     steps = max(1, int(np.ceil(max_fraction * preds.shape[0])))
-    sizes = cv_prefix_scores(preds, y, classes, steps)
+    sizes = cv_prefix_scores(preds, ys, classes, steps, mask)
     k = stable_prefix(sizes, floor)
     if sizes[-1][1] >= floor:
-        keep = sorted(greedy_order(preds, _targets(y, classes), k).tolist())
+        keep = sorted(greedy_order(preds, targets(ys, classes), k, mask).tolist())
     else:
         k, keep = preds.shape[0], list(range(preds.shape[0]))
-    kept_score = score_predictions(classes is not None, y,
-                                   labels(classes, preds[keep].mean(axis=0)))
-    kept = [TreeOnData(est.estimators_[i], X) for i in keep]
-    alpha, alphas = _common_alpha(kept, lambda ps: np.mean(ps, axis=0), y, classes,
-                                  max(floor, kept_score), max_candidates)
+    kept_mask = None if mask is None else mask[keep]
+    kept_score = selection_score(preds[keep], kept_mask, ys, classes)
+    fallback = targets(ys, classes).mean(axis=0)
+    kept = [TreeOnData(est.estimators_[i], Xs) for i in keep]
+
+    def combine(ps):
+        vals = ensemble_values(np.stack(ps), kept_mask, fallback)
+        return vals if classes is not None else vals[:, 0]
+
+    alpha, alphas = _common_alpha(kept, combine, ys, classes, max(floor, kept_score),
+                                  max_candidates)
     new = rebuilt(est, "estimators_", [est.estimators_[i] for i in keep],
                   {id(d.tree): prune_tree(d.tree, alpha, d.seq) for d in kept}, alpha)
     new.n_estimators = len(keep)
     for name in _STALE:
         if hasattr(new, name):
             delattr(new, name)
-    return Outcome(new, "tree-subset selection + cost-complexity pruning of each kept tree",
-                   {"n_estimators": float(k), "ccp_alpha": alpha},
+    rows = "validation + out-of-bag training rows" if mask is not None else "validation rows"
+    return Outcome(new, f"tree-subset selection ({rows}) + cost-complexity pruning of each "
+                   "kept tree", {"n_estimators": float(k), "ccp_alpha": alpha},
                    [(s, v) for s, v in sizes] + alphas)
 
 
@@ -150,8 +124,10 @@ def _stage_scores(est: Any, X: np.ndarray, y: np.ndarray, classifier: bool
             for i, pred in enumerate(est.staged_predict(X))]
 
 
-def _truncate(est: Any, k: int, new_trees: dict[int, Any] | None = None,
+def truncate_stages(est: Any, k: int, new_trees: dict[int, Any] | None = None,
               ccp_alpha: float | None = None) -> Any:
+    """Copy of boosting model ``est`` keeping its first ``k`` stages (``new_trees`` as in
+    :func:`~prunekit.classic.trees.rebuilt`)."""
     new = rebuilt(est, "estimators_", est.estimators_[:k].copy(), new_trees or {}, ccp_alpha)
     new.n_estimators = k
     if hasattr(new, "n_estimators_"):
@@ -194,7 +170,7 @@ def prune_boosting(est: Any, X: np.ndarray, y: np.ndarray, floor: float,
     classifier = hasattr(est, "classes_")
     stages = _stage_scores(est, X, y, classifier)
     k = stable_prefix(stages, floor)
-    trunc = _truncate(est, k)
+    trunc = truncate_stages(est, k)
     if not ccp_applies(est):
         return Outcome(trunc, "boosting stage truncation", {"n_estimators": float(k)}, stages)
     datas = [TreeOnData(t, X) for t in trunc.estimators_[:, 0]]
@@ -204,6 +180,6 @@ def prune_boosting(est: Any, X: np.ndarray, y: np.ndarray, floor: float,
                                   floor, max_candidates)
     datas = [TreeOnData(t, X) for t in est.estimators_[:k, 0]]  # the input's own trees
     new_trees = {id(d.tree): prune_tree(d.tree, alpha, d.seq) for d in datas}
-    return Outcome(_truncate(est, k, new_trees, alpha),
+    return Outcome(truncate_stages(est, k, new_trees, alpha),
                    "boosting stage truncation + cost-complexity pruning of each stage",
                    {"n_estimators": float(k), "ccp_alpha": alpha}, stages + alphas)

@@ -35,35 +35,37 @@ def is_classifier(estimator: Any) -> bool:
     return bool(_is_clf(estimator))
 
 
-def check_validation(estimator: Any, X_val: Any, y_val: Any) -> tuple[np.ndarray, np.ndarray]:
+def check_validation(estimator: Any, X_val: Any, y_val: Any,
+                     names: tuple[str, str] = ("X_val", "y_val")) -> tuple[np.ndarray, np.ndarray]:
     """``(X, y)`` as arrays after checking shapes, finiteness and, for classifiers, labels.
 
     Raises:
-        ValueError: naming ``X_val``/``y_val`` when they do not fit the estimator (feature
+        ValueError: naming ``names`` (``X_val``/``y_val``) when they do not fit the estimator (feature
             count, length, NaN/inf, empty, labels the estimator has never seen).
     """
+    xn, yn = names
     X = np.asarray(X_val)
     y = np.asarray(y_val)
     if X.ndim != 2 or X.shape[0] == 0:
-        raise ValueError(f"X_val must be a non-empty 2-D array (n_samples, n_features), "
+        raise ValueError(f"{xn} must be a non-empty 2-D array (n_samples, n_features), "
                          f"got shape {X.shape}")
     n_features = getattr(estimator, "n_features_in_", X.shape[1])
     if X.shape[1] != n_features:
-        raise ValueError(f"X_val has {X.shape[1]} features but {type(estimator).__name__} "
+        raise ValueError(f"{xn} has {X.shape[1]} features but {type(estimator).__name__} "
                          f"was fitted on {n_features}")
     if y.ndim != 1 or y.shape[0] != X.shape[0]:
-        raise ValueError(f"y_val must be 1-D with one label per row of X_val ({X.shape[0]}), "
+        raise ValueError(f"{yn} must be 1-D with one label per row of {xn} ({X.shape[0]}), "
                          f"got shape {y.shape}")
     if not np.issubdtype(X.dtype, np.number) or not np.all(np.isfinite(X)):
-        raise ValueError("X_val must hold finite numbers (no NaN or inf)")
+        raise ValueError(f"{xn} must hold finite numbers (no NaN or inf)")
     if is_classifier(estimator):
         unseen = np.setdiff1d(np.unique(y), estimator.classes_)
         if unseen.size:
-            raise ValueError(f"y_val holds classes {unseen.tolist()[:10]} that "
+            raise ValueError(f"{yn} holds classes {unseen.tolist()[:10]} that "
                              f"{type(estimator).__name__} never saw in training "
                              f"(its classes_: {estimator.classes_.tolist()[:20]})")
     elif not np.issubdtype(y.dtype, np.number) or not np.all(np.isfinite(y)):
-        raise ValueError("y_val of a regressor must hold finite numbers")
+        raise ValueError(f"{yn} of a regressor must hold finite numbers")
     return X, y
 
 

@@ -19,17 +19,17 @@ from prunekit.io import atomic_path
 from prunekit.commands.errors import fail
 
 
-def _load_val(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _load_val(path: Path, flag: str = "--val") -> tuple[np.ndarray, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
             keys = set(data.files)
             xk = next((k for k in ("X", "X_val", "x") if k in keys), None)
             yk = next((k for k in ("y", "y_val") if k in keys), None)
             if xk is None or yk is None:
-                raise ValueError(f"--val {path} must hold arrays 'X' and 'y', found {sorted(keys)}")
+                raise ValueError(f"{flag} {path} must hold arrays 'X' and 'y', found {sorted(keys)}")
             return data[xk], data[yk]
     except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read --val {path}: {exc}") from None
+        raise ValueError(f"cannot read {flag} {path}: {exc}") from None
 
 
 def _batch_sizes(text: str) -> tuple[int, ...]:
@@ -63,6 +63,9 @@ def register(app: typer.Typer) -> None:
                                        help="allowed drop of validation accuracy (or R^2)"),
         output: Path = typer.Option(..., "-o", "--output", help="where to write the pruned model"),
         trust: bool = typer.Option(False, help="allow unpickling MODEL (joblib is pickle)"),
+        train: Optional[Path] = typer.Option(
+            None, "--train", help=".npz with the arrays X and y MODEL was fitted on (forests: "
+            "out-of-bag scoring; gradient boosting: leaf re-fit)"),
         report: Optional[Path] = typer.Option(None, help="also write the report as JSON here"),
         measure: bool = typer.Option(True, help="time predict latency dense vs pruned"),
         batch_sizes: str = typer.Option("1,10000", help="batch sizes to time"),
@@ -73,8 +76,9 @@ def register(app: typer.Typer) -> None:
             cfg = ClassicConfig(measure=measure, batch_sizes=_batch_sizes(batch_sizes),
                                 repeats=repeats)
             X, y = _load_val(val)
+            Xt, yt = _load_val(train, "--train") if train is not None else (None, None)
             est = _load_model(model, trust)
-            small, rep = prune(est, X, y, max_drop=max_drop, config=cfg)
+            small, rep = prune(est, X, y, max_drop=max_drop, X_train=Xt, y_train=yt, config=cfg)
         except (ValueError, ImportError) as exc:
             fail(str(exc))
         import joblib

@@ -107,7 +107,11 @@ def prune_low_magnitude(to_prune: Any, pruning_schedule: PruningSchedule | None 
 
 
 class UpdatePruningStep(keras.callbacks.Callback):
-    """Advance every wrapper's ``pruning_step`` before each batch; re-mask after each epoch."""
+    """Advance every wrapper's ``pruning_step`` before each batch; re-mask after each epoch.
+
+    The step is the optimizer's iteration count, as in TF-MOT: the first batch of a freshly
+    compiled model is step 0, and a later ``fit`` continues the count.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -115,13 +119,12 @@ class UpdatePruningStep(keras.callbacks.Callback):
         self.step = -1
 
     def on_train_begin(self, logs=None):
+        # TF-MOT counts steps with the optimizer: a second fit() continues where the first
+        # stopped, a freshly compiled optimizer starts the schedule again from step 0
         self.prunable_layers = collect_prunable_layers(self.model)
-        if not self.prunable_layers:
-            return
-        if int(self.prunable_layers[0].pruning_step.value) == -1:
-            for layer in self.prunable_layers:
-                layer.pruning_step.assign(0)
-        self.step = int(self.prunable_layers[0].pruning_step.value)
+        optimizer = getattr(self.model, "optimizer", None)
+        iterations = getattr(optimizer, "iterations", None)
+        self.step = 0 if iterations is None else int(keras.ops.convert_to_numpy(iterations))
 
     def on_train_batch_begin(self, batch, logs=None):
         for layer in self.prunable_layers:

@@ -125,7 +125,7 @@ def _read() -> dict[str, dict]:
     return {r["model"]: r for r in recs}
 
 
-def write_table(results: dict[str, dict]) -> Path:
+def write_table(results: dict[str, dict], load: str | None = None) -> Path:
     from results_schema import write_result
 
     rows, counts = [], {}
@@ -146,7 +146,7 @@ def write_table(results: dict[str, dict]) -> Path:
           "notes": f"get_model(name, weights=None, ...), random weights, plan_structured "
                    f"ratio={RATIO} (check=False), apply, save, load, one input; max |diff| between the "
                    "pruned and the reloaded model's outputs"}],
-        command="python benchmarks/save_roundtrip.py",
+        command="python benchmarks/save_roundtrip.py", load=load,
         caveats=["random weights: the check is about architecture and weights surviving the "
                  "round trip, not accuracy",
                  "models over --max-params are skipped (memory of a 4 GB process)"])
@@ -160,6 +160,7 @@ def main() -> None:
     ap.add_argument("--max-params", type=float, default=150e6)
     ap.add_argument("--force", action="store_true")
     ap.add_argument("--table-only", action="store_true")
+    ap.add_argument("--load", help="the load seen while the sweep ran (default: now)")
     a = ap.parse_args()
     if a.child:
         _child(a.child, a.max_params)
@@ -174,7 +175,7 @@ def main() -> None:
             print(json.dumps(rec), flush=True)
             with JSONL.open("a") as f:
                 f.write(json.dumps(rec) + "\n")
-    print(write_table(done))
+    print(write_table(done, a.load))
 
 
 if __name__ == "__main__":

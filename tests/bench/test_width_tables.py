@@ -60,3 +60,24 @@ def test_global_selection_spends_removals_where_time_is_saved():
 def test_heads_curve_times_real_modules():
     heads = attention_heads_curve(64, 16, [2, 4], tokens=8)
     assert set(heads) == {2, 4} and all(v > 0 for v in heads.values())
+
+
+def test_module_time_weights_times_at_the_batch_asked(monkeypatch):
+    import prunekit.bench.width_tables as wt
+
+    seen = []
+
+    def fake_curve(m, x, clock):
+        seen.append(x.shape[0])
+        full = m.out_channels
+        return {full // 2: 1.0, full: 2.0}, full
+
+    monkeypatch.setattr(wt, "_curve_for", fake_curve)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 1)).eval()
+    x = torch.randn(1, 3, 8, 8)
+    assert wt.module_time_weights(net, x) == {"0": 1.0, "2": 1.0} and seen == [1, 1]
+    seen.clear()
+    wt.module_time_weights(net, x, batch=16)
+    assert seen == [16, 16] and x.shape[0] == 1  # the caller's inputs are not changed
+    with pytest.raises(ValueError, match="batch"):
+        wt.module_time_weights(net, x, batch=0)

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from prunekit.bench.inputs import resize_batch
 from prunekit.bench.latency_lut import measure_curve
 from prunekit.bench.sparse import capture_inputs
 from prunekit.bench.timer import compare_latency
@@ -173,15 +174,21 @@ def _clock_timer(clock: Any) -> Timer | None:
 
 
 def module_time_weights(model: nn.Module, example_inputs: Any, *, clock: Any = None,
-                        lo: float = 0.05, hi: float = 20.0) -> dict[str, float]:
+                        batch: int | None = None, lo: float = 0.05, hi: float = 20.0
+                        ) -> dict[str, float]:
     """``{module name: time_per_unit}`` for every Linear, Conv2d (plain, grouped, depthwise)
     and head-structured attention block, measured on the input it sees in one forward.
 
     Pass the result to ``plan_structured(..., scope="global", time_weights=...)``: a group
     takes the weight of its first producer found here. Layers of identical shape and input size are timed
     once. Weights are clipped to ``[lo, hi]`` (a noisy curve must not zero a group out).
-    Time with the threads and clock you will deploy with (see :mod:`prunekit.bench.harness`).
+    Time with the threads, clock and batch you will deploy with (see
+    :mod:`prunekit.bench.harness`): ``batch`` resizes ``example_inputs`` along dim 0 first
+    (``None``: their own batch). A table taken at batch 1 steers the cut for batch 1 only: at
+    batch 16 the same layers are compute-bound and the weights differ.
     """
+    if batch is not None:
+        example_inputs = resize_batch(example_inputs, batch)
     layers = {n: m for n, m in model.named_modules()
               if type(m) in (nn.Linear, nn.Conv2d) or _heads_of(m) is not None}
     xs = capture_inputs(model.eval(), example_inputs, layers)

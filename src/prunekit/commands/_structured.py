@@ -19,7 +19,7 @@ from prunekit.bench.width_tables import module_time_weights
 
 
 def run_structured(model: nn.Module, x: Any, output: Path, *, spec: str, ratio: float, criterion: str,
-                   scope: str, round_to: int, exclude: list[str], target_macs: float | None,
+                   scope: str, round_to: int | None, exclude: list[str], target_macs: float | None,
                    target_params: float | None, weights: dict | None,
                    device_aware: bool = False) -> None:
     from rich.console import Console

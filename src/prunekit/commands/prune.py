@@ -138,7 +138,9 @@ def structured(
     ratio: float = typer.Option(0.5, help="fraction of channels removed per group"),
     criterion: str = typer.Option("l1", help="group criterion (l1, l2, bn_scale, random, ...)"),
     scope: str = _SCOPE,
-    round_to: int = typer.Option(1, help="keep channel counts multiples of this"),
+    round_to: Optional[int] = typer.Option(
+        None, help="keep channel counts multiples of this (default: --scope local exact, "
+        "global multiples of 16, of 32 from 256 channels)"),
     exclude: list[str] = _EXCLUDE,
     target_macs: Optional[float] = typer.Option(None, help="keep this fraction of MACs"),
     target_params: Optional[float] = typer.Option(None, help="keep this fraction of params"),
@@ -188,7 +190,7 @@ def legacy(
     is_structured: bool = typer.Option(False, "--structured"),
     ratio: float = typer.Option(0.5),
     criterion: str = typer.Option("l1"),
-    round_to: int = typer.Option(1),
+    round_to: Optional[int] = typer.Option(None),
     target_macs: Optional[float] = typer.Option(None),
     target_params: Optional[float] = typer.Option(None),
     hybrid: bool = typer.Option(False),

@@ -87,7 +87,7 @@ def prune_hybrid(model: nn.Module, example_inputs: Any, structured: dict[str, An
     cfg_keys = set(WeightPruneConfig.__dataclass_fields__)
     wcfg = WeightPruneConfig(**{k: v for k, v in weights.items() if k in cfg_keys})  # validate first
     if wcfg.pattern is not None:
-        structured["round_to"] = math.lcm(int(structured.get("round_to", 1)), wcfg.pattern[1])
+        structured["round_to"] = math.lcm(int(structured.get("round_to") or 1), wcfg.pattern[1])
     dense = _count(model)
     plan = plan_structured(model, example_inputs, **structured)
     pruned = plan.apply(copy=True)

@@ -12,7 +12,9 @@ from prunekit.config import TargetSpec
 from prunekit.graph.dependency import DependencyGraph
 from prunekit.handlers.base import PruneError
 from prunekit.importance.structured import score_group, unit_scores
-from prunekit.structural.select import CostModel, bisect, group_weights, select_global, select_local
+from prunekit.structural.select import (
+    CostModel, bisect, group_rounding, group_weights, select_global, select_local,
+)
 from prunekit.structural.scoring import (
     calibration_stats,
     group_slices,
@@ -62,7 +64,7 @@ def plan_structured(
     criterion: str = "l1",
     ratio: float = 0.5,
     scope: str = "local",
-    round_to: int = 1,
+    round_to: int | None = None,
     exclude: Iterable[str] = (),
     target: TargetSpec | None = None,
     per_layer_min: float = 0.0,
@@ -86,7 +88,8 @@ def plan_structured(
             prunable channels ranked together after per-group normalisation (``'global'``) or
             on their raw scores, one threshold for the whole model (``'threshold'``, as
             Network Slimming ranks BatchNorm scales).
-        round_to: kept channels per group are rounded up to a multiple of this.
+        round_to: kept channels per group rounded up to a multiple of this. ``None``: global
+            scope keeps ``select.hardware_multiple`` widths (nearest), local the exact ratio.
         exclude: module names/globs never modified.
         target: ``TargetSpec(params=f)`` / ``TargetSpec(macs=f)`` keeps the fraction ``f`` of
             the counted parameters / MACs (overrides ``ratio``), or ``TargetSpec(ratio=r)``.
@@ -200,7 +203,8 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
     cost = CostModel(graph, offsets, total)
     scores += [unit_scores(ig, cfg.criterion, gen, stats).float() for _, ig in internal]
     widths = [int(g.widths[0]) if g.widths is not None and g.size else 1 for g in graph.groups]
-    widths += [cfg.round_to] * len(internal)  # no channel rounding of heads
+    rounds = group_rounding(cfg, [g.size * w for g, w in zip(graph.groups, widths)])
+    widths, rounds = widths + [1] * len(internal), rounds + [1] * len(internal)  # heads: none
     n_graph = len(graph.groups)
     names = [tuple(dict.fromkeys([*g.producers, *g.members])) for g in graph.groups]
     names += [(f"{n}:{ig.name}",) for n, ig in internal]
@@ -208,9 +212,9 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
 
     def choose(x: float) -> list[Tensor]:
         if cfg.scope == "local":
-            return select_local(scores, x, cfg.per_layer_min, cfg.per_layer_max, cfg.round_to, widths)
+            return select_local(scores, x, cfg.per_layer_min, cfg.per_layer_max, rounds, widths)
         return select_global(scores, int(round(x)), cfg.per_layer_min, cfg.per_layer_max,
-                             cfg.round_to, widths, tw, normalize=cfg.scope == "global")
+                             rounds, widths, tw, cfg.scope == "global", cfg.round_to is None)
 
     exact = {n for n, _ in internal if has_internal_cost(graph.leaves[n])}
 

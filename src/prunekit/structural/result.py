@@ -25,7 +25,7 @@ class StructuredConfig:
     criterion: str = "l1"
     ratio: float = 0.5
     scope: str = "local"
-    round_to: int = 1
+    round_to: int | None = None
     exclude: tuple[str, ...] = ()
     target: TargetSpec | None = None
     per_layer_min: float = 0.0
@@ -36,8 +36,9 @@ class StructuredConfig:
         GROUP_CRITERIA.get(self.criterion)
         check_ratio(self.ratio, "ratio")
         object.__setattr__(self, "scope", parse_scope(self.scope).value)
-        if isinstance(self.round_to, bool) or not isinstance(self.round_to, int) or self.round_to < 1:
-            raise ValueError(f"round_to must be an integer >= 1, got {self.round_to!r}")
+        if self.round_to is not None and (isinstance(self.round_to, bool) or not isinstance(
+                self.round_to, int) or self.round_to < 1):
+            raise ValueError(f"round_to must be an integer >= 1 or None, got {self.round_to!r}")
         check_ratio(self.per_layer_min, "per_layer_min")
         if not (isinstance(self.per_layer_max, (int, float)) and 0.0 <= self.per_layer_max <= 1.0):
             raise ValueError(f"per_layer_max must be in [0, 1], got {self.per_layer_max!r}")
@@ -163,7 +164,7 @@ class StructuredPlan:
     def summary(self, max_rows: int = 200) -> str:
         c = self.config
         lines = [f"StructuredPlan: criterion={c.criterion} scope={c.scope} ratio={c.ratio}"
-                 + (f" target={c.target}" if c.target else "") + f" round_to={c.round_to}",
+                 + (f" target={c.target}" if c.target else "") + f" round_to={c.round_to or 'auto'}",
                  f"  params {self.params[0]:,} -> {self.params[1]:,} "
                  f"({_pct(self.params)}), MACs {self.macs[0]:,} -> {self.macs[1]:,} "
                  f"({_pct(self.macs)}) [handler-counted]",

@@ -9,7 +9,7 @@ scope) or over the number of globally ranked units (global scope).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -94,27 +94,75 @@ def free_axis(roots: Tensor) -> int | None:
     return None
 
 
+SIMD_LANES = 16  # fp32 lanes of an AVX-512 register (two AVX2 registers, a tensor-core tile)
+THREAD_BLOCKS = 2  # channel blocks per thread split a wide layer evenly over 2 and 4 threads
+
+
+def hardware_multiple(size: int) -> int:
+    """Kept-width multiple for a group of ``size`` units when the planner picks its width.
+
+    CPU and GPU kernels process channels in blocks of :data:`SIMD_LANES` (oneDNN's
+    ``nChw16c`` layout, 8- or 16-wide tensor-core tiles): a width just above a multiple pays the
+    time of the next one (a 3x3 conv with 136 channels costs what 144 do; 72 cost 1.5x what
+    64 do), and an odd number of blocks splits unevenly over threads. So a group of at least
+    32 units keeps a multiple of 16, one of at least 256 a multiple of 32; smaller groups, and
+    sizes that are no such multiple, keep the largest common divisor (1 if none).
+    Device-independent, so the same plan results on every machine (cf. NVIDIA's "Tensor Core
+    requirements" and Torch-Pruning's ``round_to``).
+
+    >>> [hardware_multiple(n) for n in (10, 24, 48, 64, 96, 256, 1000, 2048)]
+    [1, 1, 16, 16, 16, 32, 8, 32]
+    """
+    if size < 2 * SIMD_LANES:
+        return 1
+    step = SIMD_LANES * (THREAD_BLOCKS if size >= 16 * SIMD_LANES else 1)
+    return math.gcd(size, step)
+
+
+def group_rounding(cfg, channels: Sequence[int]) -> list[int]:
+    """One kept-width multiple per group: ``cfg.round_to`` if given, else
+    :func:`hardware_multiple` of each group's channel count where the planner picks widths
+    (global or threshold scope) and 1 under local scope."""
+    if cfg.round_to is not None:
+        return [cfg.round_to] * len(channels)
+    if cfg.scope == "local":
+        return [1] * len(channels)
+    return [hardware_multiple(c) for c in channels]
+
+
 def _bounds(size: int, per_min: float, per_max: float) -> tuple[int, int]:
     lo = min(math.ceil(per_min * size), size - 1)
     hi = min(math.floor(per_max * size + 1e-9), size - 1)
     return max(lo, 0), max(hi, 0)
 
 
-def _round(size: int, n_prune: int, round_to: int, width: int) -> int:
-    """Fewest removals <= n_prune such that kept channels are a multiple of ``round_to``."""
+def _round(size: int, n_prune: int, round_to: int, width: int, nearest: bool = False,
+           most: int | None = None) -> int:
+    """Fewest removals <= n_prune such that kept channels are a multiple of ``round_to``;
+    with ``nearest`` the removals whose kept count is the nearest multiple (at most ``most``
+    removals, at least one multiple kept), so rounding spends no MACs on average."""
     if round_to <= 1:
         return n_prune
     step = round_to // math.gcd(round_to, max(width, 1))
     kept = size - n_prune
-    kept = min(size, int(math.ceil(kept / step) * step))
-    return size - kept
+    if not nearest:
+        return size - min(size, int(math.ceil(kept / step) * step))
+    near = max(step, int(math.floor(kept / step + 0.5)) * step)
+    while most is not None and size - near > most:
+        near += step
+    return size - min(size, near)
+
+
+def _per_group(round_to: int | Sequence[int], n: int) -> list[int]:
+    return [round_to] * n if isinstance(round_to, int) else [int(r) for r in round_to]
 
 
 def select_local(scores: list[Tensor], ratio: float, per_min: float, per_max: float,
-                 round_to: int, widths: list[int]) -> list[Tensor]:
-    """Remove ``ratio`` of every group's units (lowest scores first)."""
+                 round_to: int | Sequence[int], widths: list[int]) -> list[Tensor]:
+    """Remove ``ratio`` of every group's units (lowest scores first); ``round_to`` is one
+    multiple for all groups or one per group."""
     out = []
-    for s, w in zip(scores, widths):
+    for s, w, round_to in zip(scores, widths, _per_group(round_to, len(scores))):
         lo, hi = _bounds(s.numel(), per_min, per_max)
         n = min(max(int(math.floor(ratio * s.numel() + 1e-9)), lo), hi)
         n = _round(s.numel(), n, round_to, w)
@@ -125,11 +173,14 @@ def select_local(scores: list[Tensor], ratio: float, per_min: float, per_max: fl
 
 
 def select_global(scores: list[Tensor], n_total: int, per_min: float, per_max: float,
-                  round_to: int, widths: list[int],
-                  time_weights: list[float] | None = None, normalize: bool = True) -> list[Tensor]:
+                  round_to: int | Sequence[int], widths: list[int],
+                  time_weights: list[float] | None = None, normalize: bool = True,
+                  nearest: bool = False) -> list[Tensor]:
     """Remove the ``n_total`` lowest scores across groups (within per-group bounds); each
     group's scores are divided by their mean first when ``normalize`` (else one threshold on
-    the raw scores, as Network Slimming does).
+    the raw scores, as Network Slimming does). ``round_to``: one multiple of kept units for all
+    groups or one per group (e.g. :func:`hardware_multiple` of each group's size); kept counts
+    are rounded up to it, or to the nearest multiple with ``nearest``.
 
     ``time_weights[g]`` (optional, > 0): measured time saved per removed unit of group ``g``
     relative to what its MACs predict (:func:`prunekit.bench.width_tables.time_per_unit`);
@@ -163,12 +214,15 @@ def select_global(scores: list[Tensor], n_total: int, per_min: float, per_max: f
             masks[g][i] = True
             counts[g] += 1
             done += 1
-    for g, s in enumerate(norm):
-        n = _round(s.numel(), counts[g], round_to, widths[g])
+    for g, (s, r) in enumerate(zip(norm, _per_group(round_to, len(norm)), strict=True)):
+        n = _round(s.numel(), counts[g], r, widths[g], nearest, bounds[g][1])
         if n < counts[g]:  # give back the best-scored removed units
             idx = torch.nonzero(masks[g]).flatten()
             best = idx[torch.argsort(s[idx], descending=True, stable=True)[:counts[g] - n]]
             masks[g][best] = False
+        elif n > counts[g]:  # remove the worst-scored kept units too
+            idx = torch.nonzero(~masks[g]).flatten()
+            masks[g][idx[torch.argsort(s[idx], stable=True)[:n - counts[g]]]] = True
     return masks
 
 

@@ -101,22 +101,31 @@ def run_one(arch: str, seed: int, quick: bool) -> dict:
     torch.manual_seed(seed)
     model = BUILD[arch]()
     train, test = _loaders(seed, arch)
-    e_dense, e_prune, e_share = (5, 3, 3) if quick else EPOCHS[arch]
-    finetune(model, train, _ce, Finetune(epochs=e_dense, lr=0.05))
+    return deep_compress(model, BUILD[arch], train, test, KEEP[arch],
+                         (5, 3, 3) if quick else EPOCHS[arch])
+
+
+def deep_compress(model: nn.Module, build, train, test, keep_paper: dict[str, float],
+                  epochs: tuple[int, int, int], lrs: tuple[float, float, float] = (0.05, 0.02, 0.005),
+                  optimizer: str = "sgd") -> dict:
+    """Train dense, prune iteratively, share + fine-tune centroids, write and reload a .pkc."""
+    e_dense, e_prune, e_share = epochs
+    ft = lambda e, lr: Finetune(epochs=e, lr=lr, optimizer=optimizer)  # noqa: E731
+    finetune(model, train, _ce, ft(e_dense, lrs[0]))
     acc = {"dense": default_accuracy(model.eval(), test)}
-    keep = _scaled_keep(model, KEEP[arch], KEEP_OVERALL)
+    keep = _scaled_keep(model, keep_paper, KEEP_OVERALL)
     for step in (1, 2, 3):  # iterative pruning: keep^(step/3), retrain after each step
         over = {n: 1 - k ** (step / 3) for n, k in keep.items()}
         prune_weights(model, 0.0, overrides=over)
-        finetune(model, train, _ce, Finetune(epochs=e_prune, lr=0.02))
+        finetune(model, train, _ce, ft(e_prune, lrs[1]))
     acc["pruned"] = default_accuracy(model.eval(), test)
-    share_weights(model, bits={"Conv2d": 8, "Linear": 5}, init="linear")
+    share_weights(model, bits={"Conv1d": 8, "Conv2d": 8, "Linear": 5}, init="linear")
     acc["shared (before fine-tune)"] = default_accuracy(model.eval(), test)
-    finetune(model, train, _ce, Finetune(epochs=e_share, lr=0.005))
+    finetune(model, train, _ce, ft(e_share, lrs[2]))
     acc["shared"] = default_accuracy(model.eval(), test)
     with tempfile.TemporaryDirectory() as d:
         info = compress(model, Path(d) / "m.pkc")
-        restored = decompress(Path(d) / "m.pkc", model=BUILD[arch]())
+        restored = decompress(Path(d) / "m.pkc", model=build())
         acc["decompressed"] = default_accuracy(restored, test)
     return {"acc": acc, "info": info}
 
@@ -127,7 +136,9 @@ def _fmt(vals: list[float], unit: str = "") -> str:
     return f"{m:.1f}{unit} ± {s:.1f}"
 
 
-def _tables(results: dict[str, list[dict]]) -> list[dict]:
+def _tables(results: dict[str, list[dict]], paper: dict | None = None,
+            test_desc: str = "the 360 held-out digits") -> list[dict]:
+    paper = PAPER if paper is None else paper
     rows, acc_rows = [], []
     for arch, runs in results.items():
         dense_kb = runs[0]["info"]["weight_bytes"]["dense"] / 1024
@@ -136,7 +147,7 @@ def _tables(results: dict[str, list[dict]]) -> list[dict]:
             wr = [r["info"]["weight_ratio"][stage] for r in runs]
             kb = [r["info"]["weight_bytes"][stage] / 1024 for r in runs]
             rows.append([arch, label, f"{dense_kb:.1f}", _fmt(kb, " KB"), _fmt(wr, "x"),
-                         f"{PAPER[arch]['ratio']}x" if stage == "huffman" else ""])
+                         f"{paper[arch]['ratio']}x" if stage == "huffman" else ""])
         fr = [r["info"]["file_ratio"] for r in runs]
         fb = [r["info"]["file_bytes"] / 1024 for r in runs]
         rows.append([arch, ".pkc file, whole state_dict", f"{runs[0]['info']['bytes']['dense'] / 1024:.1f}",
@@ -145,7 +156,7 @@ def _tables(results: dict[str, list[dict]]) -> list[dict]:
             a = [r["acc"][stage] for r in runs]
             d = [r["acc"][stage] - r["acc"]["dense"] for r in runs]
             acc_rows.append([arch, stage, _fmt(a, "%"), "" if stage == "dense" else
-                             f"{statistics.mean(d):+.2f}", _paper_acc(arch, stage)])
+                             f"{statistics.mean(d):+.2f}", _paper_acc(paper[arch], stage)])
     return [
         {"title": "Stored weights: size and ratio against fp32 dense, by stage",
          "columns": ["model", "stage", "dense fp32 KB", "size (mean ± sd)", "ratio (mean ± sd)",
@@ -155,7 +166,7 @@ def _tables(results: dict[str, list[dict]]) -> list[dict]:
                   "(8-bit gaps conv, 5-bit FC, fillers included), values or codebook indices, "
                   "codebooks and Huffman code tables. The .pkc row is the whole file (biases in "
                   "fp32, compressed JSON header, checksum) against the whole fp32 state_dict."},
-        {"title": "Top-1 accuracy on the 360 held-out digits (3 seeds)",
+        {"title": f"Top-1 accuracy on {test_desc} (3 seeds)",
          "columns": ["model", "stage", "accuracy (mean ± sd)", "vs dense (points)",
                      "paper (error %)"],
          "rows": acc_rows,
@@ -163,8 +174,37 @@ def _tables(results: dict[str, list[dict]]) -> list[dict]:
     ]
 
 
-def _paper_acc(arch: str, stage: str) -> str:
-    p = PAPER[arch]
+def layer_table(results: dict[str, list[dict]]) -> dict:
+    """Where the Huffman-stage bytes of each model go, layer by layer (first run of each)."""
+    rows = []
+    for arch, runs in results.items():
+        info = runs[0]["info"]
+        layers = [e for e in info["tensors"] if e["kind"] != "raw"]
+        total = sum(e["bits"]["huffman"] for e in layers)
+        dense = sum(e["bits"]["dense"] for e in layers)
+        for e in layers:
+            numel = e["bits"]["dense"] // 32
+            b = e["bits"]["huffman"]
+            fixed = b - e["codes"]["nbits"] - e.get("gaps", {}).get("nbits", 0)
+            rows.append([arch, e["key"].removesuffix(".weight"), "x".join(map(str, e["shape"])),
+                         f"{100 * numel * 32 / dense:.1f}%", f"{100 * e['n_kept'] / numel:.1f}%",
+                         e.get("clusters", "raw"),
+                         f"{e['codes']['nbits'] / e['n_kept']:.2f} / "
+                         f"{e.get('gaps', {}).get('nbits', 0) / e['n_kept']:.2f}",
+                         f"{fixed / 8:.0f}", f"{b / 8:.0f}", f"{100 * b / total:.1f}%",
+                         f"{e['bits']['dense'] / b:.1f}x"])
+    return {"title": "Per layer at the Huffman stage (seed 0): where the stored bytes go",
+            "columns": ["model", "layer", "shape", "share of dense weights", "kept",
+                        "clusters", "Huffman bits per kept weight (codebook index / gap)",
+                        "codebook + code tables (B)", "stored (B)", "share of stored bytes",
+                        "layer ratio"],
+            "rows": rows,
+            "notes": "Stored bytes = Huffman-coded codebook indices and gaps + fp32 codebook + "
+                     "code tables (5 bits per symbol); the model's ratio is its dense weight bits "
+                     "over the sum of these."}
+
+
+def _paper_acc(p: dict, stage: str) -> str:
     return {"dense": f"{p['err_dense']}", "decompressed": f"{p['err_comp']}"}.get(stage, "")
 
 
@@ -173,6 +213,8 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--models", default="lenet300,lenet5,lenet5_8x8")
+    ap.add_argument("--layers-only", action="store_true",
+                    help="write only the per-layer byte table (compression_deep_layers)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     load0, t0 = load_average(), time.time()
@@ -192,6 +234,16 @@ def main() -> None:
         for row in t["rows"]:
             print("  ", row)
     if args.quick:
+        return
+    if args.layers_only:
+        t = layer_table(results)
+        for row in t["rows"]:
+            print("  ", row)
+        write_result("compression_deep_layers", "Deep Compression on digits: bytes per layer", [t],
+                     command="PYTHONPATH=src python benchmarks/compression_deep.py --layers-only "
+                             f"--models {args.models} --seeds {args.seeds}",
+                     load=f"{load0} at start, {load_average()} at end; {time.time() - t0:.0f} s",
+                     caveats=["Same pipeline and epochs as compression_deep; one seed."])
         return
     write_result(
         "compression_deep", "Deep Compression: LeNet-300-100 and LeNet-5 on real digits", tables,

@@ -84,7 +84,7 @@ def test_planned_params_equal_counted(name):
     internal = {e.name for e in plan.edits if e.internal}
     mods = dict(model.named_modules())
     assert all(get_handler(mods[n]).internal_cost(mods[n], None, None, {}) is not None
-               for n in internal), "a pruned internal group has no exact internal_cost"
+               for n in internal)  # an exact formula, not the proportional fallback
     pruned = plan.apply(copy=True)
     assert plan.params == (_count(model), _count(pruned)), (plan.params, _count(pruned))
     assert plan.macs[1] < plan.macs[0]

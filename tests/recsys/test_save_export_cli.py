@@ -66,8 +66,15 @@ def test_cli_end_to_end_and_bad_input(tmp_path, csv_file):
     assert {"hr@10", "ndcg@10"} <= set(report["pruned_finetuned"])
     assert (out / "serving" / "embedding_tables.json").is_file()
     assert load(out / "model").gmf_user.weight.shape[1] == 4
+    out2 = tmp_path / "mixed"
+    res = runner.invoke(app, ["recsys", "--model", "mf", "--data", str(csv_file), "--prune",
+                              "mixed=0.8", "--alpha", "0.5", "--distill", "0.5", "--epochs", "1",
+                              "--finetune-epochs", "1", "--dim", "8", "-o", str(out2)])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out2 / "report.json").read_text())["removed"] == pytest.approx(0.8, abs=0.02)
     for bad, msg in ((["--prune", "rows=1.5"], "ratio"), (["--model", "svd"], "--model"),
-                     (["--data", str(tmp_path / "no.csv")], "no such")):
+                     (["--data", str(tmp_path / "no.csv")], "no such"),
+                     (["--distill", "2"], "--distill"), (["--alpha", "-1"], "--alpha")):
         res = runner.invoke(app, ["recsys", "-o", str(tmp_path / "x"), "--epochs", "0", *bad])
         assert res.exit_code == 2 and msg in res.output
         assert not (tmp_path / "x").exists()

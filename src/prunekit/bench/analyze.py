@@ -38,6 +38,9 @@ from prunekit.masks import finalize
 from prunekit.report import write_report
 
 EvalFn = Callable[[nn.Module], Any]
+# extras(models) -> (more models to time with them, a function that adds columns to the data)
+ExtrasFn = Callable[[dict[str, nn.Module]],
+                    tuple[dict[str, nn.Module], Callable[[dict[str, Any]], None]]]
 
 
 UNITS = ("fraction", "percent")
@@ -106,6 +109,7 @@ class AnalyzeResult:
     command: str | None = None
     sparse_decisions: list[dict[str, Any]] = field(default_factory=list)
     accuracy_unit: str | None = None
+    annotate: Callable[[dict[str, Any]], None] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = self.bench.to_dict()
@@ -135,7 +139,27 @@ class AnalyzeResult:
                 row["params_kept"] = cost.params / max(base_cost.params, 1)
             sweep.append(row)
         d["sweep"] = sweep
+        if self.annotate is not None:
+            self.annotate(d)
+            _sweep_columns(d, rt, b)
         return d
+
+
+def _sweep_columns(d: dict[str, Any], rt: str, b: int) -> None:
+    """Copy each cell's size / int8 facts (added by an ``extras`` hook) into its sweep row."""
+    for row in d["sweep"]:
+        name = f"{row['method']}@{row['ratio']:g}"
+        m = d["models"].get(name, {})
+        if "compressed_bytes" in m:
+            row["compressed_bytes"] = m["compressed_bytes"]
+        stages = [s for s in d.get("compression_stages", []) if s["model"] == name]
+        if stages:
+            row["huffman_bytes"] = stages[-1]["bytes"]
+        sp = next((s for s in d["speedups"] if s["model"] == name + "+int8"
+                   and s["runtime"] == rt and s["batch"] == b and s["status"] == "ok"), None)
+        if sp is not None:
+            row["int8_speedup"] = sp["speedup"]
+            row["int8_over_fp32"] = sp.get("int8_over_fp32")
 
 
 def _with_sparse_backends(model: nn.Module, example: Any, cfg: BenchConfig, name: str,
@@ -146,6 +170,20 @@ def _with_sparse_backends(model: nn.Module, example: Any, cfg: BenchConfig, name
         decisions = choose_sparse_backends(m, x, apply=True, timer=timer)
     out += [dict(d.to_dict(), model=name) for d in decisions]
     return m if any(d.backend != "dense" for d in decisions) else None
+
+
+def _sparse_variants(entries: list[SweepEntry], models: dict[str, nn.Module], example: Any,
+                     cfg: BenchConfig, decisions: list[dict[str, Any]], timer: Any
+                     ) -> dict[str, nn.Module]:
+    """``<name>+sparse`` for every weight-sparse cell where some layer chose a sparse kernel."""
+    out = {}
+    for e in entries:
+        if e.status == "ok" and e.kind != "structured":
+            swapped = _with_sparse_backends(models[e.name], example, cfg, e.name, decisions,
+                                            timer)
+            if swapped is not None:
+                out[e.name + "+sparse"] = swapped
+    return out
 
 
 def _sparsity(model: nn.Module) -> float:
@@ -198,6 +236,7 @@ def analyze(
     sparse_backends: bool = True,
     accuracy_unit: str | None = None,
     sparse_timer: Any = None,
+    extras: ExtrasFn | None = None,
 ) -> AnalyzeResult:
     """Sweep ``methods`` × ``ratios`` on copies of ``model``; evaluate, benchmark and report.
 
@@ -220,6 +259,11 @@ def analyze(
         accuracy_unit: ``"fraction"`` or ``"percent"`` (also read from ``eval_fn.unit`` or a
             ``"unit"`` key of the returned dict); ``None``: inferred from the values and
             printed with every "within N points" statement.
+        extras: ``extras(models) -> (more_models, annotate)``: called with the dense model and
+            every successful cell; ``more_models`` are timed in the same run and
+            ``annotate(data)`` adds columns to the report data (e.g.
+            :func:`prunekit.compression.columns.analyze_extras`: int8 variants, compressed
+            sizes, Deep Compression stages).
 
     Returns:
         An :class:`AnalyzeResult` (``to_dict()`` is the report's data).
@@ -245,16 +289,14 @@ def analyze(
         if pruned is not None:
             models[entry.name] = pruned
     decisions: list[dict[str, Any]] = []
+    more, annotate = extras(dict(models)) if extras is not None else ({}, None)
     if sparse_backends:
-        for e in entries:
-            if e.status == "ok" and e.kind != "structured":
-                swapped = _with_sparse_backends(models[e.name], example_inputs, cfg, e.name,
-                                                decisions, sparse_timer)
-                if swapped is not None:
-                    models[e.name + "+sparse"] = swapped
-    res = AnalyzeResult(entries, compare(models, example_inputs, cfg, baseline="dense"),
+        models.update(_sparse_variants(entries, models, example_inputs, cfg, decisions,
+                                       sparse_timer))
+    res = AnalyzeResult(entries, compare({**models, **more}, example_inputs, cfg,
+                                         baseline="dense"),
                         base_acc, command=command, sparse_decisions=decisions,
-                        accuracy_unit=unit)
+                        accuracy_unit=unit, annotate=annotate)
     if out_dir is not None:
         write_report(res.to_dict(), out_dir)
     return res

@@ -15,9 +15,11 @@ from prunekit.commands.core import MODEL_HELP, load_cli_model, make_input, parse
 from prunekit.bench.config import BenchConfig
 from prunekit.bench.runtimes import get_runtime, resolve_device
 from prunekit.report.summary import summarize
-from prunekit.report.tables import latency_table, models_table, speedup_table
+from prunekit.report.tables import latency_table, models_table, speedup_table, \
+    stages_table
 from prunekit.commands._bench_int8 import add_columns, check_quantize, int8_variants, \
     load_bench_model, sizes
+from prunekit.compression.columns import analyze_extras
 from prunekit.bench.harness import compare
 from prunekit.bench.analyze import analyze
 from prunekit.bench.methods import parse_method
@@ -107,7 +109,8 @@ def command_line(ctx: typer.Context) -> str:
 
 
 def _print_speedups(data: dict[str, Any]) -> None:
-    for title, header, rows in (speedup_table(data), latency_table(data), models_table(data)):
+    for title, header, rows in (speedup_table(data), latency_table(data), models_table(data),
+                                stages_table(data)):
         if not rows:
             continue
         typer.echo(f"\n{title}\n" + " | ".join(header))
@@ -201,6 +204,10 @@ def analyze_cmd(
     fold_bn: bool = typer.Option(True),
     sparse_backends: bool = typer.Option(True, help="also time weight-sparse cells with "
                                          "sparse kernels where they measure faster"),
+    quantize: Optional[str] = typer.Option(None, help="int8: also time each model's ONNX "
+                                           "Runtime int8 version (<name>+int8)"),
+    deep_compression: bool = typer.Option(False, "--deep-compression", help="also report each "
+                                          "model's size at every Deep Compression stage"),
     output: Path = typer.Option(Path("report"), "-o", "--output", help="report directory"),
     trust: bool = typer.Option(False, help="allow unpickling .pt model files you trust"),
 ) -> None:
@@ -208,6 +215,7 @@ def analyze_cmd(
 
     cfg = _config(device, dtype, batch, runtime, threads, repeats, warmup, fold_bn,
                   (max_repeats, tolerance, budget))
+    check_quantize(quantize, cfg)
     method_list = parse_list(methods, "--methods")
     for m in method_list:
         try:
@@ -218,10 +226,12 @@ def analyze_cmd(
     fn = load_callable(eval_fn) if eval_fn else None
     net = load_cli_model(model, None, trust)
     x = make_input(parse_shape(input_shape), input_dtype)
+    extras = analyze_extras(x, int8=quantize is not None, stages=deep_compression,
+                            threads=cfg.threads, fold_bn=cfg.fold_bn)
     try:
         res = analyze(net, x, methods=method_list, ratios=ratio_list, eval_fn=fn, config=cfg,
                       out_dir=str(output), command=command_line(ctx),
-                      sparse_backends=sparse_backends)
+                      sparse_backends=sparse_backends, extras=extras)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     data = res.to_dict()

@@ -7,6 +7,7 @@ appears only once complete (temp dir + rename).
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -72,12 +73,18 @@ def _run(opts: dict, tmp: Path) -> dict:
     fit = train_implicit if feedback == "implicit" else train_explicit
     fit(model, train, TrainConfig(epochs=opts["epochs"], lr=opts["lr"], seed=opts["seed"]))
     dense = _quality(model, test, train, feedback)
+    teacher = copy.deepcopy(model) if opts["distill"] else None
     rep = prune_embeddings(model, train, by=opts["by"], method=opts["method"],
-                           feedback=feedback, seed=opts["seed"], **opts["prune"])
+                           feedback=feedback, seed=opts["seed"], alpha=opts["alpha"],
+                           **opts["prune"])
     oneshot = _quality(model, test, train, feedback)
     if opts["finetune_epochs"]:
-        fit(model, train, TrainConfig(epochs=opts["finetune_epochs"], lr=opts["lr"],
-                                      seed=opts["seed"] + 1))
+        cfg = TrainConfig(epochs=opts["finetune_epochs"], lr=opts["lr"], seed=opts["seed"] + 1,
+                          distill=opts["distill"])
+        if teacher is not None:
+            train_implicit(model, train, cfg, teacher=teacher)
+        else:
+            fit(model, train, cfg)
     pruned = _quality(model, test, train, feedback)
     save(model, tmp / "model")
     export_tables(model, tmp / "serving")
@@ -102,12 +109,16 @@ def recsys_cmd(
     finetune_epochs: int = typer.Option(0, "--finetune-epochs", help="after pruning"),
     lr: float = typer.Option(2e-3, help="Adam learning rate"),
     seed: int = typer.Option(0, help="seed"),
+    alpha: float = typer.Option(0.5, help="mixed: popularity exponent of the widths"),
+    distill: float = typer.Option(0.0, help="fine-tuning: weight of distillation from the "
+                                  "dense model (implicit feedback)"),
 ) -> None:
     """Train MF/NCF/DLRM on MovieLens-100k, prune embedding tables, write model + report."""
     try:
         opts = dict(model=model.lower(), data=data, prune=parse_prune(prune), by=by,
                     method=method, feedback=feedback, dim=dim, epochs=epochs,
-                    finetune_epochs=finetune_epochs, lr=lr, seed=seed)
+                    finetune_epochs=finetune_epochs, lr=lr, seed=seed, alpha=alpha,
+                    distill=distill)
         if opts["model"] not in MODELS:
             raise ValueError(f"--model must be one of {MODELS}, got {model!r}")
         if by not in ROW_CRITERIA:
@@ -116,6 +127,10 @@ def recsys_cmd(
             raise ValueError(f"--method must be one of {ENTRY_METHODS.names()}, got {method!r}")
         if feedback not in ("implicit", "explicit"):
             raise ValueError(f"--feedback must be implicit or explicit, got {feedback!r}")
+        if not 0.0 <= distill <= 1.0 or (distill and feedback == "explicit"):
+            raise ValueError(f"--distill must be in [0, 1] (implicit feedback only), got {distill}")
+        if alpha < 0:
+            raise ValueError(f"--alpha must be >= 0, got {alpha}")
         if min(epochs, finetune_epochs) < 0 or dim < 1:
             raise ValueError("--epochs/--finetune-epochs must be >= 0 and --dim >= 1")
         opts["data_path"] = None if data == "movielens100k" else Path(data)

@@ -191,7 +191,8 @@ def quantize(model: nn.Module, dtype: str = "int8", runtime: str = "onnxruntime"
         calib_data: batches of inputs for static quantization; ``None``: dynamic quantization
             (weights int8, activations quantized on the fly; MatMul/Gemm only).
         path: where the int8 ``.onnx`` goes (default: a temporary folder).
-        per_channel: per-output-channel weight scales (static).
+        per_channel: per-output-channel weight scales (static and dynamic; dynamic
+            per-channel halves MiniLM's output error at the same speed).
         threads: ONNX Runtime intra-op threads (default: its own).
 
     Returns:
@@ -222,7 +223,7 @@ def quantize(model: nn.Module, dtype: str = "int8", runtime: str = "onnxruntime"
                          f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from None
     fp32 = _pre_process(fp32)
     if batches is None:
-        q.quantize_dynamic(fp32, out, weight_type=q.QuantType.QInt8)
+        q.quantize_dynamic(fp32, out, weight_type=q.QuantType.QInt8, per_channel=per_channel)
         mode = "dynamic"
     else:
         q.quantize_static(fp32, out, _Reader(names, batches), quant_format=q.QuantFormat.QDQ,

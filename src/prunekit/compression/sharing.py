@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from prunekit.compression.kmeans import INITS, kmeans_1d
-from prunekit.masks.apply import WeightMask, get_mask, set_mask
+from prunekit.masks.apply import WeightMask, get_mask, remove_parametrization, set_mask
 from prunekit.stats import module_type_name
 from prunekit.weights import select_layers
 
@@ -180,7 +180,7 @@ def share_weights(model: nn.Module, bits: int | Mapping[str, int] | None = None,
     with torch.no_grad():  # every check passed: mutate last
         for mod, index, cents, mask, b in plans.values():
             if parametrize.is_parametrized(mod, "weight"):
-                parametrize.remove_parametrizations(mod, "weight", leave_parametrized=True)
+                remove_parametrization(mod, "weight")
             parametrize.register_parametrization(mod, "weight", SharedWeight(index, cents, b))
             if mask is not None:
                 set_mask(mod, mask)
@@ -195,7 +195,7 @@ def unshare(model: nn.Module) -> nn.Module:
     """Bake every codebook into a plain weight (masks are kept as masks). In place."""
     for mod in shared_modules(model).values():
         mask = get_mask(mod)
-        parametrize.remove_parametrizations(mod, "weight", leave_parametrized=True)
+        remove_parametrization(mod, "weight")
         if mask is not None:
             set_mask(mod, mask)
     return model

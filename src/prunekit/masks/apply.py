@@ -49,6 +49,16 @@ def set_mask(module: nn.Module, mask: Tensor, tensor_name: str = "weight") -> No
     parametrize.register_parametrization(module, tensor_name, WeightMask(mask))
 
 
+def remove_parametrization(module: nn.Module, tensor_name: str = "weight") -> None:
+    """``torch.nn.utils.parametrize.remove_parametrizations`` (values kept) that leaves other
+    copies alone: a deep copy of a parametrized module shares its generated class, and torch
+    deletes the tensor's property from that class, which would strip the tensor from every
+    copy (the original model loses ``weight``). The module gets a class of its own first."""
+    cls = type(module)
+    module.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
+    parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=True)
+
+
 def get_mask(module: nn.Module, tensor_name: str = "weight") -> Tensor | None:
     p = _mask_param(module, tensor_name)
     return None if p is None else p.mask
@@ -83,7 +93,7 @@ def finalize(model: nn.Module) -> nn.Module:
         for tensor_name in list(module.parametrizations.keys()):
             plist = module.parametrizations[tensor_name]
             if all(isinstance(p, WeightMask) for p in plist):
-                parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=True)
+                remove_parametrization(module, tensor_name)
     return model
 
 
@@ -120,7 +130,7 @@ def export_torch_prune(model: nn.Module) -> int:
         if mask is None:
             continue
         mask = mask.clone()
-        parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+        remove_parametrization(module, "weight")
         tprune.custom_from_mask(module, "weight", mask)
         count += 1
     return count

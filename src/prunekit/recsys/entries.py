@@ -1,4 +1,4 @@
-"""Per-entry embedding sparsity and mixed dimensions, stored CSR.
+"""Per-entry embedding sparsity, stored CSR.
 
 Entry methods (registered in :data:`ENTRY_METHODS`):
 
@@ -13,10 +13,7 @@ Entry methods (registered in :data:`ENTRY_METHODS`):
 Both select entries over all tables together, so each table's (and each id's) size follows from
 the scores — PEP's point: sizes are learned, not fixed per table.
 
-Mixed dimensions (``mixed_dims``): ids are ranked by frequency and given a ladder of widths
-``d, d/2, d/4, ..., 1, 0`` in tiers of geometric size ``t, 2t, 4t, ...`` (frequent ids keep
-more columns, after Ginart et al., "Mixed Dimension Embeddings", ISIT 2021); ``t`` is chosen so
-the stored entries meet the size target. Each id keeps the highest-norm columns of its table.
+Mixed dimensions live in :mod:`prunekit.recsys.mixed`.
 """
 
 from __future__ import annotations
@@ -58,7 +55,7 @@ def global_masks(scores: dict[str, Tensor], ratio: float) -> dict[str, Tensor]:
     return out
 
 
-def _sparse(weight: Tensor, mask: Tensor, mode: str | None) -> SparseEmbedding:
+def masked_csr(weight: Tensor, mask: Tensor, mode: str | None) -> SparseEmbedding:
     """CSR of ``weight`` at ``mask``; kept entries that are exactly zero are stored too."""
     w = weight.detach().clone()
     w[~mask] = 0.0
@@ -66,7 +63,7 @@ def _sparse(weight: Tensor, mask: Tensor, mode: str | None) -> SparseEmbedding:
     return SparseEmbedding.from_dense(w, mode)
 
 
-def _mode(table: nn.Module) -> str | None:
+def table_mode(table: nn.Module) -> str | None:
     return None if isinstance(table, nn.Embedding) else getattr(table, "mode", None)
 
 
@@ -89,7 +86,7 @@ def magnitude_entries(model: nn.Module, names: list[str], ratio: float, **_: obj
     """Keep the largest-magnitude ``1 - ratio`` entries over all tables in ``names``."""
     tables = {n: model.get_submodule(n) for n in names}
     masks = global_masks({n: t.weight.detach().abs() for n, t in tables.items()}, ratio)
-    return EntryResult({n: _sparse(t.weight, masks[n], _mode(t)) for n, t in tables.items()})
+    return EntryResult({n: masked_csr(t.weight, masks[n], table_mode(t)) for n, t in tables.items()})
 
 
 @ENTRY_METHODS.register("pep")
@@ -107,8 +104,8 @@ def pep_entries(model: nn.Module, names: list[str], ratio: float, *, train: Inte
     else:
         base = found.model
         weights = {n: base.get_submodule(n).soft_weight() for n in names}
-    modes = {n: _mode(model.get_submodule(n)) for n in names}
-    tables = {n: _sparse(weights[n], found.masks[n], modes[n]) for n in names}
+    modes = {n: table_mode(model.get_submodule(n)) for n in names}
+    tables = {n: masked_csr(weights[n], found.masks[n], modes[n]) for n in names}
     for n, t in tables.items():
         swap_module(base, n, t)
     retrain = pep.retrain if pep.retrain is not None else pep.train
@@ -116,40 +113,6 @@ def pep_entries(model: nn.Module, names: list[str], ratio: float, *, train: Inte
         fit(base, train, feedback, retrain)
     found.model = None
     return EntryResult(tables, base, found)
-
-
-def mixed_dims(counts: Tensor, dim: int, ratio: float) -> Tensor:
-    """Width per id (frequency ranked ladder, see the module docstring) storing at most
-    ``(1 - ratio) * n * dim`` entries."""
-    n = counts.numel()
-    ladder = [dim]
-    while ladder[-1] > 1:
-        ladder.append(ladder[-1] // 2)
-    widths = torch.tensor(ladder + [0])
-    rank = torch.empty(n, dtype=torch.long)
-    rank[torch.argsort(counts.double(), descending=True, stable=True)] = torch.arange(n)
-    budget = (1.0 - ratio) * n * dim
-
-    def assign(t: float) -> Tensor:
-        tier = torch.floor(torch.log2(rank.double() / max(t, 1e-9) + 1.0)).long()
-        return widths[tier.clamp(max=len(ladder))]
-
-    lo, hi = 0.0, float(n)
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if float(assign(mid).sum()) <= budget else (lo, mid)
-    return assign(lo)
-
-
-def mixed_table(table: nn.Module, counts: Tensor, ratio: float) -> SparseEmbedding:
-    """Mixed-dimension CSR table: id ``i`` keeps its ``widths[i]`` highest-norm columns."""
-    w = table.weight.detach()
-    widths = mixed_dims(counts, w.shape[1], ratio)
-    order = torch.argsort(w.norm(dim=0), descending=True)
-    rank_of_col = torch.empty_like(order)
-    rank_of_col[order] = torch.arange(order.numel())
-    mask = rank_of_col.unsqueeze(0) < widths.unsqueeze(1)
-    return _sparse(w, mask, _mode(table))
 
 
 class GradualEntryMasks:
@@ -168,7 +131,8 @@ class GradualEntryMasks:
         self.events = dict(events(schedule, amount, total_steps))
         self.masks: dict[str, Tensor] = {}
 
-    def _apply(self) -> None:
+    def apply(self) -> None:
+        """Zero the pruned entries now."""
         with torch.no_grad():
             for name, mask in self.masks.items():
                 self.model.get_submodule(name).weight.mul_(mask)
@@ -179,10 +143,10 @@ class GradualEntryMasks:
             for name in self.names:
                 w = self.model.get_submodule(name).weight.detach()
                 self.masks[name] = keep_top_entries(w.abs(), level).to(w.dtype)
-        self._apply()
+        self.apply()
 
     def finish(self) -> dict[str, SparseEmbedding]:
         """Apply the final masks and return the CSR tables (not yet swapped in)."""
-        self._apply()
-        return {n: _sparse(self.model.get_submodule(n).weight, self.masks[n].bool(),
-                           _mode(self.model.get_submodule(n))) for n in self.names}
+        self.apply()
+        return {n: masked_csr(self.model.get_submodule(n).weight, self.masks[n].bool(),
+                           table_mode(self.model.get_submodule(n))) for n in self.names}

@@ -24,7 +24,8 @@ from torch import Tensor, nn
 
 from prunekit.recsys import dims as _dims
 from prunekit.recsys.data import Interactions
-from prunekit.recsys.entries import ENTRY_METHODS, mixed_table
+from prunekit.recsys.entries import ENTRY_METHODS, masked_csr, table_mode
+from prunekit.recsys.mixed import mixed_masks
 from prunekit.recsys.pep import PEPConfig, PEPSearch
 from prunekit.recsys.rows import ROW_CRITERIA, RowContext, keep_rows, remapped_table
 from prunekit.recsys.tables import table_index_bytes, table_params
@@ -166,7 +167,7 @@ def _check(model, train, rows, dims, entries, mixed, by, method, feedback):
 def prune_embeddings(model: nn.Module, train: Interactions, *, rows: float | None = None,
                      dims: float | None = None, entries: float | None = None,
                      mixed: float | None = None, by: str = "frequency", method: str = "pep",
-                     dim_criterion: str = "l2", feedback: str = "implicit",
+                     dim_criterion: str = "l2", feedback: str = "implicit", alpha: float = 0.5,
                      pep: PEPConfig | None = None, seed: int = 0) -> EmbeddingPruneReport:
     """Prune ``model``'s embedding tables in place (see the module docstring).
 
@@ -174,10 +175,13 @@ def prune_embeddings(model: nn.Module, train: Interactions, *, rows: float | Non
         rows: fraction of rows removed per table (ids remapped to a shared fallback row).
         dims: fraction of columns removed per coupled group (with their downstream weights).
         entries: fraction of entries removed per table (``method``: ``"pep"``/``"magnitude"``).
-        mixed: fraction of entries removed per table by frequency-tiered widths.
+        mixed: fraction of entry values removed over all tables by frequency-allocated
+            widths ``min(d, floor(lam * count ** alpha))`` (:mod:`prunekit.recsys.mixed`;
+            width-1 tables such as MF biases are kept whole).
         by: row criterion (``frequency``, ``norm``, ``gradient``).
         dim_criterion: group criterion scoring columns (``l2``, ``l1``, ``random``).
         feedback: loss used by PEP training (``implicit`` BCE or ``explicit`` MSE).
+        alpha: popularity exponent of ``mixed`` (0 = one width for all ids).
 
     Returns:
         Per-table sizes before and after.
@@ -199,7 +203,10 @@ def prune_embeddings(model: nn.Module, train: Interactions, *, rows: float | Non
     if rows:
         new = _row_tables(work, tables, rows, by, train)
     elif mixed is not None:
-        new = {n: mixed_table(work.get_submodule(n), c, mixed) for n, (_, c) in tables.items()}
+        masks = mixed_masks(work, {n: c for n, (_, c) in tables.items()}, mixed, alpha,
+                            dim_criterion)
+        new = {n: masked_csr(work.get_submodule(n).weight, masks[n], table_mode(work.get_submodule(n)))
+               for n in tables}
     elif entries is not None:
         res = ENTRY_METHODS.get(method)(work, list(tables), entries, train=train,
                                         feedback=feedback, pep=pep)

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from prunekit.recsys.data import Interactions
 
 StepHook = Callable[[int], None]
+EpochHook = Callable[[int], bool]
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     negatives: int = 4
     seed: int = 0
+    distill: float = 0.0
+    temperature: float = 1.0
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
@@ -37,6 +40,10 @@ class TrainConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.negatives < 1:
             raise ValueError(f"negatives must be >= 1, got {self.negatives}")
+        if not 0.0 <= self.distill <= 1.0:
+            raise ValueError(f"distill must be in [0, 1], got {self.distill}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
 
 
 def seen_matrix(log: Interactions) -> Tensor:
@@ -71,7 +78,8 @@ def _score(model: nn.Module) -> Callable[[Tensor, Tensor], Tensor]:
 
 
 def _loop(model: nn.Module, n: int, cfg: TrainConfig, batch_loss: Callable[[Tensor, int], Tensor],
-          on_step: StepHook | None, params: list | None) -> list[float]:
+          on_step: StepHook | None, params: list | None,
+          on_epoch: EpochHook | None = None) -> list[float]:
     opt = torch.optim.Adam(params or [p for p in model.parameters() if p.requires_grad],
                            lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -91,6 +99,8 @@ def _loop(model: nn.Module, n: int, cfg: TrainConfig, batch_loss: Callable[[Tens
             total += loss.item() * idx.numel()
             step += 1
         history.append(total / n)
+        if on_epoch is not None and on_epoch(len(history)):
+            break
     model.eval()
     return history
 
@@ -100,8 +110,8 @@ def steps_per_epoch(log: Interactions, cfg: TrainConfig) -> int:
 
 
 def train_explicit(model: nn.Module, train: Interactions, cfg: TrainConfig | None = None,
-                   on_step: StepHook | None = None,
-                   params: list | None = None) -> list[float]:
+                   on_step: StepHook | None = None, params: list | None = None,
+                   on_epoch: EpochHook | None = None) -> list[float]:
     """Fit ratings with mean squared error; returns the per-epoch training MSE."""
     cfg = cfg or TrainConfig()
     _check_log(train, model, "train_explicit")
@@ -110,26 +120,45 @@ def train_explicit(model: nn.Module, train: Interactions, cfg: TrainConfig | Non
     def batch_loss(idx: Tensor, _step: int) -> Tensor:
         return F.mse_loss(score(train.users[idx], train.items[idx]), train.ratings[idx])
 
-    return _loop(model, len(train), cfg, batch_loss, on_step, params)
+    return _loop(model, len(train), cfg, batch_loss, on_step, params, on_epoch)
 
 
-def implicit_loss(model: nn.Module, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
-    """BCE of one positive and ``neg.shape[1]`` negatives per row."""
+def implicit_loss(model: nn.Module, users: Tensor, pos: Tensor, neg: Tensor,
+                  teacher: nn.Module | None = None, distill: float = 0.0,
+                  temperature: float = 1.0) -> Tensor:
+    """BCE of one positive and ``neg.shape[1]`` negatives per row.
+
+    With a ``teacher``, ``distill`` of the loss is the BCE against the teacher's probabilities
+    ``sigmoid(t / temperature)`` on the same pairs (Hinton et al., "Distilling the Knowledge in
+    a Neural Network", 2015; logits distillation of sampled pairs as in Tang & Wang, "Ranking
+    Distillation", KDD 2018), the rest the BCE against the observed labels.
+    """
     score = _score(model)
-    u = users.unsqueeze(1).expand(-1, 1 + neg.shape[1])
-    logits = score(u.reshape(-1), torch.cat([pos.unsqueeze(1), neg], 1).reshape(-1))
+    u = users.unsqueeze(1).expand(-1, 1 + neg.shape[1]).reshape(-1)
+    items = torch.cat([pos.unsqueeze(1), neg], 1).reshape(-1)
+    logits = score(u, items)
     target = torch.zeros_like(logits).view(-1, 1 + neg.shape[1])
     target[:, 0] = 1.0
-    return F.binary_cross_entropy_with_logits(logits, target.reshape(-1))
+    loss = F.binary_cross_entropy_with_logits(logits, target.reshape(-1))
+    if teacher is None or distill == 0.0:
+        return loss
+    with torch.no_grad():
+        soft = torch.sigmoid(_score(teacher)(u, items) / temperature)
+    kd = F.binary_cross_entropy_with_logits(logits / temperature, soft) * temperature ** 2
+    return (1.0 - distill) * loss + distill * kd
 
 
 def train_implicit(model: nn.Module, train: Interactions, cfg: TrainConfig | None = None,
-                   on_step: StepHook | None = None,
-                   params: list | None = None) -> list[float]:
+                   on_step: StepHook | None = None, params: list | None = None,
+                   on_epoch: EpochHook | None = None,
+                   teacher: nn.Module | None = None) -> list[float]:
     """Fit observed pairs against sampled negatives with BCE; returns per-epoch loss.
 
     ``on_step(t)`` runs before optimizer step ``t`` (used by gradual pruning schedules);
-    ``params`` (parameters or Adam parameter groups) defaults to every trainable parameter.
+    ``on_epoch(e)`` after epoch ``e`` (1-based) and stops training when it returns ``True``
+    (validation early stopping, :class:`prunekit.recsys.select.BestOnValidation`);
+    ``params`` (parameters or Adam parameter groups) defaults to every trainable parameter;
+    ``teacher`` (with ``cfg.distill > 0``) adds knowledge distillation (:func:`implicit_loss`).
     """
     cfg = cfg or TrainConfig()
     _check_log(train, model, "train_implicit")
@@ -139,6 +168,9 @@ def train_implicit(model: nn.Module, train: Interactions, cfg: TrainConfig | Non
     def batch_loss(idx: Tensor, _step: int) -> Tensor:
         users = train.users[idx]
         neg = sample_negatives(users, seen, cfg.negatives, gen)
-        return implicit_loss(model, users, train.items[idx], neg)
+        return implicit_loss(model, users, train.items[idx], neg, teacher, cfg.distill,
+                             cfg.temperature)
 
-    return _loop(model, len(train), cfg, batch_loss, on_step, params)
+    if teacher is not None:
+        teacher.eval()
+    return _loop(model, len(train), cfg, batch_loss, on_step, params, on_epoch)

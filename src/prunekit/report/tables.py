@@ -121,18 +121,34 @@ def _kept(e: dict[str, Any]) -> str:
     return f"{100 * e['sparsity']:.1f}% zero weights" if e.get("sparsity") is not None else "–"
 
 
+SWEEP_EXTRA = (("compressed_bytes", "compressed size"), ("huffman_bytes", "Deep Compression size"),
+               ("int8_speedup", "int8 speedup"), ("int8_over_fp32", "int8 over its fp32"))
+
+
 def sweep_table(data: dict[str, Any]) -> Table:
+    """One row per (method, ratio); size and int8 columns appear when the sweep has them."""
+    extra = [(k, t) for k, t in SWEEP_EXTRA if any(k in e for e in data.get("sweep", []))]
     header = ["method", "ratio", "status", "accuracy", "MACs ratio",
-              "weight sparsity / params kept", "latency ms"]
+              "weight sparsity / params kept", "latency ms"] + [t for _, t in extra]
     rows = []
     for e in data.get("sweep", []):
         if e["status"] != "ok":
             rows.append([e["method"], fmt(e["ratio"]), failed(e.get("error")), fmt(e.get("accuracy")),
-                         "", "", ""])
+                         "", "", ""] + [""] * len(extra))
             continue
         rows.append([e["method"], fmt(e["ratio"]), "ok", fmt(e.get("accuracy"), 4),
-                     fmt(e.get("macs_ratio")), _kept(e), fmt(e.get("latency_ms"))])
+                     fmt(e.get("macs_ratio")), _kept(e), fmt(e.get("latency_ms"))]
+                    + [_big(e.get(k), "B") if k.endswith("bytes")
+                       else (f"{fmt(e[k])}×" if e.get(k) else "–") for k, _ in extra])
     return "Sweep: methods × ratios", header, rows
+
+
+def stages_table(data: dict[str, Any]) -> Table:
+    """Deep Compression's stages, one row each per model: where the bytes went."""
+    header = ["model", "stage", "size", "ratio vs dense fp32"]
+    rows = [[r["model"], r["label"], _big(r["bytes"], "B"), f"{fmt(r['ratio'])}×"]
+            for r in data.get("compression_stages", [])]
+    return "Where the bytes went: Deep Compression stages (whole state_dict)", header, rows
 
 
 def decisions_table(data: dict[str, Any]) -> Table:
@@ -150,5 +166,5 @@ def decisions_table(data: dict[str, Any]) -> Table:
 def all_tables(data: dict[str, Any]) -> list[Table]:
     """The non-empty tables of a report, in reading order."""
     tables = [sweep_table(data), speedup_table(data), latency_table(data), models_table(data),
-              decisions_table(data)]
+              stages_table(data), decisions_table(data)]
     return [t for t in tables if t[2]]

@@ -14,7 +14,8 @@ Usage:
     python benchmarks/save_roundtrip.py                  # every classification model
     python benchmarks/save_roundtrip.py regnet_x_400mf "googlenet(aux_logits=False)"
     python benchmarks/save_roundtrip.py --table-only     # just rewrite the result file
-Outputs: benchmarks/results/save_roundtrip.jsonl and benchmarks/results/save_roundtrip.json
+Outputs: benchmarks/results/save_roundtrip.jsonl and
+benchmarks/results/structural_save_roundtrip.json
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -82,7 +84,8 @@ def run_one(entry: str, max_params: float) -> dict:
             pk.save(pruned, Path(tmp) / "m")
         except ValueError as err:
             lines = str(err).strip().splitlines()
-            return dict(rec, status="refused at save", reason=lines[0][:300],
+            return dict(rec, status="refused at save",
+                        reason=lines[0].replace(str(Path(tmp) / "m"), "DIR")[:300],
                         one_line=len(lines) == 1)
         back = pk.load(Path(tmp) / "m")
         with torch.no_grad():
@@ -122,18 +125,19 @@ def _read() -> dict[str, dict]:
     return {r["model"]: r for r in recs}
 
 
-def write_table(results: dict[str, dict]) -> Path:
+def write_table(results: dict[str, dict], load: str | None = None) -> Path:
     from results_schema import write_result
 
     rows, counts = [], {}
     for entry, r in sorted(results.items()):
         counts[r["status"]] = counts.get(r["status"], 0) + 1
         diff = r.get("max_abs_diff")
+        reason = re.sub(r"/tmp/\S+?/m\b", "DIR", r.get("reason", ""))
         rows.append([entry, r.get("input", ""), r.get("params_kept", ""), r["status"],
-                     "" if diff is None else f"{diff:.1e}", r.get("reason", "")])
-    summary = [[k, v] for k, v in sorted(counts.items())] + [["models tried", len(results)]]
+                     "" if diff is None else f"{diff:.1e}", reason])
+    summary = [[k, v] for k, v in sorted(counts.items())] + [["models in the sweep", len(results)]]
     return write_result(
-        "save_roundtrip", "Save -> load of pruned torchvision classification models",
+        "structural_save_roundtrip", "Save -> load of pruned torchvision classification models",
         [{"title": "Outcomes", "columns": ["outcome", "models"], "rows": summary,
           "notes": "identical: pk.load(pk.save(pruned)) gives outputs equal to the pruned "
                    "model's, bit for bit, on the same input"},
@@ -142,7 +146,7 @@ def write_table(results: dict[str, dict]) -> Path:
           "notes": f"get_model(name, weights=None, ...), random weights, plan_structured "
                    f"ratio={RATIO} (check=False), apply, save, load, one input; max |diff| between the "
                    "pruned and the reloaded model's outputs"}],
-        command="python benchmarks/save_roundtrip.py",
+        command="python benchmarks/save_roundtrip.py", load=load,
         caveats=["random weights: the check is about architecture and weights surviving the "
                  "round trip, not accuracy",
                  "models over --max-params are skipped (memory of a 4 GB process)"])
@@ -156,6 +160,7 @@ def main() -> None:
     ap.add_argument("--max-params", type=float, default=150e6)
     ap.add_argument("--force", action="store_true")
     ap.add_argument("--table-only", action="store_true")
+    ap.add_argument("--load", help="the load seen while the sweep ran (default: now)")
     a = ap.parse_args()
     if a.child:
         _child(a.child, a.max_params)
@@ -170,7 +175,7 @@ def main() -> None:
             print(json.dumps(rec), flush=True)
             with JSONL.open("a") as f:
                 f.write(json.dumps(rec) + "\n")
-    print(write_table(done))
+    print(write_table(done, a.load))
 
 
 if __name__ == "__main__":

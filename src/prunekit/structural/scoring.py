@@ -4,7 +4,7 @@ inside modules (heads) and the calibration statistics. The scores themselves com
 
 from __future__ import annotations
 
-from torch import nn
+from torch import Tensor, nn
 
 from prunekit.graph.dependency import DependencyGraph, Group
 from prunekit.handlers.base import InternalGroup
@@ -88,6 +88,27 @@ def calibration_stats(model: nn.Module, graph: DependencyGraph, groups_refs: lis
     consumers = {n: (r.module, r.in_dim) for n, r in graph.leaves.items()
                  if not r.coupled and graph.in_roots.get(n) is not None}
     params = {id(r.param): r.param for refs in groups_refs for r in refs if r.param is not None}
-    params.update((id(t), t) for _, ig in internal for t, _ in ig.weight_slices)
-    return collect_group_stats(model, consumers, list(params.values()), calib_data, needs,
-                               loss_fn, max_batches)
+    owners = _view_owners(model, internal)  # internal slices are often views of a parameter
+    params.update((id(p), p) for _, p in owners.values())
+    stats = collect_group_stats(model, consumers, list(params.values()), calib_data, needs,
+                                loss_fn, max_batches)
+    for key, (t, p) in owners.items():  # the same view of the parameter's w * grad
+        acc = stats.taylor.get(id(p))
+        if key not in stats.taylor and acc is not None and acc.shape == p.shape \
+                and acc.is_contiguous() and p.is_contiguous():
+            stats.taylor[key] = acc.as_strided(t.shape, t.stride(),
+                                               t.storage_offset() - p.storage_offset())
+    return stats
+
+
+def _view_owners(model: nn.Module, internal: list[tuple[str, InternalGroup]]
+                 ) -> dict[int, tuple[Tensor, Tensor]]:
+    """``{id(slice tensor): (slice tensor, the parameter whose storage it views)}``."""
+    by_storage = {p.untyped_storage().data_ptr(): p for p in model.parameters()}
+    out = {}
+    for _, ig in internal:
+        for t, _ in ig.weight_slices:
+            p = by_storage.get(t.untyped_storage().data_ptr())
+            if p is not None:
+                out[id(t)] = (t, p)
+    return out

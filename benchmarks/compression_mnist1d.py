@@ -7,7 +7,9 @@ MNIST-1D (Greydanus, 2020; the ``mnist1d`` package generates its standard 4,000 
 offline): 40-sample 1-D signals of the ten digits' templates, shifted, scaled, sheared and
 noised, harder for an MLP than MNIST.
 
-``lenet300``: 40 -> 300 -> 100 -> 10 (43k weights). ``lenet5_1d``: Caffe's LeNet-5 with 1-D
+``lenet300``: 40 -> 300 -> 100 -> 10 (43k weights), pruned at rates chosen for MNIST-1D
+(``RATES_300``: the 40x300 layer keeps 25%, the 300x100 layer 2.5%, 4-bit codebooks) in 8 steps,
+its dense reference taken at its best validation epoch. ``lenet5_1d``: Caffe's LeNet-5 with 1-D
 layers (conv 20@5, pool 2, conv 50@5, pool 2, FC 350 -> 500, FC 10; 181k weights, 2.8% in the
 8-bit conv2 against 6% in the paper's).
 
@@ -61,13 +63,13 @@ PAPER_1D = {"lenet300": PAPER["lenet300"], "lenet5_1d": PAPER["lenet5"]}
 # LeNet-300-100 on MNIST-1D: per-layer fractions KEPT and codebook bits chosen for this data
 # (the paper's MNIST rates keep 8% / 9% / 26% at 5 bits). Every one of the 40 inputs carries
 # signal, so the 40x300 layer keeps far more; the 300x100 layer (70% of the weights) is pruned
-# harder. "40x": the rates that reach 40x; "≤0.5 pt": the rates that stay within 0.5 points.
-RATES_300 = {"40x": ({"1": 0.25, "3": 0.025, "5": 0.3}, 4),
-             "≤0.5 pt": ({"1": 0.4, "3": 0.03, "5": 0.3}, 4)}
+# harder. "rates A" is the benchmark's setting; "rates B" prunes both big layers further.
+RATES_300 = {"rates A": ({"1": 0.25, "3": 0.025, "5": 0.3}, 4),
+             "rates B": ({"1": 0.22, "3": 0.02, "5": 0.3}, 4)}
 PAPER_RATES = "8% / 9% / 26%, 5 bits"
 DENSE_300 = (60, 0.002, 0.01, 500)  # max epochs, lr, weight decay, validation signals
-PRUNE_300 = (5, 15, 0.002)  # pruning steps, retraining epochs per step, lr
-SHARE_300 = (10, 0.0002)  # centroid fine-tuning epochs, lr
+PRUNE_300 = (8, 10, 0.002)  # pruning steps, retraining epochs per step, lr
+SHARE_300 = (30, 0.0005)  # centroid fine-tuning epochs, lr
 
 
 def mnist1d_data() -> tuple[TensorDataset, TensorDataset]:
@@ -101,7 +103,7 @@ def train_dense_best(model: nn.Module, train, val, epochs: int, lr: float, wd: f
 
 
 def run_lenet300(seed: int, data, rates: str, quick: bool) -> dict:
-    """Dense (best validation epoch) -> 5-step pruning at MNIST-1D rates -> 4-bit sharing."""
+    """Dense (best validation epoch) -> 8-step pruning at MNIST-1D rates -> 4-bit sharing."""
     torch.manual_seed(seed)
     train, test = data
     x, y = train.tensors
@@ -160,8 +162,8 @@ def rates_table(results: dict[str, list[dict]]) -> dict:
             "columns": ["model", "kept (40x300 / 300x100 / 100x10)", "bits", "paper (MNIST)",
                         "dense: best validation epoch per seed"],
             "rows": rows,
-            "notes": "Fractions of each layer's weights kept, reached in 5 magnitude pruning "
-                     "steps with retraining after each; one codebook per layer."}
+            "notes": f"Fractions of each layer's weights kept, reached in {PRUNE_300[0]} "
+                     "magnitude pruning steps with retraining after each; one codebook per layer."}
 
 
 def _previous_rows(skip: set[str]) -> list[list[list]]:

@@ -149,6 +149,7 @@ def _write(model: nn.Module, path: Path, spec: str | None, spec_kwargs: dict[str
         meta.update(base={"kind": "hf_config", "class": type(model).__name__,
                           "config": model.config.to_dict()})
     else:
+        _refuse_parametrized(model)
         if spec is None:
             spec, inferred = _infer_spec(model)
         else:
@@ -162,6 +163,18 @@ def _write(model: nn.Module, path: Path, spec: str | None, spec_kwargs: dict[str
     _save_extensions(model, path, meta)
     _write_json(path / _META, meta)
     _prove_rebuilds(model, path, [path / _WEIGHTS, path / _META], shown)
+
+
+def _refuse_parametrized(model: nn.Module) -> None:
+    """Masked (weight-pruned) or weight-shared modules have no ordinary state_dict keys, so no
+    builder rebuilds them: say how to save them instead of failing the rebuild proof."""
+    name = next((n for n, m in model.named_modules()
+                 if getattr(m, "parametrizations", None)), None)
+    if name is not None:
+        raise ValueError(
+            f"save: module {name or '<root>'} still carries a mask or other parametrization; "
+            "call prunekit.finalize(model) first (the masked entries become zeros of a plain "
+            "module, which saves and reloads)")
 
 
 def _structure(model: nn.Module) -> list[tuple[str, str, str]]:

@@ -63,3 +63,19 @@ def test_leftovers_of_a_killed_save_are_removed_and_files_are_readable(tmp_path)
     os.umask(umask)
     for p in d.iterdir():
         assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask
+
+
+def test_masked_model_is_refused_in_one_line_and_saves_after_finalize(tmp_path):
+    torchvision = pytest.importorskip("torchvision")
+    model = torchvision.models.resnet18(num_classes=10).eval()
+    pk.prune_weights(model, 0.5)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        want = model(x)
+    with pytest.raises(ValueError, match=r"module conv1 still carries a mask.*finalize"):
+        pk.save(model, tmp_path / "masked")
+    assert not (tmp_path / "masked").exists()
+    pk.finalize(model)
+    pk.save(model, tmp_path / "plain")
+    with torch.no_grad():
+        assert torch.equal(pk.load(tmp_path / "plain")(x), want)

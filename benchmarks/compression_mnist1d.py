@@ -193,7 +193,8 @@ def main() -> None:
                 results.setdefault(name, []).append(r)
                 print(name, seed, {k: round(v, 2) for k, v in r["acc"].items()},
                       round(r["info"]["weight_ratio"]["huffman"], 1), flush=True)
-    paper = dict(PAPER_1D, **{k: PAPER_1D["lenet300"] for k in results if k.startswith("lenet")})
+    paper = dict(PAPER_1D, **{k: PAPER_1D["lenet300"] for k in results
+                              if k.startswith("lenet300")})
     tables = _tables(results, paper, "the 1,000 MNIST-1D test signals") + [layer_table(results)]
     kept = set(args.models.split(","))
     for t, old in zip(tables, _previous_rows(kept)):

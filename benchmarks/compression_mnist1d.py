@@ -224,9 +224,9 @@ def main() -> None:
     command = "PYTHONPATH=src python benchmarks/compression_mnist1d.py"
     if kept != set(BUILD):
         command += f" --models {args.models}"
+        prev = json.loads((RESULTS / "compression_mnist1d.json").read_text())["load"]
         caveats.append(f"Rows of {', '.join(sorted(set(BUILD) - kept))} are kept from the "
-                       "previous run of the full command (its load: 35.7 / 31.1 / 25.0 at "
-                       "start, 1592 s, machine shared).")
+                       f"previous results file (its load: {prev}).")
     write_result(
         "compression_mnist1d", "Deep Compression: LeNet-300-100 and a 1-D LeNet-5 on MNIST-1D",
         tables, command=command,

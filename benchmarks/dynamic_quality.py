@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from prunekit.dynamic import ActivationSparsityConfig, sparsify_activations  # noqa: E402
-from prunekit.llm.calib import calibration_samples, encode  # noqa: E402
+from prunekit.llm.calib import calibration_samples  # noqa: E402
 from prunekit.llm.eval import embedding_fidelity, perplexity, sentence_embeddings  # noqa: E402
 from prunekit.llm.oneshot import prune_llm  # noqa: E402
 from results_schema import load_average, write_result  # noqa: E402
@@ -60,19 +60,11 @@ def _sweep(start: dict, ids, sparsities: list[float], score) -> list[list[str]]:
 
 
 def run_lm(args) -> None:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from llm_oneshot import tiny_lm_dir
+    from llm_oneshot import load_tiny_lm, tiny_lm_dir
 
     load0 = load_average()
-    d = tiny_lm_dir()
-    tok = AutoTokenizer.from_pretrained(d / "model")
-    dense = AutoModelForCausalLM.from_pretrained(d / "model").eval()
-    seqlen = dense.config.max_position_embeddings
-    evals = {k: encode(tok, (d / "data" / f"heldout_{k}.txt").read_text())[: args.eval_tokens]
-             for k in ("code", "docs")}
-    ids = calibration_samples((d / "data" / "calib.txt").read_text(), tok, args.nsamples,
-                              seqlen, 0)
+    tok, dense, seqlen, evals, calib_text = load_tiny_lm(args.eval_tokens)
+    ids = calibration_samples(calib_text, tok, args.nsamples, seqlen, 0)
 
     def score(m) -> list[str]:
         return [f"{perplexity(m, evals[k], seqlen=seqlen):.2f}" for k in ("code", "docs")]
@@ -83,7 +75,7 @@ def run_lm(args) -> None:
                                                        *score(wanda)]]
     rows += _sweep({"dense": dense, "Wanda 50%": wanda}, ids,
                    [float(v) for v in args.sparsity.split(",")], score)
-    info = json.loads((d / "info.json").read_text())
+    info = json.loads((tiny_lm_dir() / "info.json").read_text())
     n_layers = sum(1 for n, m in dense.named_modules()
                    if isinstance(m, torch.nn.Linear) and "lm_head" not in n)
     tables = [{"title": "Tiny LLaMA held-out perplexity with activation sparsity",

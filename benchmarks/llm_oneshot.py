@@ -56,16 +56,21 @@ def _fmt(vals: list[float]) -> str:
     return f"{statistics.mean(vals):.2f} ± {statistics.stdev(vals):.2f}"
 
 
-def run_lm(args) -> dict:
+def load_tiny_lm(eval_tokens: int):
+    """The cached tiny LM: ``(tokenizer, dense model, seqlen, held-out ids per set, calib text)``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     d = tiny_lm_dir()
     tok = AutoTokenizer.from_pretrained(d / "model")
     dense = AutoModelForCausalLM.from_pretrained(d / "model").eval()
     seqlen = dense.config.max_position_embeddings
-    evals = {k: encode(tok, (d / "data" / f"heldout_{k}.txt").read_text())[: args.eval_tokens]
+    evals = {k: encode(tok, (d / "data" / f"heldout_{k}.txt").read_text())[:eval_tokens]
              for k in ("code", "docs")}
-    calib_text = (d / "data" / "calib.txt").read_text()
+    return tok, dense, seqlen, evals, (d / "data" / "calib.txt").read_text()
+
+
+def run_lm(args) -> dict:
+    tok, dense, seqlen, evals, calib_text = load_tiny_lm(args.eval_tokens)
 
     def ppl(m):
         return {k: perplexity(m, ids, seqlen=seqlen) for k, ids in evals.items()}
@@ -86,7 +91,7 @@ def run_lm(args) -> dict:
                 rows.setdefault(method, {}).setdefault(shape, []).append({**r, "seconds": dt})
                 print(f"{method:9s} {shape:4s} seed {seed}: code {r['code']:.2f} docs {r['docs']:.2f} "
                       f"({dt:.1f}s)", flush=True)
-    info = json.loads((d / "info.json").read_text())
+    info = json.loads((tiny_lm_dir() / "info.json").read_text())
     return {"rows": rows, "model": {k: info.get(k) for k in ("params", "layers", "hidden",
             "intermediate", "heads", "kv_heads", "vocab", "steps", "train_seconds")},
             "nsamples": args.nsamples, "seqlen": seqlen,

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from prunekit.io import MODEL_DIRECTORIES, atomic_dir, atomic_path, build_from_spec, load_model_spec, load_weights, save_weights
 from prunekit.structural.resize import resize_to_state_dict
@@ -168,8 +169,7 @@ def _write(model: nn.Module, path: Path, spec: str | None, spec_kwargs: dict[str
 def _refuse_parametrized(model: nn.Module) -> None:
     """Masked (weight-pruned) or weight-shared modules have no ordinary state_dict keys, so no
     builder rebuilds them: say how to save them instead of failing the rebuild proof."""
-    name = next((n for n, m in model.named_modules()
-                 if getattr(m, "parametrizations", None)), None)
+    name = next((n for n, m in model.named_modules() if parametrize.is_parametrized(m)), None)
     if name is not None:
         raise ValueError(
             f"save: module {name or '<root>'} still carries a mask or other parametrization; "

@@ -54,11 +54,17 @@ def _export(model: nn.Module, example: Any, path: str) -> str:
     raise RuntimeError(f"ONNX export of {type(model).__name__} failed; " + "; ".join(errors))
 
 
-def _session(path: str, device: torch.device, threads: int):
+def _session(path: str, device: torch.device, threads: int, spinning: bool = True):
+    """An InferenceSession: ``threads`` intra-op threads, sequential execution, all graph
+    optimisations; ``spinning=False`` lets idle pool threads sleep instead of busy-waiting
+    (``session.intra_op.allow_spinning``), which helps when other processes share the cores."""
     ort = _ort()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if not spinning:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
     if device.type == "cuda":
@@ -77,14 +83,14 @@ def _np_dtype(t: Tensor):
 
 
 def prepare_onnxruntime(model: nn.Module, example: Any, device: torch.device,
-                        threads: int) -> RunFn:
+                        threads: int, spinning: bool = True) -> RunFn:
     """Export ``model`` at the shapes of ``example`` and return ``run(inputs) -> outputs``."""
     _ort()
     path = getattr(model, "onnx_path", None)
     if path is None:
         path = os.path.join(tempfile.mkdtemp(prefix="prunekit-onnx-"), "model.onnx")
         _export(model, example, path)
-    sess = _session(path, device, threads)
+    sess = _session(path, device, threads, spinning)
     names = [i.name for i in sess.get_inputs()]
     leaves = [t for t in tree_flatten(example)[0] if isinstance(t, Tensor)]
     if len(names) != len(leaves):

@@ -21,6 +21,7 @@ from torch.utils._pytree import tree_flatten
 from prunekit._registry import Registry
 from prunekit.call import call_model
 from prunekit.bench.onnx_runtime import prepare_onnxruntime
+from prunekit.bench.openvino_runtime import prepare_openvino
 from prunekit.bench.runtime_base import RunFn, RuntimeUnavailable
 
 
@@ -36,6 +37,8 @@ class Runtime:
         device_timed: ``True`` when its GPU work runs on PyTorch's current stream (CUDA events
             time it); ``False`` for runtimes with their own streams (timed by the wall clock
             between device synchronizations).
+        memory_format: ``True`` when the model's memory format (``channels_last``) changes
+            what runs; ``False`` for runtimes that export the graph (the layout is theirs).
     """
 
     name: str
@@ -43,6 +46,7 @@ class Runtime:
     devices: tuple[str, ...]
     description: str
     device_timed: bool = True
+    memory_format: bool = True
 
 
 RUNTIMES: Registry[Runtime] = Registry("runtime")
@@ -183,14 +187,22 @@ RUNTIMES.register("cudagraph", Runtime("cudagraph", _cudagraph, ("cuda",),
                                        "eager forward captured once and replayed as a CUDA graph"))
 
 
-def _register_onnx() -> None:
+def _register_exported() -> None:
     RUNTIMES.register("onnxruntime", Runtime(
         "onnxruntime", prepare_onnxruntime, ("cpu", "cuda"),
         "torch.onnx export + ONNX Runtime InferenceSession (CPU or CUDA provider)",
-        device_timed=False))
+        device_timed=False, memory_format=False))
+    RUNTIMES.register("onnxruntime-nospin", Runtime(
+        "onnxruntime-nospin", lambda m, x, d, t: prepare_onnxruntime(m, x, d, t, spinning=False),
+        ("cpu",), "ONNX Runtime with intra-op spinning off (idle threads sleep; for shared "
+        "cores)", device_timed=False, memory_format=False))
+    RUNTIMES.register("openvino", Runtime(
+        "openvino", prepare_openvino, ("cpu",),
+        "OpenVINO CPU plugin: latency hint, one stream, precision pinned to the model's dtype",
+        device_timed=False, memory_format=False))
 
 
-_register_onnx()
+_register_exported()
 
 __all__ = ["RUNTIMES", "Runtime", "RuntimeUnavailable", "get_runtime", "prepare_runtime",
            "resolve_device"]

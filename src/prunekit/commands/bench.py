@@ -342,7 +342,8 @@ def deploy_cmd(
     device: str = typer.Option("cpu"),
     dtype: str = typer.Option("fp32"),
     batch: int = typer.Option(1),
-    runtime: str = typer.Option("eager,compile,onnxruntime", help="runtimes to try"),
+    runtime: str = typer.Option("eager,compile,onnxruntime,onnxruntime-nospin,openvino",
+                                help="runtimes to try (missing ones are skipped and named)"),
     threads: Optional[str] = typer.Option(None, help="thread counts to try, e.g. 1,2"),
     channels_last: str = typer.Option("both", help="both, on or off"),
     fold_bn: str = typer.Option("on", help="both, on or off"),
@@ -390,8 +391,9 @@ def _print_deploy(res: Any) -> None:
     if res.winner is None:
         typer.echo("no candidate could be written; nothing deployed", err=True)
         raise typer.Exit(2)
-    w = res.winner
-    bvb = f"; best-vs-best {res.best_vs_best:.2f}× (dense in its fastest setting)" \
-        if res.best_vs_best else ""
-    sp = f"like-for-like {w.speedup:.2f}×" if w.speedup else "no dense comparison"
-    typer.echo(f"winner: {w.name} ({sp}{bvb}) -> {res.artifact}; report {res.report}")
+    for c in res.comparisons:
+        ci = f" (95% CI {c.ci_low:.2f}–{c.ci_high:.2f})" if c.paired else " (no interval)"
+        rel = "" if c.reliable else " [unreliable: " + "; ".join(c.reasons) + "]"
+        typer.echo(f"{c.kind}: {c.speedup:.2f}×{ci}: dense {c.dense} vs pruned {c.pruned}{rel}")
+    lfl = f"like-for-like {res.winner.speedup:.2f}×" if res.winner.speedup else "no dense"
+    typer.echo(f"winner: {res.winner.name} ({lfl}) -> {res.artifact}; report {res.report}")

@@ -180,3 +180,14 @@ def test_best_vs_best_is_a_fresh_paired_run_across_settings(tmp_path):
     assert not per_rt.paired and per_rt.speedup == 4.0 and per_rt.ci_low is None
     report = json.loads(res.report.read_text())
     assert report["best_vs_best_speedup"] == 4.0
+
+
+def test_missing_openvino_is_a_named_skip(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import fails as if not installed
+    res = deploy(NoOnnx(), torch.randn(1, 16), tmp_path, dense=NoOnnx(),
+                 config=_cfg(runtimes=("openvino", "eager"), threads=(1,), clock=Steady()))
+    (bad,) = res.skipped
+    assert bad.runtime == "openvino" and "pip install 'prunekit[openvino]'" in bad.error
+    assert res.winner.runtime == "eager"

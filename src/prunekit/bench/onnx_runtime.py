@@ -56,13 +56,21 @@ def _export(model: nn.Module, example: Any, path: str) -> str:
 
 def _session(path: str, device: torch.device, threads: int, spinning: bool = True):
     """An InferenceSession: ``threads`` intra-op threads, sequential execution, all graph
-    optimisations; ``spinning=False`` lets idle pool threads sleep instead of busy-waiting
-    (``session.intra_op.allow_spinning``), which helps when other processes share the cores."""
+    optimisations.
+
+    Pool threads spin between the operators of a run (fast hand-offs) but stop spinning when
+    the run returns (``session.force_spinning_stop``): a session left spinning keeps burning a
+    core for milliseconds after each run, which would slow whatever runs next on the same
+    cores: the other model of an interleaved comparison, or the rest of the user's program.
+    ``spinning=False`` lets idle pool threads sleep inside a run too
+    (``session.intra_op.allow_spinning=0``), which helps when other processes share the cores.
+    """
     ort = _ort()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.add_session_config_entry("session.force_spinning_stop", "1")
     if not spinning:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -190,7 +190,8 @@ RUNTIMES.register("cudagraph", Runtime("cudagraph", _cudagraph, ("cuda",),
 def _register_exported() -> None:
     RUNTIMES.register("onnxruntime", Runtime(
         "onnxruntime", prepare_onnxruntime, ("cpu", "cuda"),
-        "torch.onnx export + ONNX Runtime InferenceSession (CPU or CUDA provider)",
+        "torch.onnx export + ONNX Runtime InferenceSession (CPU or CUDA provider; pool threads "
+        "spin within a run, not after it)",
         device_timed=False, memory_format=False))
     RUNTIMES.register("onnxruntime-nospin", Runtime(
         "onnxruntime-nospin", lambda m, x, d, t: prepare_onnxruntime(m, x, d, t, spinning=False),

@@ -191,3 +191,17 @@ def test_missing_openvino_is_a_named_skip(tmp_path, monkeypatch):
     (bad,) = res.skipped
     assert bad.runtime == "openvino" and "pip install 'prunekit[openvino]'" in bad.error
     assert res.winner.runtime == "eager"
+
+
+@pytest.mark.parametrize("spinning", [True, False])
+def test_onnx_sessions_never_spin_after_a_run(tmp_path, spinning):
+    pytest.importorskip("onnxruntime")
+    from prunekit.bench.onnx_runtime import export_onnx, onnx_session
+
+    path = str(tmp_path / "m.onnx")
+    export_onnx(NoOnnx().eval(), torch.randn(1, 16), path)
+    opts = onnx_session(path, torch.device("cpu"), 2, spinning=spinning).get_session_options()
+    assert opts.get_session_config_entry("session.force_spinning_stop") == "1"
+    assert opts.intra_op_num_threads == 2
+    if not spinning:
+        assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"

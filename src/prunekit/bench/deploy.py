@@ -330,13 +330,12 @@ def _best_vs_best(model: nn.Module, dense: nn.Module | None, x: Any, cfg: Deploy
     d = _fastest(cands, "dense_ms")
     if dense is None or d is None:
         return None
-    if d is winner or not cfg.verify_best:
-        sp = winner.speedup if d is winner else d.dense_ms / winner.pruned_ms
-        return Comparison("best vs best", d.name, winner.name, sp, d is winner,
-                          winner.ci_low if d is winner else None,
-                          winner.ci_high if d is winner else None,
-                          winner.reliable if d is winner else False,
-                          [] if d is winner else ["ratio of medians of separate runs"])
+    if d is winner:
+        return Comparison("best vs best", d.name, winner.name, winner.speedup, True,
+                          winner.ci_low, winner.ci_high, winner.reliable, list(winner.reasons))
+    if not cfg.verify_best:
+        return Comparison("best vs best", d.name, winner.name, d.dense_ms / winner.pruned_ms,
+                          False, reasons=["ratio of medians of separate runs"])
     try:
         return _rerun(model, dense, x, cfg, d, winner, device)
     except Exception as e:  # noqa: BLE001 - the figure from the search still stands

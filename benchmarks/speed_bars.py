@@ -1,9 +1,11 @@
 """Speed bars of device-aware structured pruning, all in one process, timed interleaved.
 
-(a) ResNet-50 (torchvision, random init) cut to <= 1.07 GMACs three ways: prunekit's default
-    global L1 selection, the same with the ranking weighed by measured width tables
+(a) ResNet-50 (torchvision, random init) cut to <= 1.07 GMACs four ways: prunekit's default
+    global L1 selection (ranking weighed by the analytic layer-time estimate,
+    ``time_weights="estimate"``), the same ranking by MACs alone (``time_weights=None``), the
+    ranking weighed by measured width tables
     (``plan_structured(..., time_weights=module_time_weights(...))``), and Torch-Pruning
-    (uniform, round 8, when installed); dense and all three timed together, batch 1 and 16,
+    (uniform, round 8, when installed); dense and all of them timed together, batch 1 and 16,
     eager and ONNX Runtime, with the best runtime per model (what ``deploy`` picks).
 (b) MobileNetV2 and a BERT-base-shaped encoder (HF ``BertModel``, random init; heads and MLP
     widths) cut to half the MACs with the width tables. Bar: speedup >= 0.8 x MACs ratio.
@@ -57,7 +59,8 @@ def cut(dense: nn.Module, x: Any, keep: float, round_to: int | None, weights: An
         cap: int | None) -> nn.Module:
     """Global L1 plan at MACs fraction ``keep``; with ``cap``, the largest fraction (searched
     down from ``keep``) whose counted MACs are <= ``cap``. ``round_to=None``: the default
-    (hardware multiples)."""
+    (hardware multiples); ``weights="estimate"``: the default ranking (analytic time
+    estimate), ``None``: MACs only, a mapping: measured width tables."""
 
     def plan(k: float) -> nn.Module:
         return plan_structured(dense, x, criterion="l1", scope="global", round_to=round_to,
@@ -154,7 +157,7 @@ def best_runtime_rows(label: str, res: Any) -> list[list[Any]]:
 
 
 def part_resnet(a: argparse.Namespace, notes: list[str]) -> list[list[Any]]:
-    """Dense, the default selection, the former default (round 8), Torch-Pruning and the width
+    """Dense, the default selection, the MACs-only ranking, Torch-Pruning and the width
     tables taken at the batch timed; one interleaved run per batch."""
     import torchvision
 
@@ -164,8 +167,8 @@ def part_resnet(a: argparse.Namespace, notes: list[str]) -> list[list[Any]]:
     cap = int(GMACS * 1e9)
     keep = GMACS * 1e9 / macs(dense, x)
     models = {"dense": dense,
-              "prunekit global (default)": cut(dense, x, keep, None, None, cap),
-              "prunekit global, round 8": cut(dense, x, keep, 8, None, cap)}
+              "prunekit global (default)": cut(dense, x, keep, None, "estimate", cap),
+              "prunekit global, MACs-only ranking": cut(dense, x, keep, None, None, cap)}
     tp_model = torch_pruning_cut(dense, x, cap)
     if tp_model is None:
         notes.append("Torch-Pruning not installed: its row is missing")
@@ -178,7 +181,9 @@ def part_resnet(a: argparse.Namespace, notes: list[str]) -> list[list[Any]]:
         notes.append(f"ResNet-50 width tables at batch {b}: {len(w)} layers timed in "
                      f"{time.time() - t:.0f} s; weights {min(w.values()):.2f}..{max(w.values()):.2f}")
         run = dict(models)
-        run[f"prunekit global + width tables (batch {b})"] = cut(dense, x, keep, None, w, cap)
+        tables = f"prunekit global + width tables (batch {b})"
+        run[tables] = cut(dense, x, keep, None, w, cap)
+        notes.append(f"ResNet-50 {tables}: conv widths {conv_widths(run[tables])}")
         rows += rows_from("ResNet-50 <= 1.07 GMACs", bench(run, x, a, [b], a.runtimes), x)
     for name, m in models.items():
         notes.append(f"ResNet-50 {name}: conv widths {conv_widths(m)}")

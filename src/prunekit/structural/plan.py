@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +23,7 @@ from prunekit.structural.scoring import (
     internal_units,
 )
 from prunekit.structural.apply import trial
+from prunekit.structural.time_proxy import estimated_time_weights
 from prunekit.structural.result import StructuredConfig, StructuredPlan
 from prunekit.structural.value_trial import localize, values_match
 
@@ -75,7 +76,8 @@ def plan_structured(
     seed: int = 0,
     check: bool = True,
     max_refusals: int = 8,
-    time_weights: Callable[[tuple[str, ...]], float] | Mapping[str, float] | None = None,
+    time_weights: (Callable[[tuple[str, ...]], float] | Mapping[str, float]
+                   | Literal["estimate"] | None) = "estimate",
 ) -> StructuredPlan:
     """Plan structural (channel) pruning of ``model``; the model is not modified.
 
@@ -103,12 +105,17 @@ def plan_structured(
             If the pruned copy fails inside a module (typically a reshape with sizes written
             as constants in the model's code), the channels reshaped/split in that module are
             made unprunable and the plan is recomputed (at most ``max_refusals`` times).
-        time_weights: global scope only: measured time saved per removed unit relative to
-            what MACs predict, per group (see ``select_global``). A callable gets the group's
-            module names, producers first (``"<module>:<dim>"`` for dims inside one module,
-            e.g. heads) and returns a weight > 0; a mapping gives a weight per module name (a
-            group takes that of its first name found there, 1.0 if none). Measured tables give
-            one: :func:`prunekit.bench.width_tables.module_time_weights`. ``None``: unweighted.
+        time_weights: global scope only: time saved per removed unit relative to what MACs
+            predict, per group (see ``select_global``). ``"estimate"`` (default): the
+            analytic, device-independent layer-time model of
+            :mod:`prunekit.structural.time_proxy` (roofline-style: MACs, weight and
+            activation traffic, element-wise passes, per-layer overhead); it is ignored by
+            the local and threshold scopes. A callable gets the group's module names,
+            producers first (``"<module>:<dim>"`` for dims inside one module, e.g. heads) and
+            returns a weight > 0; a mapping gives a weight per module name (a group takes that
+            of its first name found there, 1.0 if none). Measured tables give one:
+            :func:`prunekit.bench.width_tables.module_time_weights`. ``None``: unweighted
+            (every MAC counts the same).
 
     Returns:
         A :class:`StructuredPlan`; call ``.summary()``, ``.apply()``.
@@ -118,7 +125,12 @@ def plan_structured(
     """
     cfg = StructuredConfig(criterion, ratio, scope, round_to, tuple(exclude), target,
                            per_layer_min, per_layer_max, seed)
-    if time_weights is not None and cfg.scope == "local":
+    if isinstance(time_weights, str):
+        if time_weights != "estimate":
+            raise ValueError(f"time_weights must be 'estimate', a callable, a mapping or None, "
+                             f"got {time_weights!r}")
+        time_weights = "estimate" if cfg.scope == "global" else None
+    elif time_weights is not None and cfg.scope == "local":
         raise ValueError("time_weights needs scope='global' (it weighs the global ranking)")
 
     refuse: dict[str, str] = {}
@@ -208,7 +220,11 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
     n_graph = len(graph.groups)
     names = [tuple(dict.fromkeys([*g.producers, *g.members])) for g in graph.groups]
     names += [(f"{n}:{ig.name}",) for n, ig in internal]
-    tw = group_weights(time_weights, names)
+    if time_weights == "estimate":
+        tw = estimated_time_weights(cost, offsets, [g.size for g in graph.groups])
+        tw += [1.0] * len(internal)
+    else:
+        tw = group_weights(time_weights, names)
 
     def choose(x: float) -> list[Tensor]:
         if cfg.scope == "local":

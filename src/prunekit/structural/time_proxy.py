@@ -34,9 +34,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-import torch
-from torch import Tensor
+from typing import Any
 
+import torch
+from torch import Tensor, nn
+
+from prunekit.graph.dependency import DependencyGraph
 from prunekit.structural.select import CostModel
 
 
@@ -116,7 +119,8 @@ def estimated_time_weights(cost: CostModel, offsets: list[int], sizes: list[int]
                            hi: float = 10.0) -> list[float]:
     """One weight per group (``offsets[g]``, ``sizes[g]``: its units in ``cost``'s global
     index): estimated time saved per MAC saved when half of the group's units are removed,
-    over the whole model's time per MAC; clipped to ``[lo, hi]``. A group whose removal saves
+    over the whole model's time per MAC (without the per-layer overhead, which no removal
+    saves); clipped to ``[lo, hi]``. A group whose removal saves
     no MACs, or with fewer than 2 units, weighs 1.0. Deterministic: a function of the shapes.
     """
     total = cost.total
@@ -134,7 +138,8 @@ def estimated_time_weights(cost: CostModel, offsets: list[int], sizes: list[int]
         n_in = CostModel._kept(r.in_idx, keep, r.cin)
         n_out = n_in if r.coupled else CostModel._kept(r.out_idx, keep, r.cout)
         base.append(_row_time(r, n_in, n_out, model))
-    t0 = sum(t for t, _ in base)
+    # the model's time per MAC without the per-layer overhead (which no removal changes)
+    t0 = sum(t for t, _ in base) - model.fixed_macs * sum(1 for _, m in base if m > 0)
     m0 = sum(m for _, m in base)
     if m0 <= 0 or t0 <= 0:
         return [1.0] * len(offsets)
@@ -155,3 +160,29 @@ def estimated_time_weights(cost: CostModel, offsets: list[int], sizes: list[int]
             dm += base[i][1] - m
         out.append(1.0 if dm <= 0 else min(hi, max(lo, (dt / dm) / (t0 / m0))))
     return out
+
+
+def group_time_weights(model: nn.Module, example_inputs: Any,
+                       model_constants: LayerTimeModel = DEFAULT_TIME_MODEL
+                       ) -> dict[tuple[str, ...], float]:
+    """``{group's producer names: weight}`` as the default global selection sees them (for
+    inspection: which channel groups the estimate makes cheaper to keep or to remove).
+
+    >>> import torch
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Conv2d(3, 32, 1), nn.ReLU(), nn.Conv2d(32, 32, 1), nn.ReLU(),
+    ...                     nn.MaxPool2d(4), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+    ...                     nn.Conv2d(64, 10, 3, padding=1)).eval()
+    >>> w = group_time_weights(net, torch.randn(1, 3, 64, 64))
+    >>> w[("0",)] > 1 > w[("5",)]  # 1x1 convs on a large map: memory-bound; 3x3 on a small one
+    True
+    """
+    graph = DependencyGraph.build(model.eval(), example_inputs)
+    offsets, total = [], 0
+    for g in graph.groups:
+        offsets.append(total)
+        total += g.size
+    cost = CostModel(graph, offsets, total)
+    weights = estimated_time_weights(cost, offsets, [g.size for g in graph.groups],
+                                     model_constants)
+    return {tuple(g.producers): w for g, w in zip(graph.groups, weights, strict=True)}

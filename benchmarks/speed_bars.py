@@ -8,8 +8,11 @@
     (uniform, round 8, when installed); dense and all of them timed together, batch 1 and 16,
     eager and ONNX Runtime, with the best runtime per model (what ``deploy`` picks).
 (b) MobileNetV2 and a BERT-base-shaped encoder (HF ``BertModel``, random init; heads and MLP
-    widths) cut to half the MACs with the width tables. Bar: speedup >= 0.8 x MACs ratio.
+    widths) cut to half the MACs with the default selection and with the width tables.
+    Bar: speedup >= 0.8 x MACs ratio.
 (c) ``prune_for_latency(ResNet-50, 0.5x, device_aware=True)`` with its fresh re-measurement.
+(d) Other torchvision CNNs (ResNet-18, MobileNetV3-Large, RegNetX-400MF, EfficientNet-B0) at
+    half the MACs: the default selection, the MACs-only ranking and Torch-Pruning's uniform cut.
 
 Every speedup carries its 95% bootstrap interval and reliability verdict (prunekit.bench); the
 contention probe and load average are recorded. ``--clock cpu`` times process CPU time with one
@@ -216,13 +219,62 @@ def part_half(a: argparse.Namespace, notes: list[str]) -> list[list[Any]]:
     layers = a.bert_layers or (4 if a.quick else 12)
     tokens = a.tokens or (64 if a.quick else 128)
     enc, ids = bert(layers, tokens)
-    for label, dense, x in (("MobileNetV2", mnv2, torch.randn(1, 3, 224, 224)),
-                            (f"BERT-base-shaped, {layers} layers, {tokens} tokens", enc, ids)):
+    cases = {"mobilenet_v2": ("MobileNetV2", mnv2, torch.randn(1, 3, 224, 224)),
+             "bert": (f"BERT-base-shaped, {layers} layers, {tokens} tokens", enc, ids)}
+    for key in a.half_models.split(","):
+        label, dense, x = cases[key]
         w = weights_for(dense, x, a)
-        pruned = cut(dense, x, 0.5, None, w, None)
-        res = bench({"dense": dense, "prunekit global + width tables": pruned}, x, a,
-                    a.batches[:1], a.runtimes[:1])
+        res = bench({"dense": dense,
+                     "prunekit global (default)": cut(dense, x, 0.5, None, "estimate", None),
+                     "prunekit global + width tables": cut(dense, x, 0.5, None, w, None)},
+                    x, a, a.batches[:1], a.runtimes[:1])
         out += rows_from(label + " at 0.5x MACs", res, x)
+    return out
+
+
+def tp_half(dense: nn.Module, x: Any, cap: int) -> nn.Module | None:
+    """Torch-Pruning uniform L1 (round 8, classifier Linear layers kept) at the smallest ratio
+    from 0.2 up whose MACs are <= ``cap``; None when not installed or it fails on the model."""
+    import copy
+
+    try:
+        import torch_pruning as tp
+    except ImportError:
+        return None
+    last = [m for m in dense.modules() if isinstance(m, nn.Linear)][-1:]
+    for r in (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6):
+        m = copy.deepcopy(dense)
+        try:
+            tp.pruner.MagnitudePruner(m, x, importance=tp.importance.GroupMagnitudeImportance(p=1),
+                                      pruning_ratio=r, round_to=8, ignored_layers=last).step()
+        except Exception:  # noqa: BLE001 - a model Torch-Pruning cannot handle: no row
+            return None
+        if macs(m, x) <= cap:
+            return m.eval()
+    return None
+
+
+def part_others(a: argparse.Namespace, notes: list[str]) -> list[list[Any]]:
+    """Other torchvision CNNs at half the MACs: the default against the MACs-only ranking
+    (the same selection without the time estimate) and Torch-Pruning's uniform cut."""
+    import torchvision
+
+    out = []
+    for name in a.other_models.split(","):
+        torch.manual_seed(0)
+        dense = getattr(torchvision.models, name)(weights=None).eval()
+        x = torch.randn(1, 3, 224, 224)
+        cap = macs(dense, x) // 2
+        models = {"dense": dense,
+                  "prunekit global (default)": cut(dense, x, 0.5, None, "estimate", cap),
+                  "prunekit global, MACs-only ranking": cut(dense, x, 0.5, None, None, cap)}
+        tp_model = tp_half(dense, x, cap)
+        if tp_model is not None:
+            models["Torch-Pruning uniform r8"] = tp_model
+        else:
+            notes.append(f"{name}: no Torch-Pruning row (not installed or it failed)")
+        out += rows_from(f"{name} <= 0.5x MACs", bench(models, x, a, a.batches[:1],
+                                                       a.runtimes[:1]), x)
     return out
 
 
@@ -253,11 +305,15 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--clock", default="wall", choices=("wall", "cpu"))
     ap.add_argument("--quick", action="store_true",
                     help="fewer rounds, first batch and runtime only, 4-layer BERT")
-    ap.add_argument("--parts", default="resnet,half,latency")
+    ap.add_argument("--parts", default="resnet,half,latency,others")
+    ap.add_argument("--other-models", default="resnet18,mobilenet_v3_large,regnet_x_400mf,"
+                    "efficientnet_b0", help="torchvision models of part others")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batches", default="1,16")
     ap.add_argument("--runtimes", default="eager,onnxruntime")
     ap.add_argument("--name", default="speed_bars")
+    ap.add_argument("--half-models", default="mobilenet_v2,bert",
+                    help="models of part half (mobilenet_v2, bert)")
     ap.add_argument("--bert-layers", type=int, default=None, help="default 12 (4 with --quick)")
     ap.add_argument("--tokens", type=int, default=None, help="default 128 (64 with --quick)")
     a = ap.parse_args(argv)
@@ -273,7 +329,8 @@ def main(argv: list[str]) -> None:
     probe.sample("start")
     notes: list[str] = []
     rows: list[list[Any]] = []
-    parts = {"resnet": part_resnet, "half": part_half, "latency": part_latency}
+    parts = {"resnet": part_resnet, "half": part_half, "latency": part_latency,
+             "others": part_others}
     for p in a.parts.split(","):
         t = time.time()
         rows += parts[p](a, notes)
@@ -287,7 +344,7 @@ def main(argv: list[str]) -> None:
         f"contention probe: {'busy: ' + verdict.reason if verdict.busy else 'quiet'}; "
         f"load average at the end {load_average()}",
         "bar (b): speedup / MACs ratio >= 0.8: " + ", ".join(
-            f"{r[0]}: {r[8]:.2f} ({'met' if r[8] >= BAR else 'NOT met'})" for r in bars),
+            f"{r[0]} / {r[1]}: {r[8]:.2f} ({'met' if r[8] >= BAR else 'NOT met'})" for r in bars),
     ]
     above = [f"{r[0]} / {r[1]} ({r[2]}, batch {r[3]}): {r[8]:.2f}" for r in rows
              if r[8] is not None and r[8] > 1.0]

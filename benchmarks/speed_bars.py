@@ -41,17 +41,19 @@ from results_schema import load_average, write_result  # noqa: E402
 from prunekit.bench.config import BenchConfig  # noqa: E402
 from prunekit.bench.contention import ContentionProbe  # noqa: E402
 from prunekit.bench.harness import compare, fixed_threads  # noqa: E402
+from prunekit.bench.inputs import resize_batch  # noqa: E402
 from prunekit.bench.latency_target import prune_for_latency  # noqa: E402
 from prunekit.bench.metrics import count_macs  # noqa: E402
 from prunekit.bench.timer import ProcessCpuClock  # noqa: E402
 from prunekit.bench.width_tables import module_time_weights  # noqa: E402
 from prunekit.config import TargetSpec  # noqa: E402
 from prunekit.structural import plan_structured  # noqa: E402
+from prunekit.structural.time_proxy import estimate_model_time  # noqa: E402
 
 GMACS = 1.07
 BAR = 0.8
-COLS = ["model", "variant", "runtime", "batch", "GMACs", "MACs ratio", "speedup", "95% CI",
-        "speedup / MACs ratio", "reliable", "why not"]
+COLS = ["model", "variant", "runtime", "batch", "GMACs", "MACs ratio", "estimated speedup",
+        "speedup", "95% CI", "speedup / MACs ratio", "reliable", "why not"]
 
 
 def macs(m: nn.Module, x: Any) -> int:
@@ -115,17 +117,28 @@ def bench(models: dict[str, nn.Module], x: Any, a: argparse.Namespace, batches, 
     return compare(models, x, cfg, baseline="dense")
 
 
-def rows_from(label: str, res: Any, x1: Any) -> list[list[Any]]:
+def estimated(models: dict[str, nn.Module], x: Any, batch: int) -> dict[str, float]:
+    """Speedup over dense predicted by the analytic layer-time estimate, at ``batch``."""
+    xb = resize_batch(x, batch)
+    try:
+        t = {k: estimate_model_time(m, xb) for k, m in models.items()}
+    except Exception:  # noqa: BLE001 - a model the tracer cannot follow: no prediction
+        return {}
+    return {k: round(t["dense"] / v, 2) for k, v in t.items()}
+
+
+def rows_from(label: str, res: Any, models: dict[str, nn.Module], x: Any) -> list[list[Any]]:
     base = res.costs["dense"].macs
+    est = {b: estimated(models, x, b) for b in res.config.batches}
     out = []
     for r in res.speedups():
         if r["status"] != "ok":
-            out.append([label, r["model"], r["runtime"], r["batch"], None, None, None, None, None,
-                        False, r.get("error", "")[:120]])
+            out.append([label, r["model"], r["runtime"], r["batch"], None, None, None, None,
+                        None, None, False, r.get("error", "")[:120]])
             continue
         m = res.costs[r["model"]].macs
         out.append([label, r["model"], r["runtime"], r["batch"], round(m / 1e9, 3),
-                    round(base / m, 3), round(r["speedup"], 3),
+                    round(base / m, 3), est[r["batch"]].get(r["model"]), round(r["speedup"], 3),
                     f"{r['ci_low']:.2f}-{r['ci_high']:.2f}",
                     round(r["speedup"] * m / base, 3), r["reliable"],
                     "; ".join(r["unreliable_reasons"])])
@@ -154,7 +167,8 @@ def best_runtime_rows(label: str, res: Any) -> list[list[Any]]:
             ms, rt = min(cs)
             m = res.costs[name].macs
             out.append([label, name, f"best: {rt} (dense best: {d_rt})", b, round(m / 1e9, 3),
-                        round(base / m, 3), round(d_ms / ms, 3), "", round(d_ms / ms * m / base, 3),
+                        round(base / m, 3), None, round(d_ms / ms, 3), "",
+                        round(d_ms / ms * m / base, 3),
                         False, "best-vs-best ratio of medians: no paired interval"])
     return out
 
@@ -187,7 +201,7 @@ def part_resnet(a: argparse.Namespace, notes: list[str]) -> list[list[Any]]:
         tables = f"prunekit global + width tables (batch {b})"
         run[tables] = cut(dense, x, keep, None, w, cap)
         notes.append(f"ResNet-50 {tables}: conv widths {conv_widths(run[tables])}")
-        rows += rows_from("ResNet-50 <= 1.07 GMACs", bench(run, x, a, [b], a.runtimes), x)
+        rows += rows_from("ResNet-50 <= 1.07 GMACs", bench(run, x, a, [b], a.runtimes), run, x)
     for name, m in models.items():
         notes.append(f"ResNet-50 {name}: conv widths {conv_widths(m)}")
     return rows
@@ -224,11 +238,11 @@ def part_half(a: argparse.Namespace, notes: list[str]) -> list[list[Any]]:
     for key in a.half_models.split(","):
         label, dense, x = cases[key]
         w = weights_for(dense, x, a)
-        res = bench({"dense": dense,
-                     "prunekit global (default)": cut(dense, x, 0.5, None, "estimate", None),
-                     "prunekit global + width tables": cut(dense, x, 0.5, None, w, None)},
-                    x, a, a.batches[:1], a.runtimes[:1])
-        out += rows_from(label + " at 0.5x MACs", res, x)
+        models = {"dense": dense,
+                  "prunekit global (default)": cut(dense, x, 0.5, None, "estimate", None),
+                  "prunekit global + width tables": cut(dense, x, 0.5, None, w, None)}
+        res = bench(models, x, a, a.batches[:1], a.runtimes[:1])
+        out += rows_from(label + " at 0.5x MACs", res, models, x)
     return out
 
 
@@ -274,7 +288,7 @@ def part_others(a: argparse.Namespace, notes: list[str]) -> list[list[Any]]:
         else:
             notes.append(f"{name}: no Torch-Pruning row (not installed or it failed)")
         out += rows_from(f"{name} <= 0.5x MACs", bench(models, x, a, a.batches[:1],
-                                                       a.runtimes[:1]), x)
+                                                       a.runtimes[:1]), models, x)
     return out
 
 
@@ -294,7 +308,7 @@ def part_latency(a: argparse.Namespace, notes: list[str]) -> list[list[Any]]:
     m = macs(res.model, x)
     return [["ResNet-50 prune_for_latency 0.5x", f"verified (met: {res.met})", "eager", 1,
              round(m / 1e9, 3), round(macs(dense, x) / m, 3),
-             round(v.speedup, 3) if v else None,
+             None, round(v.speedup, 3) if v else None,
              f"{v.ci_low:.2f}-{v.ci_high:.2f}" if v else "",
              round(v.speedup * m / macs(dense, x), 3) if v else None,
              bool(v and v.reliable), "; ".join(v.reasons) if v else "not verified"]]
@@ -338,16 +352,17 @@ def main(argv: list[str]) -> None:
         notes.append(f"part {p}: {time.time() - t:.0f} s")
         print(f"part {p} done in {time.time() - t:.0f} s", flush=True)
     verdict = probe.verdict()
-    bars = [r for r in rows if "0.5x MACs" in r[0] and r[8] is not None and "best" not in r[2]]
+    bars = [r for r in rows if " at 0.5x MACs" in r[0] and r[9] is not None
+            and "best" not in r[2]]
     caveats = notes + [
         f"clock: {'process CPU time, 1 thread (the latency on an idle core)' if a.clock == 'cpu' else f'wall, {a.threads} threads'}",
         f"contention probe: {'busy: ' + verdict.reason if verdict.busy else 'quiet'}; "
         f"load average at the end {load_average()}",
         "bar (b): speedup / MACs ratio >= 0.8: " + ", ".join(
-            f"{r[0]} / {r[1]}: {r[8]:.2f} ({'met' if r[8] >= BAR else 'NOT met'})" for r in bars),
+            f"{r[0]} / {r[1]}: {r[9]:.2f} ({'met' if r[9] >= BAR else 'NOT met'})" for r in bars),
     ]
-    above = [f"{r[0]} / {r[1]} ({r[2]}, batch {r[3]}): {r[8]:.2f}" for r in rows
-             if r[8] is not None and r[8] > 1.0]
+    above = [f"{r[0]} / {r[1]} ({r[2]}, batch {r[3]}): {r[9]:.2f}" for r in rows
+             if r[9] is not None and r[9] > 1.0]
     if above:
         caveats.append("speedup above the MACs ratio (exceeds the proportional ideal; possible "
                        "when the pruned model's working set fits a cache level the dense one "

@@ -105,17 +105,12 @@ def plan_structured(
             If the pruned copy fails inside a module (typically a reshape with sizes written
             as constants in the model's code), the channels reshaped/split in that module are
             made unprunable and the plan is recomputed (at most ``max_refusals`` times).
-        time_weights: global scope only: time saved per removed unit relative to what MACs
-            predict, per group (see ``select_global``). ``"estimate"`` (default): the
-            analytic, device-independent layer-time model of
-            :mod:`prunekit.structural.time_proxy` (roofline-style: MACs, weight and
-            activation traffic, element-wise passes, per-layer overhead); it is ignored by
-            the local and threshold scopes. A callable gets the group's module names,
-            producers first (``"<module>:<dim>"`` for dims inside one module, e.g. heads) and
-            returns a weight > 0; a mapping gives a weight per module name (a group takes that
-            of its first name found there, 1.0 if none). Measured tables give one:
-            :func:`prunekit.bench.width_tables.module_time_weights`. ``None``: unweighted
-            (every MAC counts the same).
+        time_weights: global scope only: time saved per removed unit relative to MACs, per
+            group (``select_global``). ``"estimate"`` (default): the analytic layer-time
+            model of :mod:`prunekit.structural.time_proxy`. A callable gets the group's module
+            names, producers first (``"<module>:<dim>"`` inside one module, e.g. heads); a
+            mapping gives a weight per module name (first found, else 1.0), e.g. measured
+            :func:`prunekit.bench.width_tables.module_time_weights`. ``None``: MACs only.
 
     Returns:
         A :class:`StructuredPlan`; call ``.summary()``, ``.apply()``.
@@ -125,13 +120,7 @@ def plan_structured(
     """
     cfg = StructuredConfig(criterion, ratio, scope, round_to, tuple(exclude), target,
                            per_layer_min, per_layer_max, seed)
-    if isinstance(time_weights, str):
-        if time_weights != "estimate":
-            raise ValueError(f"time_weights must be 'estimate', a callable, a mapping or None, "
-                             f"got {time_weights!r}")
-        time_weights = "estimate" if cfg.scope == "global" else None
-    elif time_weights is not None and cfg.scope == "local":
-        raise ValueError("time_weights needs scope='global' (it weighs the global ranking)")
+    time_weights = _checked_time_weights(time_weights, cfg.scope)
 
     refuse: dict[str, str] = {}
     freeze: dict[str, str] = {}
@@ -150,6 +139,18 @@ def plan_structured(
             return plan
         del pruned
         _freeze_wrong_values(plan, freeze, max_refusals)
+
+
+def _checked_time_weights(time_weights, scope: str):
+    """``time_weights`` as the planner uses it: ``"estimate"`` under global scope only."""
+    if isinstance(time_weights, str):
+        if time_weights != "estimate":
+            raise ValueError(f"time_weights must be 'estimate', a callable, a mapping or None, "
+                             f"got {time_weights!r}")
+        return "estimate" if scope == "global" else None
+    if time_weights is not None and scope == "local":
+        raise ValueError("time_weights needs scope='global' (it weighs the global ranking)")
+    return time_weights
 
 
 def _after_failed_trial(plan: StructuredPlan, err: PruneError, refuse: dict[str, str],

@@ -17,13 +17,15 @@ clock (robust on a shared machine), and fits ``a..e`` by non-negative least squa
 relative error. The selection only uses ratios of the constants (``b / a``, ``c / a``,
 ``e / a``), so the fitted values are written relative to ``a``.
 
-    python benchmarks/time_proxy_fit.py            # writes benchmarks/results/time_proxy_fit.json
+    python benchmarks/time_proxy_fit.py    # results/time_proxy_fit.json + _samples.jsonl
+    python benchmarks/time_proxy_fit.py --from-samples benchmarks/results/time_proxy_fit_samples.jsonl
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ from results_schema import load_average, write_result  # noqa: E402
 from prunekit.bench.harness import fixed_threads  # noqa: E402
 from prunekit.bench.sparse import capture_inputs  # noqa: E402
 from prunekit.bench.timer import ProcessCpuClock, compare_latency  # noqa: E402
+from prunekit.io import atomic_path  # noqa: E402
 
 FRACTIONS = (1.0, 0.5, 0.25)
 
@@ -176,20 +179,39 @@ def predict(c: dict[str, float], r: dict[str, Any]) -> float:
                                 + c["act_per_mac"] * r["acts"] + c["fixed_macs"])
 
 
+SAMPLES = Path(__file__).resolve().parent / "results" / "time_proxy_fit_samples.jsonl"
+
+
+def write_samples(rows: list[dict[str, Any]], ew: list[dict[str, Any]], path: Path) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in rows + ew))
+
+
+def read_samples(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    got = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in got if "op" not in r], [r for r in got if "op" in r]
+
+
 def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", default="1,16")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--name", default="time_proxy_fit")
+    ap.add_argument("--from-samples", type=Path, default=None,
+                    help="refit from a samples file instead of measuring")
     a = ap.parse_args(argv)
-    rows, ew = [], []
-    with fixed_threads(1):
-        for b in (int(v) for v in a.batches.split(",")):
-            rows += samples(b, a.repeats)
-            ew += elementwise(b, a.repeats)
-            print(f"batch {b}: {len(rows)} layer samples", flush=True)
+    if a.from_samples is not None:
+        rows, ew = read_samples(a.from_samples)
+    else:
+        rows, ew = [], []
+        with fixed_threads(1):
+            for b in (int(v) for v in a.batches.split(",")):
+                rows += samples(b, a.repeats)
+                ew += elementwise(b, a.repeats)
+                print(f"batch {b}: {len(rows)} layer samples", flush=True)
+        write_samples(rows, ew, SAMPLES.with_name(f"{a.name}_samples.jsonl"))
     c = fit(rows, ew)
-    errs = {}
+    errs: dict[tuple[str, int], list[float]] = {}
     for r in rows:
         errs.setdefault((r["kind"], r["batch"]), []).append(predict(c, r) / r["ms"] - 1)
     table = {"title": "Fitted constants (relative to the time of one MAC)",
@@ -199,17 +221,14 @@ def main(argv: list[str]) -> None:
                  "columns": ["kind", "batch", "layers x widths", "median error", "worst"],
                  "rows": [[k, b, len(v), f"{np.median(v):+.0%}", f"{max(v, key=abs):+.0%}"]
                           for (k, b), v in sorted(errs.items())]}
-    raw = {"title": "Measured layer times (process CPU time, 1 thread)",
-           "columns": ["model", "layer", "kind", "batch", "fraction", "ms", "MACs", "weights",
-                       "activations"],
-           "rows": [[r["model"], r["layer"], r["kind"], r["batch"], r["fraction"],
-                     round(r["ms"], 4), r["macs"], r["weights"], r["acts"]] for r in rows]
-           + [["-", op["op"], "elementwise", op["batch"], 1.0, round(op["ms"], 4), 0, 0,
-               op["elements"]] for op in ew]}
     path = write_result(a.name, "Analytic layer-time model: fitted constants", [
-        table, err_table, raw], caveats=[
-        "process CPU time, 1 thread, median of interleaved rounds per layer; "
-        f"{load_average()}",
+        table, err_table], caveats=[
+        "process CPU time, 1 thread, median of interleaved rounds per layer; each layer's "
+        "weights and input cycled through copies larger than the cache; " + (
+            f"constants refit from {a.from_samples.name}" if a.from_samples is not None
+            else f"{load_average()} while measuring"),
+        f"{len(rows)} layer samples and {len(ew)} element-wise samples in "
+        f"benchmarks/results/{a.name}_samples.jsonl",
         "the selection uses only the ratios to the time of one MAC, so a faster or slower "
         "CPU with the same balance gives the same plans"])
     for k, v in c.items():

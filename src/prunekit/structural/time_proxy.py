@@ -60,7 +60,7 @@ class LayerTimeModel:
     weight_per_mac: float = 27.48
     act_per_mac: float = 25.85
     elementwise_per_mac: float = 14.01
-    fixed_macs: float = 1.006e+06
+    fixed_macs: float = 1.005e+06
 
     def __post_init__(self) -> None:
         for f in fields(self):

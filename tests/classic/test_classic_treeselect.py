@@ -6,7 +6,7 @@ from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegress
 
 from prunekit.classic import ClassicConfig, prune
 from prunekit.classic.refine import leaf_design, refit_leaves
-from prunekit.classic.treeselect import l1_tree_order, select_trees, smoothed
+from prunekit.classic.treeselect import l1_tree_order, merge_leaf_pairs, select_trees
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +48,22 @@ def test_selected_model_predicts_as_the_linear_model_on_leaf_indicators(digits, 
     np.testing.assert_array_equal(small.predict(Xv), small.classes_[raw.argmax(axis=1)])
 
 
-def test_smoothing_averages_grid_neighbours():
-    out = smoothed([(1.0, 0.0), (2.0, 0.3), (4.0, 0.6), (8.0, 0.9)])
-    assert [s for s, _ in out] == [1.0, 2.0, 4.0, 8.0]
-    np.testing.assert_allclose([v for _, v in out], [0.15, 0.3, 0.6, 0.75])
+def test_merging_leaf_pairs_keeps_the_cheapest_merges_and_the_routes(digits, digits_gb):
+    """Merged pairs become leaves; every row still reaches a leaf whose path the original
+    tree also took (the merged node is on its original path)."""
+    Xt, Xv, yt, _ = digits
+    half = merge_leaf_pairs(digits_gb, 0.5)
+    assert type(half) is GradientBoostingClassifier
+    before = sum(t.tree_.node_count for t in digits_gb.estimators_.ravel())
+    after = sum(t.tree_.node_count for t in half.estimators_.ravel())
+    assert after < before and merge_leaf_pairs(digits_gb, 0.0) is digits_gb
+    assert all(t.tree_.node_count >= 1 for t in half.estimators_.ravel())
+    for old, new in zip(digits_gb.estimators_.ravel(), half.estimators_.ravel(), strict=True):
+        old_paths = old.decision_path(Xv.astype(np.float32)).sum(axis=1)
+        new_paths = new.decision_path(Xv.astype(np.float32)).sum(axis=1)
+        assert np.all(new_paths <= old_paths)
+    with pytest.raises(ValueError, match="refine_merge"):
+        ClassicConfig(refine_merge=1.0)
 
 
 def test_prune_selects_trees_and_the_result_converts_to_onnx(digits, untouched):
@@ -64,6 +76,7 @@ def test_prune_selects_trees_and_the_result_converts_to_onnx(digits, untouched):
     assert type(small) is GradientBoostingClassifier
     assert small.n_estimators == small.estimators_.shape[0] < 30
     assert "L1" in rep.method and rep.amount["trees_per_column"] == small.n_estimators
+    assert rep.amount["merge_fraction"] == 0.5
     assert rep.val_after >= rep.val_before - 0.02
     assert rep.after.pickle_bytes < rep.before.pickle_bytes
     pytest.importorskip("skl2onnx")

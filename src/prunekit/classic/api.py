@@ -36,6 +36,8 @@ class ClassicConfig:
             leaf indicators and re-fit their leaf values (``classic/treeselect.py``); off by
             default.
         refine_l2: L2 penalty (per training row) of that re-fit.
+        refine_merge: share of sibling-leaf pairs of the kept boosting trees merged into one
+            leaf (those whose re-fitted values differ least), in [0, 1).
         measure: time predict latency (dense vs pruned) into the report.
         batch_sizes: batch sizes to time.
         runtimes: "sklearn" and/or "onnxruntime" (through skl2onnx, where it converts).
@@ -47,6 +49,7 @@ class ClassicConfig:
     forest_max_fraction: float = 0.5
     refine_boosting: bool = False
     refine_l2: float = 1e-3
+    refine_merge: float = 0.5
     measure: bool = True
     batch_sizes: tuple[int, ...] = (1, 10_000)
     runtimes: tuple[str, ...] = serving.RUNTIMES
@@ -71,6 +74,9 @@ class ClassicConfig:
         if isinstance(self.refine_l2, bool) or not isinstance(self.refine_l2, (int, float)) \
                 or not 0 <= self.refine_l2 < float("inf"):
             raise ValueError(f"refine_l2 must be a finite number >= 0, got {self.refine_l2!r}")
+        if isinstance(self.refine_merge, bool) or not isinstance(self.refine_merge, (int, float)) \
+                or not 0 <= self.refine_merge < 1:
+            raise ValueError(f"refine_merge must be a number in [0, 1), got {self.refine_merge!r}")
         serving.make_clock(self.clock)
 
 
@@ -115,7 +121,8 @@ def _forest(est, X, y, floor, cfg, train=None):
 
 def _boost(est, X, y, floor, cfg, train=None):
     if train is not None and cfg.refine_boosting and refine.refinable(est):
-        return treeselect.prune_boosting_selected(est, X, y, floor, train, cfg.refine_l2)
+        return treeselect.prune_boosting_selected(est, X, y, floor, train, cfg.refine_l2,
+                                                  cfg.refine_merge)
     return ensembles.prune_boosting(est, X, y, floor, cfg.max_candidates)
 
 

@@ -9,8 +9,9 @@ any class: a tree's splits may serve another class) by its share of the absolute
 averaged over three penalties. The model kept for ``m`` is the first ``m`` trees of each
 column's order, placed in that column, with every leaf value re-fitted jointly on the
 training rows (:func:`prunekit.classic.refine.refit_leaves`; the re-fit absorbs the intercept
-into the leaves, since every row reaches one leaf of every tree). ``m`` is chosen on the
-validation rows. The result is a plain ``GradientBoosting*`` with ``m`` stages; no split is
+into the leaves, since every row reaches one leaf of every tree); then the sibling leaves whose
+re-fitted values differ least are merged and the values re-fitted again. ``m`` is chosen on
+the validation rows. The result is a plain ``GradientBoosting*`` with ``m`` stages; no split is
 re-grown.
 
 References:
@@ -28,9 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from prunekit.classic.ccp import rebuild_tree
 from prunekit.classic.ensembles import prune_boosting, stable_prefix, truncate_stages
 from prunekit.classic.refine import leaf_design, refit_leaves
-from prunekit.classic.trees import Outcome
+from prunekit.classic.trees import Outcome, rebuilt
 from prunekit.classic.validation import score
 
 PENALTY_SPANS = (100.0, 300.0, 1000.0)  # L1 penalties, as fractions 1/s of the zeroing one
@@ -113,38 +115,73 @@ def select_trees(est: Any, orders: list[np.ndarray], m: int) -> Any:
     return new
 
 
+def _leaf_pairs(tree) -> list[tuple[float, int]]:
+    """``(cost, parent)`` of every node whose two children are leaves; the cost of merging
+    them is ``n_l n_r / (n_l + n_r) (v_l - v_r)^2``, the squared-error increase of giving
+    both the pooled value (``n`` = training rows, ``v`` = leaf values)."""
+    left, right = tree.children_left, tree.children_right
+    out = []
+    for parent in np.flatnonzero(left != -1):
+        lc, rc = left[parent], right[parent]
+        if left[lc] == -1 and left[rc] == -1:
+            nl, nr = tree.n_node_samples[lc], tree.n_node_samples[rc]
+            diff = tree.value[lc, 0, 0] - tree.value[rc, 0, 0]
+            out.append((float(nl * nr / max(nl + nr, 1) * diff * diff), int(parent)))
+    return out
+
+
+def merge_leaf_pairs(est: Any, fraction: float) -> Any:
+    """Copy of boosting model ``est`` in which the ``fraction`` of sibling-leaf pairs, over all
+    trees, whose values differ least (:func:`_leaf_pairs`) become one leaf each."""
+    trees = est.estimators_.ravel()
+    pairs = [(cost, i, parent) for i, t in enumerate(trees) for cost, parent in _leaf_pairs(t.tree_)]
+    if not pairs or fraction <= 0:
+        return est
+    limit = np.quantile([c for c, _, _ in pairs], fraction)
+    chosen: dict[int, list[int]] = {}
+    for cost, i, parent in pairs:
+        if cost <= limit:
+            chosen.setdefault(i, []).append(parent)
+    new_trees = {}
+    for i, parents in chosen.items():
+        tree = trees[i].tree_
+        mask = tree.children_left == -1
+        mask[parents] = True
+        new_trees[id(tree)] = rebuild_tree(tree, mask)
+    return rebuilt(est, "estimators_", est.estimators_.copy(), new_trees)
+
+
 def _grid(n: int) -> list[int]:
     return sorted({int(round(v)) for v in np.geomspace(1, n, 24)} - {n})
 
 
-def smoothed(stages: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Each score averaged with its grid neighbours: a few hundred validation rows make
-    single candidates noisy, and the first one to cross the floor is the luckiest."""
-    values = np.array([v for _, v in stages])
-    out = [float(values[max(0, i - 1):i + 2].mean()) for i in range(values.size)]
-    return [(size, v) for (size, _), v in zip(stages, out, strict=True)]
-
-
 def prune_boosting_selected(est: Any, X: np.ndarray, y: np.ndarray, floor: float,
-                            train: tuple[np.ndarray, np.ndarray], l2: float = 1e-3) -> Outcome:
+                            train: tuple[np.ndarray, np.ndarray], l2: float = 1e-3,
+                            merge_fraction: float = 0.5) -> Outcome:
     """Fewest trees per column (L1 order, leaves re-fitted on ``train``) within the drop.
 
-    The order and the leaf values come from the training rows; every candidate is scored
-    on the validation rows ``X, y`` only, and the count is the smallest on a geometric grid
-    from which on every larger one scores at least ``floor``
-    (:func:`~prunekit.classic.ensembles.stable_prefix` on the scores averaged with their
-    grid neighbours, :func:`smoothed`; the input model closes the grid).
+    Each candidate keeps the first ``m`` trees of every column's order, re-fits their leaf
+    values, merges ``merge_fraction`` of the sibling-leaf pairs whose re-fitted values differ
+    least (:func:`merge_leaf_pairs`) and re-fits again. The order and the leaf values come
+    from the training rows; every candidate is scored on the validation rows ``X, y`` only,
+    and the count is the smallest on a geometric grid from which on every larger one scores
+    at least ``floor`` (:func:`~prunekit.classic.ensembles.stable_prefix`; the input model
+    closes the grid). Where only the input model passes, the model is truncated instead.
     """
     n = est.estimators_.shape[0]
     orders = l1_tree_order(est, *train)
     stages, models = [], {n: est}
     for m in _grid(n):
-        models[m] = refit_leaves(select_trees(est, orders, m), *train, l2)
-        stages.append((float(m), score(models[m], X, y)))
+        model = refit_leaves(select_trees(est, orders, m), *train, l2)
+        if merge_fraction > 0:
+            model = refit_leaves(merge_leaf_pairs(model, merge_fraction), *train, l2)
+        models[m] = model
+        stages.append((float(m), score(model, X, y)))
     stages.append((float(n), score(est, X, y)))
-    m = stable_prefix(smoothed(stages), floor)
+    m = stable_prefix(stages, floor)
     if m == n:
         return prune_boosting(est, X, y, floor, 48)
-    return Outcome(models[m], "tree selection by an L1 fit on leaf indicators + leaf "
-                   "values re-fitted on the training rows",
-                   {"trees_per_column": float(m), "refit_l2": float(l2)}, stages)
+    return Outcome(models[m], "tree selection by an L1 fit on leaf indicators + sibling "
+                   "leaves merged + leaf values re-fitted on the training rows",
+                   {"trees_per_column": float(m), "merge_fraction": float(merge_fraction),
+                    "refit_l2": float(l2)}, stages)

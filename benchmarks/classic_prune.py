@@ -9,8 +9,8 @@ split 60/20/20 train/validation/test per seed (stratified for classifiers). Per 
 - prunekit: ``prunekit.classic.prune(dense, X_val, y_val, max_drop=0.005, X_train=X_train,
   y_train=y_train)``: the forest scores tree subsets on the validation rows plus its
   out-of-bag training rows; boosting (``ClassicConfig(refine_boosting=True)``) keeps, per
-  class, the trees an L1 fit on leaf indicators weighs most and re-fits their leaf values on
-  the training rows; no tree is re-grown (``--val-only``: validation rows alone);
+  class, the trees an L1 fit on leaf indicators weighs most, merges half of their sibling-leaf
+  pairs and re-fits their leaf values on the training rows; no tree is re-grown (``--val-only``: validation rows alone);
 - floor: the same estimator type with a single depth-1 tree (stage), whose predict latency
   is the per-call cost no pruning can go below.
 
@@ -264,7 +264,8 @@ def tree_table(kind: str, rows: list[dict]) -> dict:
                      "prunekit = prune(dense, X_val, y_val, max_drop=0.005, X_train=X_train, "
                      "y_train=y_train) (out-of-bag scoring for the forest; boosting with "
                      "ClassicConfig(refine_boosting=True): trees selected per class by an L1 "
-                     "fit on leaf indicators, leaves re-fitted), or from the validation rows "
+                     "fit on leaf indicators, half the sibling-leaf pairs merged, leaves "
+                     "re-fitted), or from the validation rows "
                      "alone where the command says --val-only; floor = one depth-1 tree "
                      "(stage) of the same type"}
 

@@ -68,13 +68,13 @@ def test_merging_leaf_pairs_keeps_the_cheapest_merges_and_the_routes(digits, dig
 
 def test_prune_selects_trees_and_the_result_converts_to_onnx(digits, untouched):
     Xt, Xv, yt, yv = digits
-    gb = GradientBoostingClassifier(n_estimators=30, max_depth=2, random_state=0).fit(Xt, yt)
+    gb = GradientBoostingClassifier(n_estimators=10, max_depth=2, random_state=0).fit(Xt, yt)
     before = untouched(gb)
     cfg = ClassicConfig(measure=False, refine_boosting=True)
     small, rep = prune(gb, Xv, yv, max_drop=0.02, X_train=Xt, y_train=yt, config=cfg)
     assert untouched(gb) == before
     assert type(small) is GradientBoostingClassifier
-    assert small.n_estimators == small.estimators_.shape[0] < 30
+    assert small.n_estimators == small.estimators_.shape[0] < 10
     assert "L1" in rep.method and rep.amount["trees_per_column"] == small.n_estimators
     assert rep.amount["merge_fraction"] == 0.5
     assert rep.val_after >= rep.val_before - 0.02
@@ -90,7 +90,7 @@ def test_prune_selects_trees_and_the_result_converts_to_onnx(digits, untouched):
 
 def test_regressor_selection_keeps_the_estimator_type(diabetes):
     Xt, Xv, yt, yv = diabetes
-    gb = GradientBoostingRegressor(n_estimators=20, max_depth=2, random_state=0).fit(Xt, yt)
+    gb = GradientBoostingRegressor(n_estimators=8, max_depth=2, random_state=0).fit(Xt, yt)
     cfg = ClassicConfig(measure=False, refine_boosting=True)
     small, rep = prune(gb, Xv, yv, max_drop=0.05, X_train=Xt, y_train=yt, config=cfg)
     assert type(small) is GradientBoostingRegressor

@@ -75,6 +75,7 @@ def refit_leaves(est: Any, X: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> An
     Leaves no row of ``X`` reaches keep their values. ``est`` is left untouched.
     """
     from scipy.optimize import minimize
+    from threadpoolctl import threadpool_limits
 
     X32 = np.asarray(X, dtype=np.float32)
     lr = float(est.learning_rate)
@@ -93,7 +94,8 @@ def refit_leaves(est: Any, X: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> An
         grad = np.concatenate([blocks[c][0].T @ g[:, c] for c in range(cols)])
         return value + 0.5 * l2 * float(w @ w), grad + l2 * w
 
-    w = minimize(objective, w0, jac=True, method="L-BFGS-B", options={"maxiter": 500}).x
+    with threadpool_limits(1):  # small problems: BLAS threads only add synchronisation
+        w = minimize(objective, w0, jac=True, method="L-BFGS-B", options={"maxiter": 500}).x
     new_trees, pos = {}, 0
     for c in range(cols):
         for t, ids in zip(est.estimators_[:, c], blocks[c][1], strict=True):

@@ -116,6 +116,28 @@ def test_default_moves_the_cut_to_where_the_estimate_saves_time():
     assert count_macs(est, X)[0] <= 0.6 * count_macs(net, X)[0] * 1.02
 
 
+@pytest.mark.parametrize("keep", [0.6, 0.35])
+def test_default_cuts_no_group_far_beyond_the_macs_only_plan(keep):
+    net = _net()
+    kw = dict(scope="global", target=TargetSpec(macs=keep), check=False)
+    est = plan_structured(net, X, **kw).apply(copy=True)
+    macs_only = plan_structured(net, X, time_weights=None, **kw).apply(copy=True)
+    for i in (0, 2, 5):
+        extra = macs_only[i].out_channels - est[i].out_channels
+        assert extra <= time_proxy.ESTIMATE_MAX_EXTRA * net[i].out_channels + 16  # + rounding
+
+
+def test_caps_bound_each_groups_removals():
+    from prunekit.structural.select import select_global
+
+    flat, spread = torch.ones(64), torch.linspace(1.0, 2.0, 64)
+    free = select_global([flat, spread], 64, 0.0, 0.9, 1, [1, 1], time_weights=[4.0, 1.0])
+    capped = select_global([flat, spread], 64, 0.0, 0.9, 1, [1, 1], time_weights=[4.0, 1.0],
+                           caps=[20, 64])
+    assert int(free[0].sum()) > 20 and int(capped[0].sum()) == 20
+    assert int(capped[0].sum() + capped[1].sum()) == 64
+
+
 def test_estimate_option_is_ignored_by_local_scope_and_validated():
     net = _net()
     local = plan_structured(net, X, scope="local", ratio=0.25, check=False)

@@ -23,7 +23,7 @@ from prunekit.structural.scoring import (
     internal_units,
 )
 from prunekit.structural.apply import trial
-from prunekit.structural.time_proxy import estimated_time_weights
+from prunekit.structural.time_proxy import ESTIMATE_MAX_EXTRA, estimated_time_weights
 from prunekit.structural.result import StructuredConfig, StructuredPlan
 from prunekit.structural.value_trial import localize, values_match
 
@@ -227,11 +227,14 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
     else:
         tw = group_weights(time_weights, names)
 
-    def choose(x: float) -> list[Tensor]:
+    caps = None
+
+    def choose(x: float, weights: list[float] | None = tw) -> list[Tensor]:
         if cfg.scope == "local":
             return select_local(scores, x, cfg.per_layer_min, cfg.per_layer_max, rounds, widths)
         return select_global(scores, int(round(x)), cfg.per_layer_min, cfg.per_layer_max,
-                             rounds, widths, tw, cfg.scope == "global", cfg.round_to is None)
+                             rounds, widths, weights, cfg.scope == "global", cfg.round_to is None,
+                             caps if weights is not None else None)
 
     exact = {n for n, _ in internal if has_internal_cost(graph.leaves[n])}
 
@@ -249,6 +252,9 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
 
     all_units = total + sum(ig.size for _, ig in internal)
     dense = evaluate([torch.zeros(s.numel(), dtype=torch.bool) for s in scores])
+    if time_weights == "estimate":  # bound the tilt by the MACs-only plan at the same target
+        plain = choose(_amount(cfg, lambda x: choose(x, None), evaluate, dense, all_units), None)
+        caps = [int(m.sum()) + int(ESTIMATE_MAX_EXTRA * m.numel()) for m in plain]
     masks = choose(_amount(cfg, choose, evaluate, dense, all_units))
     _ensure_nonempty(graph, masks, scores)
     _internal_minimum(internal, masks[n_graph:], scores[n_graph:])

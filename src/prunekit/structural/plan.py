@@ -226,7 +226,6 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
         tw += [1.0] * len(internal)
     else:
         tw = group_weights(time_weights, names)
-
     caps = None
 
     def choose(x: float, weights: list[float] | None = tw) -> list[Tensor]:

@@ -37,6 +37,7 @@ TUNED = {"MF": dict(lr=5e-3, weight_decay=1e-5, negatives=4, batch_size=4096),
          "NCF": dict(lr=5e-3, weight_decay=1e-5, negatives=4, batch_size=4096),
          "NCF64": dict(lr=5e-3, weight_decay=1e-5, negatives=4, batch_size=4096)}
 KD = 0.5
+KD_ITEMS = 16
 
 
 class Ctx:
@@ -68,9 +69,10 @@ class Ctx:
         return TrainConfig(**base)
 
     def recover(self, model, on_step=None, kd: float = KD, min_epoch: int = 1,
-                patience: int | None = None):
-        """Fine-tune / retrain with validation early stopping (and KD when ``kd > 0``)."""
-        cfg = self.cfg(seed=self.seed + 11, distill=kd)
+                patience: int | None = None, kd_items: int = 0):
+        """Fine-tune / retrain with validation early stopping (and KD when ``kd > 0``, over
+        ``kd_items`` extra uniformly drawn items per positive too)."""
+        cfg = self.cfg(seed=self.seed + 11, distill=kd, distill_items=kd_items)
         return fit_validated(model, self.fit, self.val, cfg, patience or self.args.patience,
                              on_step=on_step, teacher=self.dense if kd else None,
                              min_epoch=min_epoch)
@@ -108,10 +110,10 @@ def m_narrow(ctx: Ctx, ratio: float):
     return model
 
 
-def m_dims(ctx: Ctx, ratio: float, kd: float = KD):
+def m_dims(ctx: Ctx, ratio: float, kd: float = KD, kd_items: int = 0):
     model = copy.deepcopy(ctx.dense)
     prune_embeddings(model, ctx.fit, dims=1 - narrow_width(ctx, ratio) / ctx.dim)
-    ctx.recover(model, kd=kd)
+    ctx.recover(model, kd=kd, kd_items=kd_items)
     return model
 
 
@@ -128,7 +130,7 @@ def item_rows(ctx: Ctx, model, ratio: float) -> None:
 
 
 def m_widths(ctx: Ctx, widths: tuple[int, ...], rows: float = 0.0, kd: float = KD,
-             gradual: bool = False):
+             gradual: bool = False, kd_items: int = 0):
     """Per-group kept widths (GMF / MLP user / MLP item for NCF), optionally rare items'
     rows folded into a fallback row; KD fine-tune. ``gradual``: the width halves step by step
     (each step fine-tuned with KD, patience 2) down to ``widths``."""
@@ -138,11 +140,11 @@ def m_widths(ctx: Ctx, widths: tuple[int, ...], rows: float = 0.0, kd: float = K
         while any(c // 2 > w for c, w in zip(current, widths, strict=True)):
             current = [max(w, c // 2) for c, w in zip(current, widths, strict=True)]
             apply_dims(model, plan_dims(model, widths=current))
-            ctx.recover(model, kd=kd, patience=2)
+            ctx.recover(model, kd=kd, patience=2, kd_items=kd_items)
     apply_dims(model, plan_dims(model, widths=list(widths)))
     if rows:
         item_rows(ctx, model, rows)
-    ctx.recover(model, kd=kd)
+    ctx.recover(model, kd=kd, kd_items=kd_items)
     return model
 
 
@@ -201,6 +203,8 @@ METHODS = {
     "entries magnitude, during training (cubic)": m_gradual,
     "mixed by frequency (alpha 0.5, from scratch)": m_mixed,
     "entries PEP (search + rewind retrain)": m_pep,
+    f"dims (pruned + KD fine-tune, KD also over {KD_ITEMS} random items)":
+        lambda c, r: m_dims(c, r, kd_items=KD_ITEMS),
 }
 
 # NCF per-group widths (GMF/MLP user/MLP item) and item-row ratios that remove >= 90% of the
@@ -210,13 +214,15 @@ WIDTHS_90 = [((3, 3, 3), 0.0), ((5, 2, 1), 0.0), ((4, 3, 2), 0.0), ((2, 6, 3), 0
              ((6, 3, 3), 0.5), ((8, 1, 1), 0.5), ((5, 4, 4), 0.5)]
 
 
-def _widths_label(widths, rows: float, gradual: bool = False) -> str:
+def _widths_label(widths, rows: float, gradual: bool = False, kd_items: int = 0) -> str:
     w = "/".join(map(str, widths))
     return (f"dims widths {w}" + (f" + item rows {rows:g}" if rows else "")
-            + (" gradual" if gradual else "") + " (+ KD)")
+            + (" gradual" if gradual else "")
+            + (f" (+ KD, also over {kd_items} random items)" if kd_items else " (+ KD)"))
 
 
 for _w, _r in WIDTHS_90:
     for _g in (False, True):
-        METHODS[_widths_label(_w, _r, _g)] = (
-            lambda c, t, w=_w, r=_r, g=_g: m_widths(c, w, r, gradual=g))
+        for _k in (0, KD_ITEMS):
+            METHODS[_widths_label(_w, _r, _g, _k)] = (
+                lambda c, t, w=_w, r=_r, g=_g, k=_k: m_widths(c, w, r, gradual=g, kd_items=k))

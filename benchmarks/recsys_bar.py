@@ -56,7 +56,7 @@ def job(spec):
         else METHODS[method](ctx, ratio)
     res = evaluate_ranking(model, ctx.test, k=10, train=ctx.train)
     val = evaluate_ranking(model, ctx.val, k=10, train=ctx.fit)["ndcg@10"]
-    if seed == args.seed_list[0] and method in LATENCY + ("dense",) and ratio in (0.0, 0.9):
+    if seed == 0 and ratio in (0.0, 0.9) and not method.startswith(TUNING):
         save(model.eval(), cache / f"model_{name}_{METHODS_KEY(method)}")
     return dict(model=name, seed=seed, method=method, target=ratio,
                 removed=1 - emb_params(model) / emb_params(ctx.dense), ndcg=res["ndcg@10"],
@@ -64,7 +64,7 @@ def job(spec):
 
 
 def METHODS_KEY(method: str) -> str:  # noqa: N802 - file-name key of a method label
-    return "".join(ch if ch.isalnum() else "_" for ch in method)[:40]
+    return "".join(ch if ch.isalnum() else "_" for ch in method)[:100]
 
 
 def cached(cache: Path) -> list[dict]:

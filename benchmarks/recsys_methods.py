@@ -122,7 +122,7 @@ def item_rows(ctx: Ctx, model, ratio: float) -> None:
     (users all have >= 18 training ratings, so user rows are kept)."""
     crit = ROW_CRITERIA.get("frequency")
     for name, feats in model.table_features().items():
-        if feats == ("items",) and model.get_submodule(name).embedding_dim > 1:
+        if feats == ("items",) and not name.endswith("bias"):
             table = model.get_submodule(name)
             keep = keep_rows(crit(RowContext(table.weight.detach(), ctx.counts[name], None)),
                              ratio)
@@ -167,6 +167,13 @@ def m_mixed(ctx: Ctx, ratio: float, alpha: float = 0.5):
                    min_epoch=ctx.args.scratch_min_epoch)
 
 
+def m_mixed_dense(ctx: Ctx, ratio: float, alpha: float):
+    """Frequency-allocated widths cut from the trained dense model (columns in the group
+    criterion's order), then a KD fine-tune with the masks fixed."""
+    model = copy.deepcopy(ctx.dense)
+    return _masked(ctx, model, mixed_masks(model, ctx.counts, ratio, alpha), kd=KD)
+
+
 def m_pep(ctx: Ctx, ratio: float):
     """PEP: thresholds learned jointly from the initial weights, then the found structure is
     retrained from the same initial weights (the paper's lottery-ticket step)."""
@@ -203,6 +210,12 @@ METHODS = {
     "entries magnitude, during training (cubic)": m_gradual,
     "mixed by frequency (alpha 0.5, from scratch)": m_mixed,
     "entries PEP (search + rewind retrain)": m_pep,
+    "mixed by frequency (alpha 0.25, from the dense model + KD)":
+        lambda c, r: m_mixed_dense(c, r, 0.25),
+    "mixed by frequency (alpha 0.5, from the dense model + KD)":
+        lambda c, r: m_mixed_dense(c, r, 0.5),
+    "mixed by frequency (alpha 1, from the dense model + KD)":
+        lambda c, r: m_mixed_dense(c, r, 1.0),
     f"dims (pruned + KD fine-tune, KD also over {KD_ITEMS} random items)":
         lambda c, r: m_dims(c, r, kd_items=KD_ITEMS),
 }
@@ -211,7 +224,8 @@ METHODS = {
 # dim-32 embedding values; the one used for the 3-seed figure is chosen on validation NDCG@10.
 WIDTHS_90 = [((3, 3, 3), 0.0), ((5, 2, 1), 0.0), ((4, 3, 2), 0.0), ((2, 6, 3), 0.0),
              ((5, 3, 4), 0.4), ((6, 2, 3), 0.4), ((7, 1, 2), 0.4), ((4, 4, 5), 0.4),
-             ((6, 3, 3), 0.5), ((8, 1, 1), 0.5), ((5, 4, 4), 0.5)]
+             ((6, 3, 3), 0.5), ((8, 1, 1), 0.5), ((5, 4, 4), 0.5),
+             ((8, 2, 2), 0.6), ((7, 3, 3), 0.6), ((10, 1, 1), 0.7), ((8, 3, 3), 0.7)]
 
 
 def _widths_label(widths, rows: float, gradual: bool = False, kd_items: int = 0) -> str:

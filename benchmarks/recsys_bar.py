@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from prunekit.recsys import evaluate_ranking, load_movielens100k  # noqa: E402
 from prunekit.serialize import load, save  # noqa: E402
-from recsys_methods import KD, METHODS, TUNED, Ctx, emb_params  # noqa: E402
+from recsys_methods import KD, METHODS, TUNED, Ctx, emb_params, split_label  # noqa: E402
+from recsys_methods import method as method_fn  # noqa: E402
 from results_schema import load_average, write_result  # noqa: E402
 from prunekit.bench.timer import compare_latency  # noqa: E402
 
@@ -52,8 +53,9 @@ def job(spec):
         ctx = Ctx(name, seed, args, cache, weight_decay=float(method[len(TUNING):]))
     else:
         ctx = Ctx(name, seed, args, cache)
+    base, ctx.ft = split_label(method)
     model = ctx.dense if method == "dense" or method.startswith(TUNING) \
-        else METHODS[method](ctx, ratio)
+        else method_fn(base)(ctx, ratio)
     res = evaluate_ranking(model, ctx.test, k=10, train=ctx.train)
     val = evaluate_ranking(model, ctx.val, k=10, train=ctx.fit)["ndcg@10"]
     if seed == 0 and ratio in (0.0, 0.9) and not method.startswith(TUNING):
@@ -284,7 +286,12 @@ def main() -> None:
     args.seed_list = [int(s) for s in args.seeds.split(",")]
     args.models = args.models.split(",")
     args.methods = [m for m in args.methods.split(";") if m]
-    unknown = set(args.methods) - set(METHODS)
+    unknown = set()
+    for label in args.methods:
+        try:
+            method_fn(split_label(label)[0])
+        except KeyError:
+            unknown.add(label)
     if unknown:
         p.error(f"--methods: unknown {sorted(unknown)}; choose from {list(METHODS)}")
     args.targets = [float(t) for t in args.targets.split(",")]

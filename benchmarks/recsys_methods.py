@@ -8,6 +8,7 @@ Every model is trained or fine-tuned with validation early stopping
 from __future__ import annotations
 
 import copy
+import re
 import sys
 from pathlib import Path
 
@@ -45,6 +46,7 @@ class Ctx:
 
     def __init__(self, name: str, seed: int, args, cache: Path, **tune) -> None:
         self.name, self.seed, self.args, self.tune = name, seed, args, tune
+        self.ft: dict = {}  # fine-tune overrides (see split_label)
         cls, self.dim = MODELS[name]
         self.train, self.test = load_movielens100k()
         self.fit, self.val = validation_split(self.train)
@@ -72,10 +74,33 @@ class Ctx:
                 patience: int | None = None, kd_items: int = 0):
         """Fine-tune / retrain with validation early stopping (and KD when ``kd > 0``, over
         ``kd_items`` extra uniformly drawn items per positive too)."""
-        cfg = self.cfg(seed=self.seed + 11, distill=kd, distill_items=kd_items)
+        kw = dict(seed=self.seed + 11, distill=kd, distill_items=kd_items)
+        kw.update({k: v for k, v in self.ft.items() if kd or k in ("lr", "weight_decay")})
+        cfg = self.cfg(**kw)
         return fit_validated(model, self.fit, self.val, cfg, patience or self.args.patience,
                              on_step=on_step, teacher=self.dense if kd else None,
                              min_epoch=min_epoch)
+
+
+FT_KEYS = {"kd": ("distill", float), "lr": ("lr", float), "wd": ("weight_decay", float),
+           "items": ("distill_items", int), "T": ("temperature", float)}
+
+
+def split_label(label: str) -> tuple[str, dict]:
+    """``"method [kd=0.8,lr=2e-3]"`` -> (``"method"``, fine-tune overrides of
+    :class:`~prunekit.recsys.TrainConfig`); ``kd``/``items``/``T`` apply where the method
+    distils, ``lr``/``wd`` to every fine-tune and retrain."""
+    if not label.endswith("]") or " [" not in label:
+        return label, {}
+    base, _, opts = label[:-1].rpartition(" [")
+    out = {}
+    for item in opts.split(","):
+        key, _, value = item.partition("=")
+        if key not in FT_KEYS:
+            raise ValueError(f"unknown fine-tune option {key!r} in {label!r}; use {list(FT_KEYS)}")
+        name, cast = FT_KEYS[key]
+        out[name] = cast(value)
+    return base, out
 
 
 def emb_params(model) -> int:
@@ -220,23 +245,26 @@ METHODS = {
         lambda c, r: m_dims(c, r, kd_items=KD_ITEMS),
 }
 
-# NCF per-group widths (GMF/MLP user/MLP item) and item-row ratios that remove >= 90% of the
-# dim-32 embedding values; the one used for the 3-seed figure is chosen on validation NDCG@10.
-WIDTHS_90 = [((3, 3, 3), 0.0), ((5, 2, 1), 0.0), ((4, 3, 2), 0.0), ((2, 6, 3), 0.0),
-             ((5, 3, 4), 0.4), ((6, 2, 3), 0.4), ((7, 1, 2), 0.4), ((4, 4, 5), 0.4),
-             ((6, 3, 3), 0.5), ((8, 1, 1), 0.5), ((5, 4, 4), 0.5),
-             ((8, 2, 2), 0.6), ((7, 3, 3), 0.6), ((10, 1, 1), 0.7), ((8, 3, 3), 0.7)]
+WIDTHS = re.compile(r"dims widths (\d+(?:/\d+)*)(?: \+ item rows ([\d.]+))?( gradual)? "
+                    r"\(\+ KD(?:, also over (\d+) random items)?\)")
 
 
-def _widths_label(widths, rows: float, gradual: bool = False, kd_items: int = 0) -> str:
+def widths_label(widths, rows: float = 0.0, gradual: bool = False, kd_items: int = 0) -> str:
+    """Label of :func:`m_widths` with these settings (parsed back by :func:`method`)."""
     w = "/".join(map(str, widths))
     return (f"dims widths {w}" + (f" + item rows {rows:g}" if rows else "")
             + (" gradual" if gradual else "")
             + (f" (+ KD, also over {kd_items} random items)" if kd_items else " (+ KD)"))
 
 
-for _w, _r in WIDTHS_90:
-    for _g in (False, True):
-        for _k in (0, KD_ITEMS):
-            METHODS[_widths_label(_w, _r, _g, _k)] = (
-                lambda c, t, w=_w, r=_r, g=_g, k=_k: m_widths(c, w, r, gradual=g, kd_items=k))
+def method(label: str):
+    """The method function of a label: a fixed entry of :data:`METHODS`, or per-group widths
+    (``widths_label``), e.g. ``"dims widths 2/6/3 + item rows 0.4 (+ KD)"``."""
+    if label in METHODS:
+        return METHODS[label]
+    m = WIDTHS.fullmatch(label)
+    if m is None:
+        raise KeyError(label)
+    widths = tuple(int(w) for w in m.group(1).split("/"))
+    rows, gradual, items = float(m.group(2) or 0), bool(m.group(3)), int(m.group(4) or 0)
+    return lambda c, t: m_widths(c, widths, rows, gradual=gradual, kd_items=items)

@@ -132,8 +132,9 @@ def curve_rows(summ: dict) -> list[list]:
 
 
 def bar_rows(summ: dict, seeds: int) -> list[list]:
-    """Per model: the largest removed fraction within 2%, the best relative NDCG@10 at >= 90%
-    removed, met or not; only results over all ``seeds`` count."""
+    """Per model: the largest removed fraction within 2% (test), and among the methods removing
+    >= 90% the one with the best mean validation NDCG@10 (chosen without the test split), its
+    relative test NDCG@10 and whether that is within 2%; only results on all ``seeds`` count."""
     rows = []
     full = {k: v for k, v in summ.items() if v["n"] >= seeds and k[1] != "dense"
             and not k[1].startswith(TUNING)}
@@ -141,13 +142,12 @@ def bar_rows(summ: dict, seeds: int) -> list[list]:
         within = [(v["removed"], meth) for (m, meth, _), v in full.items()
                   if m == model and v["rel"] >= -2.0]
         best_removed, best_method = max(within) if within else (0.0, "none")
-        at90 = [(v["rel"], meth) for (m, meth, _), v in full.items()
+        at90 = [(v["val"], v["rel"], v["rel_sd"], meth) for (m, meth, _), v in full.items()
                 if m == model and v["removed"] >= 0.9]
-        rel90, meth90 = max(at90) if at90 else (float("nan"), "none")
-        met = any(v["removed"] >= 0.9 and v["rel"] >= -2.0 for (m, _, _), v in full.items()
-                  if m == model)
-        rows.append([model, f"{best_removed:.3f} ({best_method})", f"{rel90:+.2f}% ({meth90})",
-                     "met" if met else "not met"])
+        _, rel90, sd90, meth90 = max(at90) if at90 else (0, float("nan"), 0.0, "none")
+        rows.append([model, f"{best_removed:.3f} ({best_method})",
+                     f"{rel90:+.2f}% ± {sd90:.2f} ({meth90})",
+                     "met" if rel90 >= -2.0 else "not met"])
     return rows
 
 
@@ -164,14 +164,15 @@ def reference_rows(rows: list[dict], small: str = "NCF", large: str = "NCF64") -
         if r["model"] == large and r["seed"] in seeds and not r["method"].startswith(TUNING):
             by.setdefault((r["method"], r["target"]), []).append(r)
     out = [[small, "dense", 32, f"{statistics.mean(dense[(small, s)]['ndcg'] for s in seeds):.4f}",
-            "", "+0.00%", "0.000", len(seeds)]]
+            "", "+0.00%", "", "0.000", len(seeds)]]
     for (method, target), rs in sorted(by.items(), key=lambda kv: (kv[0][0] != "dense", kv[0])):
         rel_l = [(r["ndcg"] / dense[(large, r["seed"])]["ndcg"] - 1) * 100 for r in rs]
         rel_s = [(r["ndcg"] / dense[(small, r["seed"])]["ndcg"] - 1) * 100 for r in rs]
-        removed_s = 1 - 2 * (1 - statistics.mean(r["removed"] for r in rs))
+        removed_l = statistics.mean(r["removed"] for r in rs)
         out.append([large, method, 64, f"{statistics.mean(r['ndcg'] for r in rs):.4f}",
                     "" if method == "dense" else f"{statistics.mean(rel_l):+.2f}%",
-                    f"{statistics.mean(rel_s):+.2f}%", f"{removed_s:.3f}", len(rs)])
+                    f"{statistics.mean(rel_s):+.2f}%", f"{removed_l:.3f}",
+                    f"{1 - 2 * (1 - removed_l):.3f}", len(rs)])
     return out
 
 
@@ -232,11 +233,19 @@ def write(args, load_start: str) -> None:
                   "threshold lr 0.1), then the found mask retrained from the same initial "
                   f"weights. Cubic: 10 mask updates over the first {args.ramp} epochs."},
         {"title": "Bar: >= 90% of embedding parameters removed within 2% relative NDCG@10",
-         "columns": ["model", "largest removed fraction within 2%", "best NDCG@10 vs dense at "
-                     "90% removed", "bar"], "rows": bar_rows(summ, len(args.seed_list))},
+         "columns": ["model", "largest removed fraction within 2% (test)",
+                     "NDCG@10 vs dense at >= 90% removed, the method with the best validation "
+                     "NDCG@10", "bar"], "rows": bar_rows(summ, len(args.seed_list)),
+         "notes": "only methods measured on every seed count; fractions and relative NDCG are "
+                  "against the dense model of the same row (NCF64: the dim-64 dense model, "
+                  "whose 90% is the dim-32 model's 81%: see the next table). Per-group widths "
+                  "and item-row ratios were chosen on validation NDCG@10: the candidates that "
+                  "remove >= 90% were run on seed 0 (curve rows with 1 seed), the three best "
+                  "by validation on all seeds, and the best by mean validation NDCG counts."},
         {"title": "Dim-64 dense reference next to the dim-32 one (NCF, same seeds)",
          "columns": ["model", "variant", "dense dim", "NDCG@10 (mean)", "vs dim-64 dense",
-                     "vs dim-32 dense", "embedding values removed vs dim-32 dense", "seeds"],
+                     "vs dim-32 dense", "embedding values removed vs dim-64 dense",
+                     "removed vs dim-32 dense", "seeds"],
          "rows": reference_rows(rows),
          "notes": "the dim-64 model holds twice the dim-32 model's embedding values, so a "
                   "pruned dim-64 model removing 90% of its own values removes 80% of the "

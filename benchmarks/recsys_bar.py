@@ -5,8 +5,8 @@ during training.
     PYTHONPATH=src python benchmarks/recsys_bar.py [--seeds 0,1,2] [--workers 1]
     PYTHONPATH=src python benchmarks/recsys_bar.py --report-only   # tables from the cache
 
-Models: ``MF`` and ``NCF`` (dim 32), ``NCF64`` (NCF at dim 64, the dense reference of the
-issue's example; its table sets it next to the dim-32 reference). ``--tune 1e-6,3e-5`` trains
+Models: ``MF`` and ``NCF`` (dim 32), ``NCF64`` (NCF at dim 64, a common NCF width; a
+table sets it next to the dim-32 reference). ``--tune 1e-6,3e-5`` trains
 the first seed's dense model at those L2 values too (validation NDCG@10 for ``TUNED``).
 Methods: the labels of ``recsys_methods.METHODS``, or per-group widths
 ``"dims widths G/U/I [+ item rows R] [gradual] (+ KD[, also over N random items])"`` (NCF:

@@ -173,6 +173,45 @@ def m_widths(ctx: Ctx, widths: tuple[int, ...], rows: float = 0.0, kd: float = K
     return model
 
 
+def _svd(m: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    u, sv, vh = torch.linalg.svd(m.double(), full_matrices=False)
+    return u[:, :r], sv[:r], vh[:r].T
+
+
+def lowrank_ncf(model, widths: tuple[int, int, int]) -> None:
+    """NCF's tables cut to ``widths`` by truncated SVD instead of column selection: the best
+    rank-r approximation (Eckart-Young) of what each table contributes — the GMF bilinear form
+    ``P diag(w) Q^T`` and each MLP table's first-layer pre-activation ``P W^T`` — factored
+    into a narrower table and a narrower downstream weight."""
+    g, mu, mi = widths
+    with torch.no_grad():
+        d = model.gmf_user.weight.shape[1]
+        w_pred = model.predict.weight[0, :d].double()
+        pu, pi = model.gmf_user.weight.double(), model.gmf_item.weight.double()
+        u, sv, v = _svd(pu * w_pred @ pi.T, g)
+        gmf_u, gmf_i = u * sv.sqrt(), v * sv.sqrt()
+        w0 = model.mlp[0].weight.double()
+        d_m = model.mlp_user.weight.shape[1]
+        u1, s1, v1 = _svd(model.mlp_user.weight.double() @ w0[:, :d_m].T, mu)
+        u2, s2, v2 = _svd(model.mlp_item.weight.double() @ w0[:, d_m:].T, mi)
+        apply_dims(model, plan_dims(model, widths=list(widths)))
+        model.gmf_user.weight.copy_(gmf_u)
+        model.gmf_item.weight.copy_(gmf_i)
+        model.predict.weight[0, :g] = 1.0
+        model.mlp_user.weight.copy_(u1 * s1)
+        model.mlp_item.weight.copy_(u2 * s2)
+        model.mlp[0].weight.copy_(torch.cat([v1, v2], 1))
+
+
+def m_lowrank(ctx: Ctx, widths: tuple[int, ...], rows: float = 0.0, kd: float = KD):
+    model = copy.deepcopy(ctx.dense)
+    lowrank_ncf(model, widths)
+    if rows:
+        item_rows(ctx, model, rows)
+    ctx.recover(model, kd=kd)
+    return model
+
+
 def m_rows(ctx: Ctx, ratio: float, dims: float | None = None):
     model = copy.deepcopy(ctx.dense)
     prune_embeddings(model, ctx.fit, rows=ratio, dims=dims, by="frequency")
@@ -245,8 +284,8 @@ METHODS = {
         lambda c, r: m_dims(c, r, kd_items=KD_ITEMS),
 }
 
-WIDTHS = re.compile(r"dims widths (\d+(?:/\d+)*)(?: \+ item rows ([\d.]+))?( gradual)? "
-                    r"\(\+ KD(?:, also over (\d+) random items)?\)")
+WIDTHS = re.compile(r"(dims|low-rank SVD) widths (\d+(?:/\d+)*)(?: \+ item rows ([\d.]+))?"
+                    r"( gradual)? \(\+ KD(?:, also over (\d+) random items)?\)")
 
 
 def widths_label(widths, rows: float = 0.0, gradual: bool = False, kd_items: int = 0) -> str:
@@ -265,6 +304,10 @@ def method(label: str):
     m = WIDTHS.fullmatch(label)
     if m is None:
         raise KeyError(label)
-    widths = tuple(int(w) for w in m.group(1).split("/"))
-    rows, gradual, items = float(m.group(2) or 0), bool(m.group(3)), int(m.group(4) or 0)
+    widths = tuple(int(w) for w in m.group(2).split("/"))
+    rows, gradual, items = float(m.group(3) or 0), bool(m.group(4)), int(m.group(5) or 0)
+    if m.group(1) != "dims":
+        if gradual or items:
+            raise KeyError(label)
+        return lambda c, t: m_lowrank(c, widths, rows)
     return lambda c, t: m_widths(c, widths, rows, gradual=gradual, kd_items=items)

@@ -192,14 +192,14 @@ def lowrank_ncf(model, widths: tuple[int, int, int]) -> None:
         gmf_u, gmf_i = u * sv.sqrt(), v * sv.sqrt()
         w0 = model.mlp[0].weight.double()
         d_m = model.mlp_user.weight.shape[1]
-        u1, s1, v1 = _svd(model.mlp_user.weight.double() @ w0[:, :d_m].T, mu)
-        u2, s2, v2 = _svd(model.mlp_item.weight.double() @ w0[:, d_m:].T, mi)
+        u1, sig1, v1 = _svd(model.mlp_user.weight.double() @ w0[:, :d_m].T, mu)
+        u2, sig2, v2 = _svd(model.mlp_item.weight.double() @ w0[:, d_m:].T, mi)
         apply_dims(model, plan_dims(model, widths=list(widths)))
         model.gmf_user.weight.copy_(gmf_u)
         model.gmf_item.weight.copy_(gmf_i)
         model.predict.weight[0, :g] = 1.0
-        model.mlp_user.weight.copy_(u1 * s1)
-        model.mlp_item.weight.copy_(u2 * s2)
+        model.mlp_user.weight.copy_(u1 * sig1)
+        model.mlp_item.weight.copy_(u2 * sig2)
         model.mlp[0].weight.copy_(torch.cat([v1, v2], 1))
 
 

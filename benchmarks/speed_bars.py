@@ -1,13 +1,18 @@
 """Speed bars of device-aware structured pruning, all in one process, timed interleaved.
 
-(a) ResNet-50 (torchvision, random init) cut to <= 1.07 GMACs three ways: prunekit's default
-    global L1 selection, the same with the ranking weighed by measured width tables
+(a) ResNet-50 (torchvision, random init) cut to <= 1.07 GMACs four ways: prunekit's default
+    global L1 selection (ranking weighed by the analytic layer-time estimate,
+    ``time_weights="estimate"``), the same ranking by MACs alone (``time_weights=None``), the
+    ranking weighed by measured width tables
     (``plan_structured(..., time_weights=module_time_weights(...))``), and Torch-Pruning
-    (uniform, round 8, when installed); dense and all three timed together, batch 1 and 16,
+    (uniform, round 8, when installed); dense and all of them timed together, batch 1 and 16,
     eager and ONNX Runtime, with the best runtime per model (what ``deploy`` picks).
 (b) MobileNetV2 and a BERT-base-shaped encoder (HF ``BertModel``, random init; heads and MLP
-    widths) cut to half the MACs with the width tables. Bar: speedup >= 0.8 x MACs ratio.
+    widths) cut to half the MACs with the default selection and with the width tables.
+    Bar: speedup >= 0.8 x MACs ratio.
 (c) ``prune_for_latency(ResNet-50, 0.5x, device_aware=True)`` with its fresh re-measurement.
+(d) Other torchvision CNNs (ResNet-18, MobileNetV3-Large, RegNetX-400MF, EfficientNet-B0) at
+    half the MACs: the default selection, the MACs-only ranking and Torch-Pruning's uniform cut.
 
 Every speedup carries its 95% bootstrap interval and reliability verdict (prunekit.bench); the
 contention probe and load average are recorded. ``--clock cpu`` times process CPU time with one
@@ -36,17 +41,19 @@ from results_schema import load_average, write_result  # noqa: E402
 from prunekit.bench.config import BenchConfig  # noqa: E402
 from prunekit.bench.contention import ContentionProbe  # noqa: E402
 from prunekit.bench.harness import compare, fixed_threads  # noqa: E402
+from prunekit.bench.inputs import resize_batch  # noqa: E402
 from prunekit.bench.latency_target import prune_for_latency  # noqa: E402
 from prunekit.bench.metrics import count_macs  # noqa: E402
 from prunekit.bench.timer import ProcessCpuClock  # noqa: E402
 from prunekit.bench.width_tables import module_time_weights  # noqa: E402
 from prunekit.config import TargetSpec  # noqa: E402
 from prunekit.structural import plan_structured  # noqa: E402
+from prunekit.structural.time_proxy import estimate_model_time  # noqa: E402
 
 GMACS = 1.07
 BAR = 0.8
-COLS = ["model", "variant", "runtime", "batch", "GMACs", "MACs ratio", "speedup", "95% CI",
-        "speedup / MACs ratio", "reliable", "why not"]
+COLS = ["model", "variant", "runtime", "batch", "GMACs", "MACs ratio", "estimated speedup",
+        "speedup", "95% CI", "speedup / MACs ratio", "reliable", "why not"]
 
 
 def macs(m: nn.Module, x: Any) -> int:
@@ -57,7 +64,8 @@ def cut(dense: nn.Module, x: Any, keep: float, round_to: int | None, weights: An
         cap: int | None) -> nn.Module:
     """Global L1 plan at MACs fraction ``keep``; with ``cap``, the largest fraction (searched
     down from ``keep``) whose counted MACs are <= ``cap``. ``round_to=None``: the default
-    (hardware multiples)."""
+    (hardware multiples); ``weights="estimate"``: the default ranking (analytic time
+    estimate), ``None``: MACs only, a mapping: measured width tables."""
 
     def plan(k: float) -> nn.Module:
         return plan_structured(dense, x, criterion="l1", scope="global", round_to=round_to,
@@ -109,17 +117,28 @@ def bench(models: dict[str, nn.Module], x: Any, a: argparse.Namespace, batches, 
     return compare(models, x, cfg, baseline="dense")
 
 
-def rows_from(label: str, res: Any, x1: Any) -> list[list[Any]]:
+def estimated(models: dict[str, nn.Module], x: Any, batch: int) -> dict[str, float]:
+    """Speedup over dense predicted by the analytic layer-time estimate, at ``batch``."""
+    xb = resize_batch(x, batch)
+    try:
+        t = {k: estimate_model_time(m, xb) for k, m in models.items()}
+    except Exception:  # noqa: BLE001 - a model the tracer cannot follow: no prediction
+        return {}
+    return {k: round(t["dense"] / v, 2) for k, v in t.items()}
+
+
+def rows_from(label: str, res: Any, models: dict[str, nn.Module], x: Any) -> list[list[Any]]:
     base = res.costs["dense"].macs
+    est = {b: estimated(models, x, b) for b in res.config.batches}
     out = []
     for r in res.speedups():
         if r["status"] != "ok":
-            out.append([label, r["model"], r["runtime"], r["batch"], None, None, None, None, None,
-                        False, r.get("error", "")[:120]])
+            out.append([label, r["model"], r["runtime"], r["batch"], None, None, None, None,
+                        None, None, False, r.get("error", "")[:120]])
             continue
         m = res.costs[r["model"]].macs
         out.append([label, r["model"], r["runtime"], r["batch"], round(m / 1e9, 3),
-                    round(base / m, 3), round(r["speedup"], 3),
+                    round(base / m, 3), est[r["batch"]].get(r["model"]), round(r["speedup"], 3),
                     f"{r['ci_low']:.2f}-{r['ci_high']:.2f}",
                     round(r["speedup"] * m / base, 3), r["reliable"],
                     "; ".join(r["unreliable_reasons"])])
@@ -148,13 +167,14 @@ def best_runtime_rows(label: str, res: Any) -> list[list[Any]]:
             ms, rt = min(cs)
             m = res.costs[name].macs
             out.append([label, name, f"best: {rt} (dense best: {d_rt})", b, round(m / 1e9, 3),
-                        round(base / m, 3), round(d_ms / ms, 3), "", round(d_ms / ms * m / base, 3),
+                        round(base / m, 3), None, round(d_ms / ms, 3), "",
+                        round(d_ms / ms * m / base, 3),
                         False, "best-vs-best ratio of medians: no paired interval"])
     return out
 
 
 def part_resnet(a: argparse.Namespace, notes: list[str]) -> list[list[Any]]:
-    """Dense, the default selection, the former default (round 8), Torch-Pruning and the width
+    """Dense, the default selection, the MACs-only ranking, Torch-Pruning and the width
     tables taken at the batch timed; one interleaved run per batch."""
     import torchvision
 
@@ -164,8 +184,8 @@ def part_resnet(a: argparse.Namespace, notes: list[str]) -> list[list[Any]]:
     cap = int(GMACS * 1e9)
     keep = GMACS * 1e9 / macs(dense, x)
     models = {"dense": dense,
-              "prunekit global (default)": cut(dense, x, keep, None, None, cap),
-              "prunekit global, round 8": cut(dense, x, keep, 8, None, cap)}
+              "prunekit global (default)": cut(dense, x, keep, None, "estimate", cap),
+              "prunekit global, MACs-only ranking": cut(dense, x, keep, None, None, cap)}
     tp_model = torch_pruning_cut(dense, x, cap)
     if tp_model is None:
         notes.append("Torch-Pruning not installed: its row is missing")
@@ -178,8 +198,10 @@ def part_resnet(a: argparse.Namespace, notes: list[str]) -> list[list[Any]]:
         notes.append(f"ResNet-50 width tables at batch {b}: {len(w)} layers timed in "
                      f"{time.time() - t:.0f} s; weights {min(w.values()):.2f}..{max(w.values()):.2f}")
         run = dict(models)
-        run[f"prunekit global + width tables (batch {b})"] = cut(dense, x, keep, None, w, cap)
-        rows += rows_from("ResNet-50 <= 1.07 GMACs", bench(run, x, a, [b], a.runtimes), x)
+        tables = f"prunekit global + width tables (batch {b})"
+        run[tables] = cut(dense, x, keep, None, w, cap)
+        notes.append(f"ResNet-50 {tables}: conv widths {conv_widths(run[tables])}")
+        rows += rows_from("ResNet-50 <= 1.07 GMACs", bench(run, x, a, [b], a.runtimes), run, x)
     for name, m in models.items():
         notes.append(f"ResNet-50 {name}: conv widths {conv_widths(m)}")
     return rows
@@ -211,13 +233,62 @@ def part_half(a: argparse.Namespace, notes: list[str]) -> list[list[Any]]:
     layers = a.bert_layers or (4 if a.quick else 12)
     tokens = a.tokens or (64 if a.quick else 128)
     enc, ids = bert(layers, tokens)
-    for label, dense, x in (("MobileNetV2", mnv2, torch.randn(1, 3, 224, 224)),
-                            (f"BERT-base-shaped, {layers} layers, {tokens} tokens", enc, ids)):
+    cases = {"mobilenet_v2": ("MobileNetV2", mnv2, torch.randn(1, 3, 224, 224)),
+             "bert": (f"BERT-base-shaped, {layers} layers, {tokens} tokens", enc, ids)}
+    for key in a.half_models.split(","):
+        label, dense, x = cases[key]
         w = weights_for(dense, x, a)
-        pruned = cut(dense, x, 0.5, None, w, None)
-        res = bench({"dense": dense, "prunekit global + width tables": pruned}, x, a,
-                    a.batches[:1], a.runtimes[:1])
-        out += rows_from(label + " at 0.5x MACs", res, x)
+        models = {"dense": dense,
+                  "prunekit global (default)": cut(dense, x, 0.5, None, "estimate", None),
+                  "prunekit global + width tables": cut(dense, x, 0.5, None, w, None)}
+        res = bench(models, x, a, a.batches[:1], a.runtimes[:1])
+        out += rows_from(label + " at 0.5x MACs", res, models, x)
+    return out
+
+
+def tp_half(dense: nn.Module, x: Any, cap: int) -> nn.Module | None:
+    """Torch-Pruning uniform L1 (round 8, classifier Linear layers kept) at the smallest ratio
+    from 0.2 up whose MACs are <= ``cap``; None when not installed or it fails on the model."""
+    import copy
+
+    try:
+        import torch_pruning as tp
+    except ImportError:
+        return None
+    last = [m for m in dense.modules() if isinstance(m, nn.Linear)][-1:]
+    for r in (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6):
+        m = copy.deepcopy(dense)
+        try:
+            tp.pruner.MagnitudePruner(m, x, importance=tp.importance.GroupMagnitudeImportance(p=1),
+                                      pruning_ratio=r, round_to=8, ignored_layers=last).step()
+        except Exception:  # noqa: BLE001 - a model Torch-Pruning cannot handle: no row
+            return None
+        if macs(m, x) <= cap:
+            return m.eval()
+    return None
+
+
+def part_others(a: argparse.Namespace, notes: list[str]) -> list[list[Any]]:
+    """Other torchvision CNNs at half the MACs: the default against the MACs-only ranking
+    (the same selection without the time estimate) and Torch-Pruning's uniform cut."""
+    import torchvision
+
+    out = []
+    for name in a.other_models.split(","):
+        torch.manual_seed(0)
+        dense = getattr(torchvision.models, name)(weights=None).eval()
+        x = torch.randn(1, 3, 224, 224)
+        cap = macs(dense, x) // 2
+        models = {"dense": dense,
+                  "prunekit global (default)": cut(dense, x, 0.5, None, "estimate", cap),
+                  "prunekit global, MACs-only ranking": cut(dense, x, 0.5, None, None, cap)}
+        tp_model = tp_half(dense, x, cap)
+        if tp_model is not None:
+            models["Torch-Pruning uniform r8"] = tp_model
+        else:
+            notes.append(f"{name}: no Torch-Pruning row (not installed or it failed)")
+        out += rows_from(f"{name} <= 0.5x MACs", bench(models, x, a, a.batches[:1],
+                                                       a.runtimes[:1]), models, x)
     return out
 
 
@@ -237,7 +308,7 @@ def part_latency(a: argparse.Namespace, notes: list[str]) -> list[list[Any]]:
     m = macs(res.model, x)
     return [["ResNet-50 prune_for_latency 0.5x", f"verified (met: {res.met})", "eager", 1,
              round(m / 1e9, 3), round(macs(dense, x) / m, 3),
-             round(v.speedup, 3) if v else None,
+             None, round(v.speedup, 3) if v else None,
              f"{v.ci_low:.2f}-{v.ci_high:.2f}" if v else "",
              round(v.speedup * m / macs(dense, x), 3) if v else None,
              bool(v and v.reliable), "; ".join(v.reasons) if v else "not verified"]]
@@ -248,11 +319,15 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--clock", default="wall", choices=("wall", "cpu"))
     ap.add_argument("--quick", action="store_true",
                     help="fewer rounds, first batch and runtime only, 4-layer BERT")
-    ap.add_argument("--parts", default="resnet,half,latency")
+    ap.add_argument("--parts", default="resnet,half,latency,others")
+    ap.add_argument("--other-models", default="resnet18,mobilenet_v3_large,regnet_x_400mf,"
+                    "efficientnet_b0", help="torchvision models of part others")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batches", default="1,16")
     ap.add_argument("--runtimes", default="eager,onnxruntime")
     ap.add_argument("--name", default="speed_bars")
+    ap.add_argument("--half-models", default="mobilenet_v2,bert",
+                    help="models of part half (mobilenet_v2, bert)")
     ap.add_argument("--bert-layers", type=int, default=None, help="default 12 (4 with --quick)")
     ap.add_argument("--tokens", type=int, default=None, help="default 128 (64 with --quick)")
     a = ap.parse_args(argv)
@@ -268,7 +343,8 @@ def main(argv: list[str]) -> None:
     probe.sample("start")
     notes: list[str] = []
     rows: list[list[Any]] = []
-    parts = {"resnet": part_resnet, "half": part_half, "latency": part_latency}
+    parts = {"resnet": part_resnet, "half": part_half, "latency": part_latency,
+             "others": part_others}
     for p in a.parts.split(","):
         t = time.time()
         rows += parts[p](a, notes)
@@ -276,16 +352,17 @@ def main(argv: list[str]) -> None:
         notes.append(f"part {p}: {time.time() - t:.0f} s")
         print(f"part {p} done in {time.time() - t:.0f} s", flush=True)
     verdict = probe.verdict()
-    bars = [r for r in rows if "0.5x MACs" in r[0] and r[8] is not None and "best" not in r[2]]
+    bars = [r for r in rows if " at 0.5x MACs" in r[0] and r[9] is not None
+            and "best" not in r[2]]
     caveats = notes + [
         f"clock: {'process CPU time, 1 thread (the latency on an idle core)' if a.clock == 'cpu' else f'wall, {a.threads} threads'}",
         f"contention probe: {'busy: ' + verdict.reason if verdict.busy else 'quiet'}; "
         f"load average at the end {load_average()}",
         "bar (b): speedup / MACs ratio >= 0.8: " + ", ".join(
-            f"{r[0]}: {r[8]:.2f} ({'met' if r[8] >= BAR else 'NOT met'})" for r in bars),
+            f"{r[0]} / {r[1]}: {r[9]:.2f} ({'met' if r[9] >= BAR else 'NOT met'})" for r in bars),
     ]
-    above = [f"{r[0]} / {r[1]} ({r[2]}, batch {r[3]}): {r[8]:.2f}" for r in rows
-             if r[8] is not None and r[8] > 1.0]
+    above = [f"{r[0]} / {r[1]} ({r[2]}, batch {r[3]}): {r[9]:.2f}" for r in rows
+             if r[9] is not None and r[9] > 1.0]
     if above:
         caveats.append("speedup above the MACs ratio (exceeds the proportional ideal; possible "
                        "when the pruned model's working set fits a cache level the dense one "

@@ -72,3 +72,20 @@ def test_training_rows_from_a_file(tmp_path, cancer):
     r = runner.invoke(app, ["classic", str(model), "--val", str(val), "--train", str(train),
                             "-o", str(tmp_path / "o.joblib"), "--trust", "--no-measure"])
     assert r.exit_code == 2 and "X_train has 10 rows" in r.stderr
+
+
+def test_boosting_tree_selection_from_the_command_line(tmp_path, cancer):
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    Xt, Xv, yt, yv = cancer
+    model, val, train = tmp_path / "gb.joblib", tmp_path / "val.npz", tmp_path / "train.npz"
+    joblib.dump(GradientBoostingClassifier(n_estimators=20, random_state=0).fit(Xt, yt), model)
+    np.savez(val, X=Xv, y=yv)
+    np.savez(train, X=Xt, y=yt)
+    out = tmp_path / "small.joblib"
+    r = runner.invoke(app, ["classic", str(model), "--val", str(val), "--train", str(train),
+                            "--refine-boosting", "--max-drop", "0.02", "-o", str(out),
+                            "--trust", "--no-measure"])
+    assert r.exit_code == 0, r.output
+    assert "L1 fit on leaf indicators" in r.output
+    assert type(joblib.load(out)) is GradientBoostingClassifier

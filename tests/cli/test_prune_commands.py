@@ -52,6 +52,14 @@ def test_weights(tmp_path):
     assert _zeros(out) == pytest.approx(0.6, abs=1e-3)
 
 
+def test_global_structured_macs_only(tmp_path):
+    r = runner.invoke(app, ["prune", "structured", MODEL, "--scope", "global", "--target-macs",
+                            "0.5", "--macs-only", "--input-shape", SHAPE, "-o", str(tmp_path / "g")])
+    assert r.exit_code == 0, r.output
+    m = load(tmp_path / "g")
+    assert m(torch.randn(1, 1, 8, 8)).shape == (1, 10)
+
+
 def test_structured_and_hybrid(tmp_path):
     r = runner.invoke(app, ["prune", "structured", MODEL, "--ratio", "0.5", "--input-shape", SHAPE,
                             "-o", str(tmp_path / "s")])
@@ -118,6 +126,8 @@ def test_old_latency_spelling_names_prune_latency(monkeypatch, capsys, tmp_path)
     ["prune", "structured", MODEL, "-o", "OUT"],                          # no --input-shape
     ["prune", "structured", MODEL, "--input-shape", "1,3,8,8", "-o", "OUT"],
     ["prune", "structured", MODEL, "--device-aware", "--input-shape", SHAPE, "-o", "OUT"],
+    ["prune", "structured", MODEL, "--scope", "global", "--device-aware", "--macs-only",
+     "--input-shape", SHAPE, "-o", "OUT"],
     ["prune", "latency", MODEL, "--target-latency", "fast", "--input-shape", SHAPE, "-o", "OUT"],
     ["prune", MODEL, "--structured", "-o", "OUT"],                        # old spelling
 ])

@@ -85,3 +85,33 @@ def test_dims_refused_on_csr_tables(split):
     prune_embeddings(model, train, mixed=0.5)
     with pytest.raises(ValueError, match="prune dims before entries"):
         prune_embeddings(model, train, dims=0.5)
+
+
+def test_per_group_widths_keep_the_strongest_columns_of_each_group(split):
+    train, _ = split
+    model = NCF(train.n_users, train.n_items, 8, mlp=(8, 4))
+    with torch.no_grad():
+        model.gmf_user.weight[:, 5] *= 50   # GMF group: column 5 dominates
+        model.mlp_item.weight[:, 2] *= 50   # MLP item group: column 2 dominates
+    plan = plan_dims(model, widths=[1, 3, 1])
+    kept = [keep.tolist() for _, keep in plan]
+    assert kept[0] == [5] and len(kept[1]) == 3 and kept[2] == [2]
+    masked, pruned = zero_dims(model, plan), copy.deepcopy(model)
+    apply_dims(pruned, plan)
+    assert pruned.gmf_user.weight.shape[1] == pruned.predict.weight.shape[1] - 4 == 1
+    assert pruned.mlp_user.weight.shape[1] == 3 and pruned.mlp_item.weight.shape[1] == 1
+    assert pruned.mlp[0].weight.shape[1] == 4
+    assert verify_dims(masked, pruned, train.users, train.items) < 1e-5
+
+
+def test_per_group_widths_bad_input_names_the_argument(split):
+    train, _ = split
+    model = NCF(train.n_users, train.n_items, 8, mlp=(8, 4))
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(ValueError, match="widths has 2 entries"):
+        plan_dims(model, widths=[2, 2])
+    with pytest.raises(ValueError, match=r"widths\[1\]"):
+        plan_dims(model, widths=[2, 9, 2])
+    with pytest.raises(ValueError, match="exactly one of ratio= and widths="):
+        plan_dims(model, 0.5, widths=[2, 2, 2])
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())

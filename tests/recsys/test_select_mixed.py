@@ -149,3 +149,39 @@ def test_validated_training_selects_and_keeps_masked_weights(split, monkeypatch)
                   on_step=hook)
     assert seen and all(seen)  # every validation saw exactly the pruned structure
     assert all(bool((model.get_submodule(n).weight[~m] == 0).all()) for n, m in masks.items())
+
+
+def test_extra_distillation_items_reach_only_the_distillation_term(split):
+    train, _ = split
+    torch.manual_seed(0)
+    teacher = MF(train.n_users, train.n_items, 8)
+    student = MF(train.n_users, train.n_items, 8)
+    users, items = train.users[:16], train.items[:16]
+    neg = torch.randint(0, train.n_items, (16, 2))
+    used = set(items.tolist()) | set(neg.reshape(-1).tolist())
+    unseen = torch.tensor([i for i in range(train.n_items) if i not in used][:3])
+    extra = unseen.repeat(16, 1)
+    # without distillation the extra items are ignored
+    assert torch.equal(implicit_loss(student, users, items, neg, extra=extra),
+                       implicit_loss(student, users, items, neg))
+    loss = implicit_loss(student, users, items, neg, teacher, 0.5, extra=extra)
+    assert not torch.isclose(loss, implicit_loss(student, users, items, neg, teacher, 0.5))
+    loss.backward()
+    grad = student.item.weight.grad
+    assert grad[unseen].abs().sum() > 0           # extra items learn the teacher's scores
+    others = [i for i in range(train.n_items) if i not in used and i not in unseen.tolist()]
+    assert grad[others].abs().sum() == 0
+    with pytest.raises(ValueError, match="distill_items"):
+        TrainConfig(distill_items=-1)
+
+
+def test_training_with_extra_distillation_items_runs_and_lowers_the_loss(split):
+    train, _ = split
+    torch.manual_seed(0)
+    teacher = MF(train.n_users, train.n_items, 8)
+    train_implicit(teacher, train, TrainConfig(epochs=3, lr=2e-2, batch_size=128))
+    student = MF(train.n_users, train.n_items, 4)
+    hist = train_implicit(student, train, TrainConfig(epochs=4, lr=2e-2, batch_size=128,
+                                                      distill=0.5, distill_items=8),
+                          teacher=teacher)
+    assert hist[-1] < hist[0]

@@ -9,7 +9,7 @@ from torch import nn
 
 import prunekit as pk
 from prunekit.config import TargetSpec
-from prunekit.handlers.base import Handler, PruneError
+from prunekit.handlers.base import HANDLERS, Handler, PruneError
 
 
 def _model(name="residual_grouped"):
@@ -108,8 +108,9 @@ class MyLinear(nn.Linear):
         return super().forward(x)
 
 
-def test_failed_apply_leaves_model_untouched_and_names_module():
+def test_failed_apply_leaves_model_untouched_and_names_module(request):
     pk.register_handler(MyLinear, BrokenHandler())
+    request.addfinalizer(lambda: HANDLERS._table.pop(MyLinear, None))  # no example: unregister
     m = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), MyLinear(8, 8), nn.ReLU(), nn.Linear(8, 2))
     x = torch.randn(3, 4)
     before = _state(m)

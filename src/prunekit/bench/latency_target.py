@@ -240,7 +240,8 @@ def prune_for_latency(
             (default: a fresh interleaved run, :func:`fresh_verification`).
         device_aware: weigh the planner's global ranking by measured time saved per unit
             (:func:`prunekit.bench.width_tables.module_time_weights`, timed with ``config``'s
-            threads and clock), so the cut goes where this device saves time.
+            threads and clock), so the cut goes where this device saves time; otherwise the
+            planner's default analytic estimate (:mod:`prunekit.structural.time_proxy`).
 
     Returns:
         A :class:`LatencySearchResult`; ``met`` is decided by the fresh verification run.
@@ -255,10 +256,13 @@ def prune_for_latency(
         if round_to is None:
             round_to, _ = _measured_round_to(model, example_inputs, cfg, lut_path)
             notes.append(f"round_to={round_to} chosen from measured per-layer latency tables")
-        weights = _measured_time_weights(model, example_inputs, cfg) if device_aware else None
-        if weights is not None:
+        weights: Any = "estimate"
+        if device_aware:
+            weights = _measured_time_weights(model, example_inputs, cfg)
             notes.append(f"global ranking weighed by measured time per unit ({len(weights)} "
                          "layers)")
+        else:
+            notes.append("global ranking weighed by the analytic layer-time estimate")
 
         def make(r: float) -> nn.Module:
             plan = plan_structured(model, example_inputs, criterion=criterion, ratio=r,

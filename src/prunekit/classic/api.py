@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from prunekit.classic import boosters, ensembles, refine, serving, svm, trees
+from prunekit.classic import boosters, ensembles, refine, serving, svm, treeselect, trees
 from prunekit.classic.report import ClassicReport
 from prunekit.classic.validation import (check_fitted, check_validation, is_classifier, score,
                                          sklearn)
@@ -32,9 +32,12 @@ class ClassicConfig:
     Attributes:
         max_candidates: alphas scored per cost-complexity search.
         forest_max_fraction: largest share of a forest's trees the subset search considers.
-        refine_boosting: with training rows, re-fit the leaf values of the kept boosting
-            stages (refinement) and prune every stage by cost complexity; off by default.
+        refine_boosting: with training rows, select boosting trees per class by an L1 fit on
+            leaf indicators and re-fit their leaf values (``classic/treeselect.py``); off by
+            default.
         refine_l2: L2 penalty (per training row) of that re-fit.
+        refine_merge: share of sibling-leaf pairs of the kept boosting trees merged into one
+            leaf (those whose re-fitted values differ least), in [0, 1).
         measure: time predict latency (dense vs pruned) into the report.
         batch_sizes: batch sizes to time.
         runtimes: "sklearn" and/or "onnxruntime" (through skl2onnx, where it converts).
@@ -46,6 +49,7 @@ class ClassicConfig:
     forest_max_fraction: float = 0.5
     refine_boosting: bool = False
     refine_l2: float = 1e-3
+    refine_merge: float = 0.5
     measure: bool = True
     batch_sizes: tuple[int, ...] = (1, 10_000)
     runtimes: tuple[str, ...] = serving.RUNTIMES
@@ -70,6 +74,9 @@ class ClassicConfig:
         if isinstance(self.refine_l2, bool) or not isinstance(self.refine_l2, (int, float)) \
                 or not 0 <= self.refine_l2 < float("inf"):
             raise ValueError(f"refine_l2 must be a finite number >= 0, got {self.refine_l2!r}")
+        if isinstance(self.refine_merge, bool) or not isinstance(self.refine_merge, (int, float)) \
+                or not 0 <= self.refine_merge < 1:
+            raise ValueError(f"refine_merge must be a number in [0, 1), got {self.refine_merge!r}")
         serving.make_clock(self.clock)
 
 
@@ -114,8 +121,8 @@ def _forest(est, X, y, floor, cfg, train=None):
 
 def _boost(est, X, y, floor, cfg, train=None):
     if train is not None and cfg.refine_boosting and refine.refinable(est):
-        return refine.prune_boosting_refined(est, X, y, floor, train, cfg.max_candidates,
-                                             cfg.refine_l2)
+        return treeselect.prune_boosting_selected(est, X, y, floor, train, cfg.refine_l2,
+                                                  cfg.refine_merge)
     return ensembles.prune_boosting(est, X, y, floor, cfg.max_candidates)
 
 
@@ -165,8 +172,8 @@ def prune(estimator: Any, X_val: Any, y_val: Any, max_drop: float = 0.005, *,
     alpha for every kept tree; given the training rows, a bagged forest also scores its
     candidates on them, each row by its out-of-bag trees only. Gradient boosting: stage
     truncation (plus cost-complexity pruning of each stage under squared-error loss); given
-    the training rows and ``ClassicConfig(refine_boosting=True)``, the kept stages' leaf
-    values are re-fitted on them (refinement) and every stage is cost-complexity pruned.
+    the training rows and ``ClassicConfig(refine_boosting=True)``, the trees each class keeps
+    are chosen by an L1 fit on leaf indicators and their leaf values re-fitted on those rows.
     LightGBM's LGBMClassifier/LGBMRegressor:
     boosting-round truncation. SVC/NuSVC/SVR/NuSVR: support-vector
     reduction with a least-squares re-fit of the dual coefficients. A ``Pipeline`` ending in
@@ -192,7 +199,8 @@ def prune(estimator: Any, X_val: Any, y_val: Any, max_drop: float = 0.005, *,
         Breiman et al., "Classification and Regression Trees", 1984; Caruana et al.,
         "Ensemble Selection from Libraries of Models", ICML 2004; Burges, "Simplified Support
         Vector Decision Rules", ICML 1996; Ren et al., "Global Refinement of Random
-        Forest", CVPR 2015 (leaf refinement).
+        Forest", CVPR 2015 (leaf refinement); Friedman & Popescu, "Predictive Learning via
+        Rule Ensembles", 2008 (L1 on tree leaves).
     """
     sklearn()
     cfg = config or ClassicConfig()

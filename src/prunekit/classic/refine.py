@@ -1,14 +1,11 @@
-"""Leaf refinement of a truncated gradient-boosting model, fitted on its training rows.
+"""Leaf refinement of a gradient-boosting model whose trees were selected, on its training rows.
 
-Truncating a boosting model to its first ``k`` stages leaves each stage's leaf values tuned for
-a sequence that no longer follows. Refinement keeps every kept tree's splits and re-fits all
-leaf values jointly: the model's raw score is linear in one-hot leaf indicators, so the values
-minimising the training loss (log loss for classifiers, squared error for regressors) plus an
-L2 penalty are one smooth convex problem (L-BFGS). With refinement fewer stages stay within
-the allowed drop, and cost-complexity pruning of each stage applies under any loss, because
-the collapsed branches get re-fitted values instead of the residual means stored in the
-inner nodes. The number of stages and the alpha are chosen on validation rows plus
-out-of-fold training rows (:class:`PooledScore`).
+A subset of a boosting model's trees keeps leaf values tuned for a sequence that no longer
+follows. Refinement keeps every kept tree's splits and re-fits all leaf values jointly: the
+model's raw score is linear in one-hot leaf indicators, so the values minimising the training
+loss (log loss for classifiers, squared error for regressors) plus an L2 penalty are one
+smooth convex problem (L-BFGS). The trees to keep are chosen in
+:mod:`prunekit.classic.treeselect`.
 
 References:
     S. Ren, X. Cao, Y. Wei, J. Sun, "Global Refinement of Random Forest", CVPR 2015 (re-fit
@@ -22,12 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from prunekit.classic.ccp import collapse_sequence, prune_tree, with_values
-from prunekit.classic.ensembles import prune_boosting, stable_prefix, truncate_stages
-from prunekit.classic.trees import Outcome, alpha_grid, largest_passing, rebuilt
-from prunekit.classic.validation import score, score_predictions
-
-MAX_ALPHAS = 8
+from prunekit.classic.ccp import with_values
+from prunekit.classic.trees import rebuilt
 
 
 def refinable(est: Any) -> bool:
@@ -37,7 +30,7 @@ def refinable(est: Any) -> bool:
     return getattr(est, "loss", None) == "squared_error"
 
 
-def _design(trees: np.ndarray, X: np.ndarray):
+def leaf_design(trees: np.ndarray, X: np.ndarray):
     """Sparse ``(n_rows, n_leaves)`` leaf indicators of ``trees`` and each tree's leaf ids."""
     from scipy import sparse
 
@@ -82,13 +75,14 @@ def refit_leaves(est: Any, X: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> An
     Leaves no row of ``X`` reaches keep their values. ``est`` is left untouched.
     """
     from scipy.optimize import minimize
+    from threadpoolctl import threadpool_limits
 
     X32 = np.asarray(X, dtype=np.float32)
     lr = float(est.learning_rate)
     init = est._raw_predict_init(X32)
     Y, kind = _targets(est, y)
     cols = est.estimators_.shape[1]
-    blocks = [_design(est.estimators_[:, c], X32) for c in range(cols)]
+    blocks = [leaf_design(est.estimators_[:, c], X32) for c in range(cols)]
     offsets = np.concatenate(([0], np.cumsum([b[0].shape[1] for b in blocks])))
     w0 = np.concatenate([t.tree_.value[ids, 0, 0] * lr for c in range(cols)
                          for t, ids in zip(est.estimators_[:, c], blocks[c][1], strict=True)])
@@ -100,7 +94,8 @@ def refit_leaves(est: Any, X: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> An
         grad = np.concatenate([blocks[c][0].T @ g[:, c] for c in range(cols)])
         return value + 0.5 * l2 * float(w @ w), grad + l2 * w
 
-    w = minimize(objective, w0, jac=True, method="L-BFGS-B", options={"maxiter": 500}).x
+    with threadpool_limits(1):  # small problems: BLAS threads only add synchronisation
+        w = minimize(objective, w0, jac=True, method="L-BFGS-B", options={"maxiter": 500}).x
     new_trees, pos = {}, 0
     for c in range(cols):
         for t, ids in zip(est.estimators_[:, c], blocks[c][1], strict=True):
@@ -109,78 +104,3 @@ def refit_leaves(est: Any, X: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> An
             new_trees[id(t.tree_)] = with_values(t.tree_, values)
             pos += ids.size
     return rebuilt(est, "estimators_", est.estimators_.copy(), new_trees)
-
-
-def _stage_grid(n: int) -> list[int]:
-    return sorted({int(round(v)) for v in np.geomspace(1, n, 12)} | {n})
-
-
-def _collapsed(est: Any, alpha: float, seqs: list) -> Any:
-    trees = est.estimators_.ravel()
-    return rebuilt(est, "estimators_", est.estimators_.copy(),
-                   {id(t.tree_): prune_tree(t.tree_, alpha, s)
-                    for t, s in zip(trees, seqs, strict=True)}, alpha)
-
-
-class PooledScore:
-    """Score of a refined structure on validation rows plus out-of-fold training rows.
-
-    The structure is re-fitted on every training row for the validation rows, and on the
-    other folds for each fold of training rows, so no row scores values fitted on it (the
-    splits themselves were grown on the training rows, so the training-row part is mildly
-    optimistic); pooling them keeps the estimate from resting on a small validation set.
-    """
-
-    def __init__(self, X, y, train, l2: float, folds: int = 3, seed: int = 0) -> None:
-        self.X, self.y, (self.Xt, self.yt), self.l2 = X, y, train, l2
-        perm = np.random.default_rng(seed).permutation(self.yt.shape[0])
-        self.folds = np.array_split(perm, folds)
-
-    def __call__(self, structure: Any) -> tuple[float, Any]:
-        full = refit_leaves(structure, self.Xt, self.yt, self.l2)
-        pred = [full.predict(self.X)]
-        for held in self.folds:
-            fit = np.setdiff1d(np.arange(self.yt.shape[0]), held)
-            pred.append(refit_leaves(structure, self.Xt[fit], self.yt[fit], self.l2)
-                        .predict(self.Xt[held]))
-        truth = np.concatenate([self.y] + [self.yt[h] for h in self.folds])
-        return score_predictions(hasattr(structure, "classes_"), truth,
-                                 np.concatenate(pred)), full
-
-
-def prune_boosting_refined(est: Any, X: np.ndarray, y: np.ndarray, floor: float,
-                           train: tuple[np.ndarray, np.ndarray], max_candidates: int,
-                           l2: float = 1e-3) -> Outcome:
-    """Fewest stages whose refined model stays within the drop, then the largest alpha whose
-    cost-complexity-pruned, refined stages still do.
-
-    Candidates are scored by :class:`PooledScore`, against the refined full model scored the
-    same way; the stage count is the smallest on a geometric grid from which on every larger
-    one also passes (:func:`~prunekit.classic.ensembles.stable_prefix`). When refining the
-    full model lowers its validation score below ``floor``, the model is only truncated.
-    """
-    n = est.estimators_.shape[0]
-    pooled = PooledScore(X, y, train, l2)
-    ref, full = pooled(est)
-    if score(full, X, y) < floor:
-        return prune_boosting(est, X, y, floor, max_candidates)
-    floor = ref - (score(est, X, y) - floor)  # the same drop, on the pooled rows
-    stages, models = [], {n: full}
-    for k in _stage_grid(n)[:-1]:
-        value, models[k] = pooled(truncate_stages(est, k))
-        stages.append((float(k), value))
-    stages.append((float(n), ref))
-    k = stable_prefix(stages, floor)
-    trunc = truncate_stages(est, k)
-    seqs = [collapse_sequence(t.tree_) for t in trunc.estimators_.ravel()]
-    alphas, best = [], models[k]
-    for alpha in alpha_grid(seqs, min(max_candidates, MAX_ALPHAS))[1:]:
-        value, model = pooled(_collapsed(trunc, float(alpha), seqs))
-        alphas.append((float(alpha), value))
-        if value >= floor:
-            best = model  # alphas ascend: the last passing one is the largest
-    alpha = largest_passing(alphas, floor)
-    return Outcome(best, "boosting stage truncation + cost-complexity pruning of each stage "
-                   "+ leaf values re-fitted on the training rows",
-                   {"n_estimators": float(k), "ccp_alpha": alpha, "refit_l2": float(l2)},
-                   stages + alphas)

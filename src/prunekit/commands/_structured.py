@@ -21,7 +21,7 @@ from prunekit.bench.width_tables import module_time_weights
 def run_structured(model: nn.Module, x: Any, output: Path, *, spec: str, ratio: float, criterion: str,
                    scope: str, round_to: int | None, exclude: list[str], target_macs: float | None,
                    target_params: float | None, weights: dict | None,
-                   device_aware: bool = False) -> None:
+                   device_aware: bool = False, macs_only: bool = False) -> None:
     from rich.console import Console
 
 
@@ -39,6 +39,11 @@ def run_structured(model: nn.Module, x: Any, output: Path, *, spec: str, ratio: 
         if scope != "global":
             raise typer.BadParameter("--device-aware needs --scope global", param_hint="--scope")
         options["time_weights"] = module_time_weights(model, x)
+    if macs_only:
+        if device_aware:
+            raise typer.BadParameter("--macs-only and --device-aware exclude each other",
+                                     param_hint="--macs-only")
+        options["time_weights"] = None
     try:
         if weights is not None:
             pruned, report = prune_hybrid(model, x, structured=options, weights=weights)

@@ -65,7 +65,10 @@ def register(app: typer.Typer) -> None:
         trust: bool = typer.Option(False, help="allow unpickling MODEL (joblib is pickle)"),
         train: Optional[Path] = typer.Option(
             None, "--train", help=".npz with the arrays X and y MODEL was fitted on (forests: "
-            "out-of-bag scoring; gradient boosting: leaf re-fit)"),
+            "out-of-bag scoring; gradient boosting: tree selection with --refine-boosting)"),
+        refine_boosting: bool = typer.Option(
+            False, "--refine-boosting", help="with --train: keep the boosting trees an L1 fit "
+            "on leaf indicators weighs most, per class, and re-fit their leaf values"),
         report: Optional[Path] = typer.Option(None, help="also write the report as JSON here"),
         measure: bool = typer.Option(True, help="time predict latency dense vs pruned"),
         batch_sizes: str = typer.Option("1,10000", help="batch sizes to time"),
@@ -74,7 +77,7 @@ def register(app: typer.Typer) -> None:
         """Prune a fitted tree, forest, boosting model or SVM, choosing the amount on --val."""
         try:
             cfg = ClassicConfig(measure=measure, batch_sizes=_batch_sizes(batch_sizes),
-                                repeats=repeats)
+                                repeats=repeats, refine_boosting=refine_boosting)
             X, y = _load_val(val)
             Xt, yt = _load_val(train, "--train") if train is not None else (None, None)
             est = _load_model(model, trust)

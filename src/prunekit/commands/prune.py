@@ -147,6 +147,9 @@ def structured(
     device_aware: bool = typer.Option(
         False, "--device-aware", help="with --scope global: weigh the ranking by measured time "
         "per unit on this machine (width tables)"),
+    macs_only: bool = typer.Option(
+        False, "--macs-only", help="with --scope global: rank by MACs alone, without the "
+        "default analytic time estimate"),
     hybrid: bool = typer.Option(False, help="then weight masks (--sparsity/--pattern/--method)"),
     sparsity: float = _SPARSITY,
     pattern: str = _PATTERN,
@@ -163,7 +166,8 @@ def structured(
                  skip_incompatible=skip_incompatible) if hybrid else None
     run_structured(m, x, output, spec=saved_spec(model, arch), ratio=ratio, criterion=criterion,
                    scope=scope, round_to=round_to, exclude=exclude, target_macs=target_macs,
-                   target_params=target_params, device_aware=device_aware, weights=masks)
+                   target_params=target_params, device_aware=device_aware, weights=masks,
+                   macs_only=macs_only)
 
 
 def _deprecated(new: str) -> None:
@@ -199,6 +203,7 @@ def legacy(
     dtype: str = typer.Option("fp32"),
     runtime: str = typer.Option("eager"),
     device_aware: bool = typer.Option(False, "--device-aware"),
+    macs_only: bool = typer.Option(False, "--macs-only"),
 ) -> None:
     """The old spelling ``prune MODEL [--structured] ...``: deprecated, removed in the next release."""
     given = dict(locals())

@@ -52,15 +52,41 @@ def _slice_refs(model: nn.Module, group: list[Slice], width: int) -> list[SliceR
     return refs
 
 
-def plan_dims(model: nn.Module, ratio: float, criterion: str = "l2", seed: int = 0) -> DimPlan:
-    """Kept columns of every coupled group (``ratio`` of each group's columns removed)."""
+def _check_widths(model: nn.Module, groups: list[list[Slice]], widths) -> list[int]:
+    widths = [int(w) for w in widths]
+    if len(widths) != len(groups):
+        raise ValueError(f"dims: widths has {len(widths)} entries, {type(model).__name__} has "
+                         f"{len(groups)} coupled column groups")
+    for i, (group, w) in enumerate(zip(groups, widths, strict=True)):
+        if not 1 <= w <= group_width(model, group):
+            raise ValueError(f"dims: widths[{i}] (group of {group[0][0]!r}) must be in "
+                             f"[1, {group_width(model, group)}], got {w}")
+    return widths
+
+
+def plan_dims(model: nn.Module, ratio: float | None = None, criterion: str = "l2",
+              seed: int = 0, widths: list[int] | None = None) -> DimPlan:
+    """Kept columns of every coupled group.
+
+    Args:
+        ratio: fraction of each group's columns removed (one ratio for every group).
+        widths: instead of ``ratio``, the kept width of each group, in ``model.dim_groups()``
+            order (e.g. NCF: GMF, MLP user, MLP item), so groups whose columns cost different
+            numbers of parameters can keep different widths.
+    """
+    groups = model.dim_groups()
+    if (ratio is None) == (widths is None):
+        raise ValueError("dims: give exactly one of ratio= and widths=")
+    if widths is None:
+        widths = [max(1, group_width(model, g) - int(round(ratio * group_width(model, g))))
+                  for g in groups]
+    widths = _check_widths(model, groups, widths)
     score_fn = GROUP_CRITERIA.get(criterion)
     gen = torch.Generator().manual_seed(seed)
     plan: DimPlan = []
-    for group in model.dim_groups():
+    for group, k in zip(groups, widths, strict=True):
         width = group_width(model, group)
         scores = score_fn(_slice_refs(model, group, width), width, None, gen)
-        k = max(1, width - int(round(ratio * width)))
         plan.append((group, torch.topk(scores, k).indices.sort().values))
     return plan
 

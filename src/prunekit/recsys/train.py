@@ -30,6 +30,7 @@ class TrainConfig:
     seed: int = 0
     distill: float = 0.0
     temperature: float = 1.0
+    distill_items: int = 0
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
@@ -44,6 +45,8 @@ class TrainConfig:
             raise ValueError(f"distill must be in [0, 1], got {self.distill}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.distill_items < 0:
+            raise ValueError(f"distill_items must be >= 0, got {self.distill_items}")
 
 
 def seen_matrix(log: Interactions) -> Tensor:
@@ -125,13 +128,16 @@ def train_explicit(model: nn.Module, train: Interactions, cfg: TrainConfig | Non
 
 def implicit_loss(model: nn.Module, users: Tensor, pos: Tensor, neg: Tensor,
                   teacher: nn.Module | None = None, distill: float = 0.0,
-                  temperature: float = 1.0) -> Tensor:
+                  temperature: float = 1.0, extra: Tensor | None = None) -> Tensor:
     """BCE of one positive and ``neg.shape[1]`` negatives per row.
 
     With a ``teacher``, ``distill`` of the loss is the BCE against the teacher's probabilities
     ``sigmoid(t / temperature)`` on the same pairs (Hinton et al., "Distilling the Knowledge in
     a Neural Network", 2015; logits distillation of sampled pairs as in Tang & Wang, "Ranking
-    Distillation", KDD 2018), the rest the BCE against the observed labels.
+    Distillation", KDD 2018), the rest the BCE against the observed labels. ``extra``
+    (``(B, m)`` item ids, e.g. drawn uniformly from the catalogue) adds pairs that enter only
+    the distillation term, so the student also learns the teacher's scores of items that are
+    neither the positive nor a sampled negative.
     """
     score = _score(model)
     u = users.unsqueeze(1).expand(-1, 1 + neg.shape[1]).reshape(-1)
@@ -142,6 +148,10 @@ def implicit_loss(model: nn.Module, users: Tensor, pos: Tensor, neg: Tensor,
     loss = F.binary_cross_entropy_with_logits(logits, target.reshape(-1))
     if teacher is None or distill == 0.0:
         return loss
+    if extra is not None and extra.numel():
+        u = torch.cat([u, users.unsqueeze(1).expand(-1, extra.shape[1]).reshape(-1)])
+        items = torch.cat([items, extra.reshape(-1)])
+        logits = torch.cat([logits, score(u[logits.numel():], items[logits.numel():])])
     with torch.no_grad():
         soft = torch.sigmoid(_score(teacher)(u, items) / temperature)
     kd = F.binary_cross_entropy_with_logits(logits / temperature, soft) * temperature ** 2
@@ -158,7 +168,8 @@ def train_implicit(model: nn.Module, train: Interactions, cfg: TrainConfig | Non
     ``on_epoch(e)`` after epoch ``e`` (1-based) and stops training when it returns ``True``
     (validation early stopping, :class:`prunekit.recsys.select.BestOnValidation`);
     ``params`` (parameters or Adam parameter groups) defaults to every trainable parameter;
-    ``teacher`` (with ``cfg.distill > 0``) adds knowledge distillation (:func:`implicit_loss`).
+    ``teacher`` (with ``cfg.distill > 0``) adds knowledge distillation (:func:`implicit_loss`;
+    ``cfg.distill_items`` uniformly drawn items per positive enter its distillation term only).
     """
     cfg = cfg or TrainConfig()
     _check_log(train, model, "train_implicit")
@@ -168,8 +179,12 @@ def train_implicit(model: nn.Module, train: Interactions, cfg: TrainConfig | Non
     def batch_loss(idx: Tensor, _step: int) -> Tensor:
         users = train.users[idx]
         neg = sample_negatives(users, seen, cfg.negatives, gen)
+        extra = None
+        if teacher is not None and cfg.distill and cfg.distill_items:
+            extra = torch.randint(0, train.n_items, (users.numel(), cfg.distill_items),
+                                  generator=gen)
         return implicit_loss(model, users, train.items[idx], neg, teacher, cfg.distill,
-                             cfg.temperature)
+                             cfg.temperature, extra)
 
     if teacher is not None:
         teacher.eval()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +23,7 @@ from prunekit.structural.scoring import (
     internal_units,
 )
 from prunekit.structural.apply import trial
+from prunekit.structural.time_proxy import ESTIMATE_MAX_EXTRA, estimated_time_weights
 from prunekit.structural.result import StructuredConfig, StructuredPlan
 from prunekit.structural.value_trial import localize, values_match
 
@@ -75,7 +76,8 @@ def plan_structured(
     seed: int = 0,
     check: bool = True,
     max_refusals: int = 8,
-    time_weights: Callable[[tuple[str, ...]], float] | Mapping[str, float] | None = None,
+    time_weights: (Callable[[tuple[str, ...]], float] | Mapping[str, float]
+                   | Literal["estimate"] | None) = "estimate",
 ) -> StructuredPlan:
     """Plan structural (channel) pruning of ``model``; the model is not modified.
 
@@ -103,12 +105,12 @@ def plan_structured(
             If the pruned copy fails inside a module (typically a reshape with sizes written
             as constants in the model's code), the channels reshaped/split in that module are
             made unprunable and the plan is recomputed (at most ``max_refusals`` times).
-        time_weights: global scope only: measured time saved per removed unit relative to
-            what MACs predict, per group (see ``select_global``). A callable gets the group's
-            module names, producers first (``"<module>:<dim>"`` for dims inside one module,
-            e.g. heads) and returns a weight > 0; a mapping gives a weight per module name (a
-            group takes that of its first name found there, 1.0 if none). Measured tables give
-            one: :func:`prunekit.bench.width_tables.module_time_weights`. ``None``: unweighted.
+        time_weights: global scope only: time saved per removed unit relative to MACs, per
+            group (``select_global``). ``"estimate"`` (default): the analytic layer-time
+            model of :mod:`prunekit.structural.time_proxy`. A callable gets the group's module
+            names, producers first (``"<module>:<dim>"`` inside one module, e.g. heads); a
+            mapping gives a weight per module name (first found, else 1.0), e.g. measured
+            :func:`prunekit.bench.width_tables.module_time_weights`. ``None``: MACs only.
 
     Returns:
         A :class:`StructuredPlan`; call ``.summary()``, ``.apply()``.
@@ -118,8 +120,7 @@ def plan_structured(
     """
     cfg = StructuredConfig(criterion, ratio, scope, round_to, tuple(exclude), target,
                            per_layer_min, per_layer_max, seed)
-    if time_weights is not None and cfg.scope == "local":
-        raise ValueError("time_weights needs scope='global' (it weighs the global ranking)")
+    time_weights = _checked_time_weights(time_weights, cfg.scope)
 
     refuse: dict[str, str] = {}
     freeze: dict[str, str] = {}
@@ -138,6 +139,18 @@ def plan_structured(
             return plan
         del pruned
         _freeze_wrong_values(plan, freeze, max_refusals)
+
+
+def _checked_time_weights(time_weights, scope: str):
+    """``time_weights`` as the planner uses it: ``"estimate"`` under global scope only."""
+    if isinstance(time_weights, str):
+        if time_weights != "estimate":
+            raise ValueError(f"time_weights must be 'estimate', a callable, a mapping or None, "
+                             f"got {time_weights!r}")
+        return "estimate" if scope == "global" else None
+    if time_weights is not None and scope == "local":
+        raise ValueError("time_weights needs scope='global' (it weighs the global ranking)")
+    return time_weights
 
 
 def _after_failed_trial(plan: StructuredPlan, err: PruneError, refuse: dict[str, str],
@@ -208,13 +221,19 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
     n_graph = len(graph.groups)
     names = [tuple(dict.fromkeys([*g.producers, *g.members])) for g in graph.groups]
     names += [(f"{n}:{ig.name}",) for n, ig in internal]
-    tw = group_weights(time_weights, names)
+    if time_weights == "estimate":
+        tw = estimated_time_weights(cost, offsets, [g.size for g in graph.groups])
+        tw += [1.0] * len(internal)
+    else:
+        tw = group_weights(time_weights, names)
+    caps = None
 
-    def choose(x: float) -> list[Tensor]:
+    def choose(x: float, weights: list[float] | None = tw) -> list[Tensor]:
         if cfg.scope == "local":
             return select_local(scores, x, cfg.per_layer_min, cfg.per_layer_max, rounds, widths)
         return select_global(scores, int(round(x)), cfg.per_layer_min, cfg.per_layer_max,
-                             rounds, widths, tw, cfg.scope == "global", cfg.round_to is None)
+                             rounds, widths, weights, cfg.scope == "global", cfg.round_to is None,
+                             caps if weights is not None else None)
 
     exact = {n for n, _ in internal if has_internal_cost(graph.leaves[n])}
 
@@ -232,6 +251,9 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
 
     all_units = total + sum(ig.size for _, ig in internal)
     dense = evaluate([torch.zeros(s.numel(), dtype=torch.bool) for s in scores])
+    if time_weights == "estimate":  # bound the tilt by the MACs-only plan at the same target
+        plain = choose(_amount(cfg, lambda x: choose(x, None), evaluate, dense, all_units), None)
+        caps = [int(m.sum()) + int(ESTIMATE_MAX_EXTRA * m.numel()) for m in plain]
     masks = choose(_amount(cfg, choose, evaluate, dense, all_units))
     _ensure_nonempty(graph, masks, scores)
     _internal_minimum(internal, masks[n_graph:], scores[n_graph:])

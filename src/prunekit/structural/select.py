@@ -175,7 +175,7 @@ def select_local(scores: list[Tensor], ratio: float, per_min: float, per_max: fl
 def select_global(scores: list[Tensor], n_total: int, per_min: float, per_max: float,
                   round_to: int | Sequence[int], widths: list[int],
                   time_weights: list[float] | None = None, normalize: bool = True,
-                  nearest: bool = False) -> list[Tensor]:
+                  nearest: bool = False, caps: Sequence[int] | None = None) -> list[Tensor]:
     """Remove the ``n_total`` lowest scores across groups (within per-group bounds); each
     group's scores are divided by their mean first when ``normalize`` (else one threshold on
     the raw scores, as Network Slimming does). ``round_to``: one multiple of kept units for all
@@ -186,6 +186,9 @@ def select_global(scores: list[Tensor], n_total: int, per_min: float, per_max: f
     relative to what its MACs predict (:func:`prunekit.bench.width_tables.time_per_unit`);
     normalised scores are divided by it, so units whose removal saves more device time are
     removed first at equal importance. ``None`` (default): every group weighs 1.
+
+    ``caps[g]`` (optional): at most this many units of group ``g`` are removed (tighter than
+    ``per_max`` where given).
     """
     norm = [s / s.mean().clamp_min(1e-12) if s.numel() and normalize else s for s in scores]
     if time_weights is not None:
@@ -195,6 +198,9 @@ def select_global(scores: list[Tensor], n_total: int, per_min: float, per_max: f
         norm = [s / float(w) for s, w in zip(norm, time_weights, strict=True)]
     masks = [torch.zeros(s.numel(), dtype=torch.bool) for s in scores]
     bounds = [_bounds(s.numel(), per_min, per_max) for s in scores]
+    if caps is not None:
+        bounds = [(min(lo, int(c)), min(hi, int(c))) for (lo, hi), c in zip(bounds, caps,
+                                                                              strict=True)]
     counts = [0] * len(scores)
     for g, (lo, _) in enumerate(bounds):  # per-group minimum first
         if lo:

@@ -50,7 +50,7 @@ test-latest:
 
 # Regenerate the lock from pyproject.toml (every extra but `all`, which names prunekit itself)
 # with pip-tools.
-EXTRAS := vision hf onnx keras compression classic bench docs dev
+EXTRAS := vision hf onnx keras compression classic bench openvino docs dev
 lock: $(STAMP)
 	$(BIN)/pip-compile -q $(addprefix --extra ,$(EXTRAS)) --strip-extras --allow-unsafe --upgrade \
 	    -c constraints.txt -o requirements-lock.txt pyproject.toml

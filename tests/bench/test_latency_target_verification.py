@@ -46,6 +46,19 @@ def test_met_needs_the_upper_bound_under_target(hi, met):
     assert res.to_dict()["verified"]["relative_ci_high"] == pytest.approx(hi)
 
 
+def test_a_missed_target_is_searched_again_below_the_miss():
+    calls = []
+
+    def verify(m):
+        calls.append(m.ratio)
+        return est(0.62) if len(calls) == 1 else est(0.55, 0.52, 0.58)
+
+    res = _run(verify)
+    assert len(calls) == 2 and calls[1] > calls[0]  # the second search pruned more
+    assert res.met and res.relative_latency == pytest.approx(0.55)
+    assert any("searched again for 0.581x" in n for n in res.notes)
+
+
 def test_default_verification_is_a_fresh_interleaved_run(monkeypatch):
     seen = []
     real = lt.compare
@@ -60,8 +73,9 @@ def test_default_verification_is_a_fresh_interleaved_run(monkeypatch):
                       memory=False, probe=False)
     res = lt.prune_for_latency(dense, torch.randn(2, 4), 0.9, make=Fake,
                                rel_latency=lambda m: 0.5, round_to=1, config=cfg)
-    assert len(seen) == 1 and seen[0]["candidate"] is res.model
-    assert seen[0]["dense"] is not dense  # a fresh copy, not the searched-against object
+    assert seen[-1]["candidate"] is res.model  # missed (equal speed): one re-search, re-verified
+    assert all(s["dense"] is not dense for s in seen)  # fresh copies, not the searched-against
+    assert any("searched again" in n for n in res.notes) and not res.met
     assert res.verified is not None and res.verified.rounds == 5
     assert res.setting == f"cpu, fp32, eager, batch 2, {cfg.threads} threads"
 

@@ -1,7 +1,8 @@
 """The fastest deployable artifact of a pruned ResNet-50, chosen by ``deploy``, vs dense.
 
 ResNet-50 (torchvision, random init) is cut to <= 1.07 GMACs with prunekit's default global L1
-selection (optionally also with the ranking weighed by measured width tables), and
+selection (ranking weighed by the analytic time estimate; optionally also by measured width
+tables), and
 ``prunekit.bench.deploy`` searches runtimes (eager, ONNX Runtime with and without intra-op
 spinning, OpenVINO; ``torch.compile`` on request), thread counts (1 and 2), memory format and
 BatchNorm folding for each batch. Every candidate is timed against dense in the same setting,
@@ -206,7 +207,7 @@ def main(argv: list[str]) -> None:
     dense = torchvision.models.resnet50(weights=None).eval()
     x = torch.randn(1, 3, 224, 224)
     cap = int(GMACS * 1e9)
-    variants = {"prunekit global (default)": lambda b: cut(dense, x, cap, None)}
+    variants = {"prunekit global (default)": lambda b: cut(dense, x, cap, "estimate")}
     if a.width_tables:
         def tabled(b: int) -> nn.Module:
             with fixed_threads(max(a.threads)):

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from results_schema import load_average, write_result  # noqa: E402
+import speed_bars  # noqa: E402
 
 from prunekit.bench.contention import ContentionProbe  # noqa: E402
 from prunekit.bench.deploy import DeployConfig, deploy  # noqa: E402
@@ -40,8 +41,6 @@ from prunekit.bench.harness import fixed_threads  # noqa: E402
 from prunekit.bench.metrics import count_macs  # noqa: E402
 from prunekit.bench.timer import ProcessCpuClock  # noqa: E402
 from prunekit.bench.width_tables import module_time_weights  # noqa: E402
-from prunekit.config import TargetSpec  # noqa: E402
-from prunekit.structural import plan_structured  # noqa: E402
 
 GMACS = 1.07
 BAR = 0.9
@@ -58,27 +57,9 @@ def macs(m: nn.Module, x: Any) -> int:
 
 
 def cut(dense: nn.Module, x: Any, cap: int, weights: Any) -> nn.Module:
-    """Global L1 plan (prunekit's default selection) with the largest MACs fraction whose
-    counted MACs are <= ``cap`` (as in speed_bars.py)."""
-
-    def plan(k: float) -> nn.Module:
-        return plan_structured(dense, x, criterion="l1", scope="global",
-                               target=TargetSpec(macs=k), time_weights=weights
-                               ).apply(copy=True).eval()
-
-    keep = cap / macs(dense, x)
-    m = plan(keep)
-    if macs(m, x) <= cap:
-        return m
-    lo, hi, best = keep * 0.85, keep, None
-    for _ in range(6):
-        mid = (lo + hi) / 2
-        cand = plan(mid)
-        if macs(cand, x) <= cap:
-            lo, best = mid, cand
-        else:
-            hi = mid
-    return best if best is not None else plan(lo)
+    """Global L1 plan with the largest MACs fraction whose counted MACs are <= ``cap``
+    (``speed_bars.cut`` with the default hardware-multiple widths)."""
+    return speed_bars.cut(dense, x, cap / macs(dense, x), None, weights, cap)
 
 
 def ci(lo: float | None, hi: float | None) -> str:

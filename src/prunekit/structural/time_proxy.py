@@ -170,6 +170,17 @@ def estimated_time_weights(cost: CostModel, offsets: list[int], sizes: list[int]
     return out
 
 
+def _traced_cost(model: nn.Module, example_inputs: Any
+                 ) -> tuple[DependencyGraph, CostModel, list[int], int]:
+    """The dependency graph of ``model`` and the cost model over all its groups' units."""
+    graph = DependencyGraph.build(model.eval(), example_inputs)
+    offsets, total = [], 0
+    for g in graph.groups:
+        offsets.append(total)
+        total += g.size
+    return graph, CostModel(graph, offsets, total), offsets, total
+
+
 def group_time_weights(model: nn.Module, example_inputs: Any,
                        model_constants: LayerTimeModel = DEFAULT_TIME_MODEL
                        ) -> dict[tuple[str, ...], float]:
@@ -185,12 +196,7 @@ def group_time_weights(model: nn.Module, example_inputs: Any,
     >>> w[("0",)] > 1 > w[("5",)]  # 1x1 convs on a large map: memory-bound; 3x3 on a small one
     True
     """
-    graph = DependencyGraph.build(model.eval(), example_inputs)
-    offsets, total = [], 0
-    for g in graph.groups:
-        offsets.append(total)
-        total += g.size
-    cost = CostModel(graph, offsets, total)
+    graph, cost, offsets, total = _traced_cost(model, example_inputs)
     weights = estimated_time_weights(cost, offsets, [g.size for g in graph.groups],
                                      model_constants)
     return {tuple(g.producers): w for g, w in zip(graph.groups, weights, strict=True)}
@@ -200,10 +206,5 @@ def estimate_model_time(model: nn.Module, example_inputs: Any,
                         model_constants: LayerTimeModel = DEFAULT_TIME_MODEL) -> float:
     """Estimated time of one forward of ``model`` on ``example_inputs``, in units of one dense
     MAC's time (ratios of two models' estimates predict a speedup; traced layers only)."""
-    graph = DependencyGraph.build(model.eval(), example_inputs)
-    offsets, total = [], 0
-    for g in graph.groups:
-        offsets.append(total)
-        total += g.size
-    cost = CostModel(graph, offsets, total)
+    _, cost, _, total = _traced_cost(model, example_inputs)
     return estimate_time(cost, torch.zeros(total, dtype=torch.bool), model_constants)[0]

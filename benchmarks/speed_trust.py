@@ -50,7 +50,7 @@ def net() -> nn.Module:
 
 
 def independent_ratio(dense: nn.Module, pruned: nn.Module, x: torch.Tensor,
-                      rounds: int = 40) -> float:
+                      rounds: int = 300) -> float:
     """Ratio of medians from a plain alternating perf_counter loop (no prunekit timer)."""
     d, p = [], []
     with torch.inference_mode():

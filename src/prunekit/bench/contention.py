@@ -82,7 +82,7 @@ class ContentionProbe:
 
     Args:
         threads: threads of the reference workload (use the benchmark's).
-        reps: workload runs per probe point (the median is kept).
+        reps: workload runs per probe point (timed together).
         min_share, max_drift, max_load_per_cpu: thresholds of the verdict (see module doc).
         workload: a custom ``() -> None`` reference (tests).
         load_fn: a custom load-average reader (tests).
@@ -106,14 +106,15 @@ class ContentionProbe:
         self.workload()  # warm up
 
     def sample(self, label: str) -> ProbePoint:
-        """Time the reference workload now (median of ``reps`` runs) and read the load."""
-        runs = []
+        """Time the reference workload now (mean of ``reps`` back-to-back runs) and read the
+        load. Totals, not a median: one short run often fits in a scheduler slice that another
+        process does not interrupt, so a median of runs can read an idle core on a busy
+        machine; the runs together span several slices."""
+        w0, c0 = time.perf_counter_ns(), time.process_time_ns()
         for _ in range(self.reps):
-            w0, c0 = time.perf_counter_ns(), time.process_time_ns()
             self.workload()
-            runs.append(((time.perf_counter_ns() - w0) / 1e6, (time.process_time_ns() - c0) / 1e6))
-        runs.sort()
-        wall, cpu = runs[len(runs) // 2]
+        wall = (time.perf_counter_ns() - w0) / 1e6 / self.reps
+        cpu = (time.process_time_ns() - c0) / 1e6 / self.reps
         p = ProbePoint(label, wall, cpu, self.work_threads, self.load_fn())
         self.points.append(p)
         return p

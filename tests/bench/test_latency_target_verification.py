@@ -73,9 +73,10 @@ def test_default_verification_is_a_fresh_interleaved_run(monkeypatch):
                       memory=False, probe=False)
     res = lt.prune_for_latency(dense, torch.randn(2, 4), 0.9, make=Fake,
                                rel_latency=lambda m: 0.5, round_to=1, config=cfg)
-    assert seen[-1]["candidate"] is res.model  # missed (equal speed): one re-search, re-verified
+    # equal speed: the fresh run (real timing) usually misses 0.9x and one re-search follows
+    assert len(seen) in (1, 2) and any(s["candidate"] is res.model for s in seen)
     assert all(s["dense"] is not dense for s in seen)  # fresh copies, not the searched-against
-    assert any("searched again" in n for n in res.notes) and not res.met
+    assert (len(seen) == 2) == any("searched again" in n for n in res.notes)
     assert res.verified is not None and res.verified.rounds == 5
     assert res.setting == f"cpu, fp32, eager, batch 2, {cfg.threads} threads"
 

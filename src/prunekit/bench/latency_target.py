@@ -288,7 +288,9 @@ def prune_for_latency(
         retry.notes = res.notes + [f"searched again for {aim:.3f}x"] + retry.notes
         _verify(retry, verify)
         if retry.met or retry.relative_latency < res.relative_latency:
-            res = retry
+            return retry
+        res.notes.append(f"searched again for {aim:.3f}x; that model measured "
+                         f"{retry.relative_latency:.3f}x, no better: the first one is kept")
     return res
 
 

@@ -27,7 +27,6 @@ resumes.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import multiprocessing
 import statistics
@@ -165,7 +164,7 @@ def reference_rows(rows: list[dict], small: str = "NCF", large: str = "NCF64") -
             by.setdefault((r["method"], r["target"]), []).append(r)
     out = [[small, "dense", 32, f"{statistics.mean(dense[(small, s)]['ndcg'] for s in seeds):.4f}",
             "", "+0.00%", "", "0.000", len(seeds)]]
-    for (method, target), rs in sorted(by.items(), key=lambda kv: (kv[0][0] != "dense", kv[0])):
+    for (method, _target), rs in sorted(by.items(), key=lambda kv: (kv[0][0] != "dense", kv[0])):
         rel_l = [(r["ndcg"] / dense[(large, r["seed"])]["ndcg"] - 1) * 100 for r in rs]
         rel_s = [(r["ndcg"] / dense[(small, r["seed"])]["ndcg"] - 1) * 100 for r in rs]
         removed_l = statistics.mean(r["removed"] for r in rs)

@@ -16,13 +16,14 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 DEFAULT_CACHE_BYTES = 64 * 2**20  # larger than the L2 of an H100 (50 MB) and most CPU L3 slices
 
 
-def _tensors(example: Any) -> list[Tensor]:
+def tensor_leaves(example: Any) -> list[Tensor]:
+    """The tensors of a (nested) input, in flattening order."""
     return [t for t in tree_flatten(example)[0] if isinstance(t, Tensor)]
 
 
 def nbytes(example: Any) -> int:
     """Bytes held by all tensors of a (nested) input."""
-    return sum(t.numel() * t.element_size() for t in _tensors(example))
+    return sum(t.numel() * t.element_size() for t in tensor_leaves(example))
 
 
 def _random_like(t: Tensor, gen: torch.Generator) -> Tensor:
@@ -107,5 +108,5 @@ def input_pool(
 
 def first_batch_size(example: Any) -> int | None:
     """Dim 0 of the first tensor in ``example`` (None when it holds no batched tensor)."""
-    ts = [t for t in _tensors(example) if t.dim() > 0]
+    ts = [t for t in tensor_leaves(example) if t.dim() > 0]
     return int(ts[0].shape[0]) if ts else None

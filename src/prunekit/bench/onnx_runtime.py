@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils._pytree import tree_flatten
 
+from prunekit.bench.inputs import tensor_leaves
 from prunekit.bench.runtime_base import RunFn, RuntimeUnavailable
 
 
@@ -100,25 +100,23 @@ def prepare_onnxruntime(model: nn.Module, example: Any, device: torch.device,
         _export(model, example, path)
     sess = _session(path, device, threads, spinning)
     names = [i.name for i in sess.get_inputs()]
-    leaves = [t for t in tree_flatten(example)[0] if isinstance(t, Tensor)]
+    leaves = tensor_leaves(example)
     if len(names) != len(leaves):
         raise RuntimeError(
             f"ONNX graph of {type(model).__name__} has {len(names)} inputs but the example has "
             f"{len(leaves)} tensors; pass only the tensors the model uses")
     out_names = [o.name for o in sess.get_outputs()]
 
-    def tensors(x: Any) -> list[Tensor]:
-        return [t for t in tree_flatten(x)[0] if isinstance(t, Tensor)]
-
     if device.type != "cuda":
         def run(x: Any) -> Any:
-            feed = {n: t.detach().cpu().numpy() for n, t in zip(names, tensors(x), strict=True)}
+            feed = {n: t.detach().cpu().numpy()
+                    for n, t in zip(names, tensor_leaves(x), strict=True)}
             return sess.run(out_names, feed)
         return run
 
     def run_cuda(x: Any) -> Any:
         binding = sess.io_binding()
-        for n, t in zip(names, tensors(x), strict=True):
+        for n, t in zip(names, tensor_leaves(x), strict=True):
             t = t.contiguous()
             binding.bind_input(n, "cuda", device.index or 0, _np_dtype(t), list(t.shape),
                                t.data_ptr())

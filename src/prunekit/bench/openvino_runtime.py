@@ -16,9 +16,9 @@ import warnings
 from typing import Any
 
 import torch
-from torch import Tensor, nn
-from torch.utils._pytree import tree_flatten
+from torch import nn
 
+from prunekit.bench.inputs import tensor_leaves
 from prunekit.bench.runtime_base import RunFn, RuntimeUnavailable
 
 _PRECISION = {torch.float32: "f32", torch.bfloat16: "bf16", torch.float16: "f16"}
@@ -32,10 +32,6 @@ def _ov():
             "runtime='openvino' needs the openvino package: pip install 'prunekit[openvino]'"
         ) from e
     return openvino
-
-
-def _tensors(x: Any) -> list[Tensor]:
-    return [t for t in tree_flatten(x)[0] if isinstance(t, Tensor)]
 
 
 def _dtype_of(model: nn.Module) -> torch.dtype:
@@ -56,7 +52,7 @@ def convert_openvino(model: nn.Module, example: Any) -> Any:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             om = ov.convert_model(model, example_input=args if len(args) > 1 else args[0])
-        shapes = [list(t.shape) for t in _tensors(example)]
+        shapes = [list(t.shape) for t in tensor_leaves(example)]
         if len(shapes) == len(om.inputs):
             om.reshape({i: ov.PartialShape(s) for i, s in enumerate(shapes)})
     except Exception as e:  # noqa: BLE001 - the frontend raises many types; re-raised with context
@@ -85,7 +81,7 @@ def openvino_runner(compiled: Any) -> RunFn:
     outs = list(compiled.outputs)
 
     def run(x: Any) -> list[Any]:
-        res = req.infer({i: t.detach().cpu().numpy() for i, t in enumerate(_tensors(x))})
+        res = req.infer({i: t.detach().cpu().numpy() for i, t in enumerate(tensor_leaves(x))})
         return [res[o] for o in outs]
 
     return run

@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils._pytree import tree_flatten
 
 from prunekit._registry import Registry
 from prunekit.call import call_model
+from prunekit.bench.inputs import tensor_leaves
 from prunekit.bench.onnx_runtime import prepare_onnxruntime
 from prunekit.bench.openvino_runtime import prepare_openvino
 from prunekit.bench.runtime_base import RunFn, RuntimeUnavailable
@@ -139,15 +139,11 @@ def _compile(model: nn.Module, example: Any, device: torch.device, threads: int,
     return run
 
 
-def _leaves(x: Any) -> list[Tensor]:
-    return [t for t in tree_flatten(x)[0] if isinstance(t, Tensor)]
-
-
 def _cudagraph(model: nn.Module, example: Any, device: torch.device, threads: int) -> RunFn:
     """Capture one forward in a CUDA graph; each call copies inputs in and replays it."""
     static_in = torch.utils._pytree.tree_map(
         lambda t: t.clone() if isinstance(t, Tensor) else t, example)
-    slots = _leaves(static_in)
+    slots = tensor_leaves(static_in)
     side = torch.cuda.Stream(device)
     side.wait_stream(torch.cuda.current_stream(device))
     with torch.inference_mode():
@@ -167,7 +163,7 @@ def _cudagraph(model: nn.Module, example: Any, device: torch.device, threads: in
             ) from e
 
     def run(x: Any) -> Any:
-        for dst, src in zip(slots, _leaves(x), strict=True):
+        for dst, src in zip(slots, tensor_leaves(x), strict=True):
             dst.copy_(src, non_blocking=True)
         graph.replay()
         return static_out

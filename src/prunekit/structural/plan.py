@@ -198,6 +198,14 @@ def _amount(cfg: StructuredConfig, choose, evaluate, dense: tuple[int, int], all
     return r if cfg.scope == "local" else r * all_units
 
 
+def _estimate_caps(cfg: StructuredConfig, choose, evaluate, dense: tuple[int, int],
+                   all_units: int) -> list[int]:
+    """Per-group removal caps of the estimate-weighted plan: what the MACs-only plan for the
+    same target removes, plus ``ESTIMATE_MAX_EXTRA`` of the group's units."""
+    plain = choose(_amount(cfg, lambda x: choose(x, None), evaluate, dense, all_units), None)
+    return [int(m.sum()) + int(ESTIMATE_MAX_EXTRA * m.numel()) for m in plain]
+
+
 def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
                refuse: dict[str, str], calib_data, loss_fn, max_batches,
                freeze: dict[str, str] | None = None, time_weights=None) -> StructuredPlan:
@@ -226,14 +234,14 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
         tw += [1.0] * len(internal)
     else:
         tw = group_weights(time_weights, names)
-    caps = None
 
-    def choose(x: float, weights: list[float] | None = tw) -> list[Tensor]:
+    def choose(x: float, weights: list[float] | None, caps: list[int] | None = None
+               ) -> list[Tensor]:
         if cfg.scope == "local":
             return select_local(scores, x, cfg.per_layer_min, cfg.per_layer_max, rounds, widths)
         return select_global(scores, int(round(x)), cfg.per_layer_min, cfg.per_layer_max,
                              rounds, widths, weights, cfg.scope == "global", cfg.round_to is None,
-                             caps if weights is not None else None)
+                             caps)
 
     exact = {n for n, _ in internal if has_internal_cost(graph.leaves[n])}
 
@@ -251,10 +259,10 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
 
     all_units = total + sum(ig.size for _, ig in internal)
     dense = evaluate([torch.zeros(s.numel(), dtype=torch.bool) for s in scores])
-    if time_weights == "estimate":  # bound the tilt by the MACs-only plan at the same target
-        plain = choose(_amount(cfg, lambda x: choose(x, None), evaluate, dense, all_units), None)
-        caps = [int(m.sum()) + int(ESTIMATE_MAX_EXTRA * m.numel()) for m in plain]
-    masks = choose(_amount(cfg, choose, evaluate, dense, all_units))
+    caps = (_estimate_caps(cfg, choose, evaluate, dense, all_units)
+            if time_weights == "estimate" else None)
+    masks = choose(_amount(cfg, lambda x: choose(x, tw, caps), evaluate, dense, all_units), tw,
+                   caps)
     _ensure_nonempty(graph, masks, scores)
     _internal_minimum(internal, masks[n_graph:], scores[n_graph:])
     keep_internal = {}

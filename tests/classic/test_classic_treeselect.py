@@ -96,3 +96,22 @@ def test_regressor_selection_keeps_the_estimator_type(diabetes):
     assert type(small) is GradientBoostingRegressor
     assert small.estimators_.shape[1] == 1
     assert rep.val_after >= rep.val_before - 0.05
+
+
+def test_leaf_refit_to_soft_targets(digits, digits_gb, untouched):
+    """One-hot targets give the label re-fit; another model's probabilities pull the kept
+    trees towards that model (distillation); a wrong column count is refused."""
+    Xt, Xv, yt, _ = digits
+    small = select_trees(digits_gb, l1_tree_order(digits_gb, Xt, yt), 3)
+    before = untouched(small)
+    onehot = (yt[:, None] == digits_gb.classes_[None, :]).astype(float)
+    by_label = refit_leaves(small, Xt, yt)
+    by_target = refit_leaves(small, Xt, None, targets=onehot)
+    np.testing.assert_allclose(by_target.decision_function(Xv), by_label.decision_function(Xv))
+    teacher = digits_gb.predict_proba(Xt)
+    distilled = refit_leaves(small, Xt, None, targets=teacher)
+    gap = lambda m: np.abs(m.predict_proba(Xt) - teacher).mean()  # noqa: E731
+    assert gap(distilled) < gap(by_label)
+    assert untouched(small) == before
+    with pytest.raises(ValueError, match="targets"):
+        refit_leaves(small, Xt, None, targets=teacher[:, :3])

@@ -69,10 +69,22 @@ def _targets(est: Any, y: np.ndarray) -> tuple[np.ndarray, str]:
     return (y[:, None] == est.classes_[None, :]).astype(np.float64), "multinomial"
 
 
-def refit_leaves(est: Any, X: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> Any:
+def refit_leaves(est: Any, X: np.ndarray, y: np.ndarray | None, l2: float = 1e-3,
+                 targets: np.ndarray | None = None) -> Any:
     """A copy of fitted ``est`` whose leaf values are re-fitted jointly on ``(X, y)``.
 
     Leaves no row of ``X`` reaches keep their values. ``est`` is left untouched.
+
+    Args:
+        est: a fitted gradient-boosting model (log loss or squared error).
+        X: rows ``(n, n_features)``.
+        y: their labels or targets; ignored when ``targets`` is given.
+        l2: L2 penalty on the leaf values (per row).
+        targets: instead of ``y``, soft targets ``(n, K)`` in the loss's own terms: class
+            probabilities for a classifier (``K`` = 1, the positive class, for a binary one),
+            values for a regressor — e.g. another model's predictions, to fit the kept trees
+            to that model (knowledge distillation; Buciluă et al., "Model Compression",
+            KDD 2006).
     """
     from scipy.optimize import minimize
     from threadpoolctl import threadpool_limits
@@ -80,7 +92,12 @@ def refit_leaves(est: Any, X: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> An
     X32 = np.asarray(X, dtype=np.float32)
     lr = float(est.learning_rate)
     init = est._raw_predict_init(X32)
-    Y, kind = _targets(est, y)
+    Y, kind = _targets(est, y if targets is None else np.zeros(X32.shape[0]))
+    if targets is not None:
+        Y = np.asarray(targets, dtype=np.float64).reshape(X32.shape[0], -1)
+        if Y.shape[1] != est.estimators_.shape[1]:
+            raise ValueError(f"targets must have {est.estimators_.shape[1]} column(s), "
+                             f"got {Y.shape[1]}")
     cols = est.estimators_.shape[1]
     blocks = [leaf_design(est.estimators_[:, c], X32) for c in range(cols)]
     offsets = np.concatenate(([0], np.cumsum([b[0].shape[1] for b in blocks])))

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from prunekit.recsys import evaluate_ranking, load_movielens100k  # noqa: E402
 from prunekit.serialize import load, save  # noqa: E402
-from recsys_methods import KD, METHODS, TUNED, Ctx, emb_params, split_label  # noqa: E402
+from recsys_methods import KD, METHODS, TUNED, Ctx, emb_bytes, emb_params, split_label  # noqa: E402
 from recsys_methods import method as method_fn  # noqa: E402
 from results_schema import load_average, write_result  # noqa: E402
 from prunekit.bench.timer import compare_latency  # noqa: E402
@@ -68,7 +68,8 @@ def job(spec):
     if seed == 0 and ratio in (0.0, 0.9) and not method.startswith(TUNING):
         save(model.eval(), cache / f"model_{name}_{METHODS_KEY(method)}")
     return dict(model=name, seed=seed, method=method, target=ratio,
-                removed=1 - emb_params(model) / emb_params(ctx.dense), ndcg=res["ndcg@10"],
+                removed=1 - emb_bytes(model) / emb_bytes(ctx.dense),
+                removed_params=1 - emb_params(model) / emb_params(ctx.dense), ndcg=res["ndcg@10"],
                 hr=res["hr@10"], val=val, seconds=time.time() - t0)
 
 

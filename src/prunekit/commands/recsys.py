@@ -26,7 +26,7 @@ from prunekit.io import atomic_dir
 from prunekit.serialize import save
 from prunekit.commands.errors import fail
 
-PRUNE_KEYS = ("rows", "dims", "entries", "mixed")
+PRUNE_KEYS = ("rows", "dims", "entries", "mixed", "shared")
 MODELS = ("mf", "ncf", "dlrm")
 
 
@@ -90,7 +90,9 @@ def _run(opts: dict, tmp: Path) -> dict:
     export_tables(model, tmp / "serving")
     return {"model": opts["model"], "data": opts["data"], "feedback": feedback,
             "prune": opts["prune"], "embedding_params_before": rep.params_before,
-            "embedding_params_after": rep.params_after, "removed": rep.removed,
+            "embedding_params_after": rep.params_after, "embedding_bytes_before":
+            rep.bytes_before, "embedding_bytes_after": rep.bytes_after, "removed": rep.removed,
+            "removed_params": rep.removed_params,
             "dense": dense, "pruned_oneshot": oneshot, "pruned_finetuned": pruned,
             "tables": [t.__dict__ for t in rep.tables]}
 
@@ -100,7 +102,8 @@ def recsys_cmd(
     model: str = typer.Option("ncf", help="mf | ncf | dlrm"),
     data: str = typer.Option("movielens100k", help="movielens100k or a User,Item,Rating,"
                              "Timestamp csv"),
-    prune: str = typer.Option("rows=0.5", help="rows=R,dims=R,entries=R,mixed=R"),
+    prune: str = typer.Option("rows=0.5", help="rows=R,dims=R,entries=R,mixed=R,shared=R "
+                              "(shared: product-quantised tables, R of the bytes removed)"),
     by: str = typer.Option("frequency", help="row criterion: frequency | norm | gradient"),
     method: str = typer.Option("pep", help="entries method: pep | magnitude"),
     feedback: str = typer.Option("implicit", help="implicit (HR/NDCG) | explicit (RMSE)"),

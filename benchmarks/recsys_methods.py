@@ -271,9 +271,10 @@ def m_gradual(ctx: Ctx, ratio: float, kd: float = 0.0):
 
 def m_shared(ctx: Ctx, ratio: float, subspaces: int | None = None,
              centroids: int | None = None, widths: tuple[int, ...] | None = None,
-             kd: float = KD):
+             kd: float = KD, transform: str | None = None):
     """Trained weight sharing: product quantisation (k-means per subspace) of the dense
-    model's tables — ``M``/``K`` chosen to remove ``ratio`` of the bytes, or given — optionally
+    model's tables — ``M``/``K`` chosen to remove ``ratio`` of the bytes, or given; with
+    ``transform="svd"`` per-column codebooks in the SVD basis, bits allocated — optionally
     after per-group widths, then the codebooks (codes fixed) and the other layers fine-tuned
     with KD."""
     model = copy.deepcopy(ctx.dense)
@@ -283,7 +284,7 @@ def m_shared(ctx: Ctx, ratio: float, subspaces: int | None = None,
         prune_embeddings(model, ctx.fit, subspaces=subspaces, centroids=centroids,
                          seed=ctx.seed)
     else:
-        prune_embeddings(model, ctx.fit, shared=ratio, seed=ctx.seed)
+        prune_embeddings(model, ctx.fit, shared=ratio, transform=transform, seed=ctx.seed)
     ctx.recover(model, kd=kd)
     return model
 
@@ -309,8 +310,8 @@ METHODS = {
         lambda c, r: m_dims(c, r, kd_items=KD_ITEMS),
 }
 
-SHARED = re.compile(r"shared PQ(?: M=(\d+) K=(\d+))?(?: after dims widths (\d+(?:/\d+)*))?"
-                    r" \((\+ KD|no KD)\)")
+SHARED = re.compile(r"shared PQ(?: M=(\d+) K=(\d+))?( SVD bits)?"
+                    r"(?: after dims widths (\d+(?:/\d+)*))? \((\+ KD|no KD)\)")
 WIDTHS = re.compile(r"(dims|low-rank SVD) widths (\d+(?:/\d+)*)(?: \+ item rows ([\d.]+))?"
                     r"( gradual)? \(\+ KD(?:, also over (\d+) random items)?\)")
 
@@ -327,15 +328,19 @@ def method(label: str):
     """The method function of a label: a fixed entry of :data:`METHODS`, per-group widths
     (``widths_label``), e.g. ``"dims widths 2/6/3 + item rows 0.4 (+ KD)"``, or weight
     sharing: ``"shared PQ (+ KD)"`` (``M``, ``K`` chosen to remove the target's bytes),
-    ``"shared PQ M=32 K=8 (+ KD)"``, ``"shared PQ M=8 K=16 after dims widths 8/8/8 (no KD)"``."""
+    ``"shared PQ M=32 K=8 (+ KD)"``, ``"shared PQ M=8 K=16 after dims widths 8/8/8 (no KD)"``,
+    ``"shared PQ SVD bits (+ KD)"`` (per-column codebooks in the SVD basis, bits allocated)."""
     if label in METHODS:
         return METHODS[label]
     m = SHARED.fullmatch(label)
     if m is not None:
         sub, cen = (int(m.group(1)), int(m.group(2))) if m.group(1) else (None, None)
-        widths = tuple(int(w) for w in m.group(3).split("/")) if m.group(3) else None
-        kd = KD if m.group(4) == "+ KD" else 0.0
-        return lambda c, t: m_shared(c, t, sub, cen, widths, kd)
+        if sub and m.group(3):
+            raise KeyError(label)
+        widths = tuple(int(w) for w in m.group(4).split("/")) if m.group(4) else None
+        kd = KD if m.group(5) == "+ KD" else 0.0
+        transform = "svd" if m.group(3) else None
+        return lambda c, t: m_shared(c, t, sub, cen, widths, kd, transform)
     m = WIDTHS.fullmatch(label)
     if m is None:
         raise KeyError(label)

@@ -10,6 +10,7 @@ from prunekit.cli import app
 from prunekit.recsys import (DLRM, MF, NCF, SHARING_METHODS, PQEmbedding, TrainConfig,
                              choose_pq, export_tables, kmeans, prune_embeddings, train_implicit)
 from prunekit.recsys.shared import SharingContext, pq_bytes
+from prunekit.recsys.transform import allocate_bits, column_importance, svd_basis
 from prunekit.serialize import load, save
 
 
@@ -118,7 +119,9 @@ def test_mf_bias_tables_take_one_subspace(split):
 @pytest.mark.parametrize("kwargs, match", [
     ({"shared": 1.0}, "shared"), ({"shared": -0.1}, "shared"),
     ({"subspaces": 3, "centroids": 4}, "subspaces"),
-    ({"subspaces": 2, "centroids": 1}, "centroids"),
+    ({"subspaces": 2, "centroids": 0}, "centroids"),
+    ({"subspaces": 2, "centroids": [4, 4, 4]}, "centroids"),
+    ({"transform": "svd"}, "shared="), ({"shared": 0.5, "transform": "pca"}, "transform"),
     ({"subspaces": 2}, "centroids"), ({"subspaces": 0, "centroids": 4}, "subspaces"),
     ({"shared": 0.5, "subspaces": 2, "centroids": 4}, "not both"),
     ({"shared": 0.5, "rows": 0.5}, "dims= only"), ({"shared": 0.5, "sharing": "x"}, "sharing"),
@@ -170,3 +173,57 @@ def test_cli_shared(tmp_path, csv_file):
                                    "--prune", "shared=0.8,rows=0.5", "--epochs", "1", "-o", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "dims= only" in bad.output
     assert not (tmp_path / "x").exists()
+
+
+def test_allocate_bits_is_greedy_reverse_water_filling():
+    assert allocate_bits(torch.tensor([16.0, 4.0, 1.0, 1.0]), 4) == [3, 1, 0, 0]
+    assert allocate_bits(torch.ones(3), 6) == [2, 2, 2]
+    assert allocate_bits(torch.tensor([1e9, 1.0]), 20) == [8, 8]
+
+
+@pytest.mark.parametrize("cls", [MF, NCF])
+def test_svd_basis_keeps_scores_and_orders_columns(split, cls):
+    train, test = split
+    torch.manual_seed(0)
+    model = cls(train.n_users, train.n_items, 8)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_()
+    ref = copy.deepcopy(model)
+    svd_basis(model)
+    assert torch.allclose(model.score(test.users, test.items), ref.score(test.users, test.items),
+                          atol=1e-4)
+    imp = column_importance(model)
+    first = next(iter(model.table_features()))
+    assert torch.all(imp[first][:-1] >= imp[first][1:] - 1e-9)
+
+
+def test_transform_svd_allocates_bits_and_round_trips(tmp_path, split):
+    train, test = split
+    torch.manual_seed(0)
+    model = NCF(train.n_users, train.n_items, 8)
+    with torch.no_grad():
+        model.gmf_user.weight.mul_(torch.linspace(3, 0.1, 8))  # unequal column energy
+    rep = prune_embeddings(model, train, shared=0.8, transform="svd")
+    assert rep.removed >= 0.8
+    ks = model.gmf_user.centroids
+    assert isinstance(ks, list) and len(ks) == 8 and max(ks) > min(ks)
+    assert model.gmf_user.stored_values() == sum(ks)
+    model.eval()
+    save(model, tmp_path / "m")
+    back = load(tmp_path / "m")
+    assert torch.equal(model.score(test.users, test.items), back.score(test.users, test.items))
+    export_tables(model, tmp_path / "serving")
+    meta = json.loads((tmp_path / "serving" / "embedding_tables.json").read_text())
+    entry = {t["name"]: t for t in meta["tables"]}["gmf_user"]
+    assert entry["centroids"] == ks and entry["code_bits"] == [k.bit_length() - 1 for k in ks]
+
+
+def test_transform_svd_refuses_groups_it_cannot_rotate(split):
+    train, _ = split
+    model = DLRM([train.n_users, train.n_items], dim=8)
+    model.set_dense_counts(train.users, train.items)
+    state = _state(model)
+    with pytest.raises(ValueError, match="tables.0.weight"):
+        prune_embeddings(model, train, shared=0.8, transform="svd")
+    assert _same(model, state) and type(model.tables[0]) is torch.nn.EmbeddingBag

@@ -14,7 +14,9 @@
   ``(num_embeddings, subspaces)``; int32 when ``centroids > 256``) and ``<name>.codebooks``
   (``(subspaces, centroids, embedding_dim / subspaces)``): the vector of id ``i`` is the
   concatenation over subspaces ``m`` of ``codebooks[m, codes[i, m]]``. The JSON entry adds
-  ``subspaces``, ``centroids``, ``code_bits`` and ``packed_code_bytes`` (the size of the codes
+  ``subspaces``, ``centroids`` and ``code_bits`` (one int, or one per subspace when bits were
+  allocated per column: the codebooks are then padded to the largest ``K``) and
+  ``packed_code_bytes`` (the size of the codes
   packed at ``code_bits`` each, the figure the size reports count).
 
 With TorchRec, ``num_embeddings_post_pruning`` and the remap array are what an
@@ -52,7 +54,9 @@ def _entry(name: str, t: nn.Module, tensors: dict[str, Tensor]) -> dict[str, Any
         return e
     if isinstance(t, PQEmbedding):
         e.update(layout="pq", num_embeddings_post_pruning=int(t.num_embeddings),
-                 subspaces=t.subspaces, centroids=t.centroids, code_bits=code_bits(t.centroids),
+                 subspaces=t.subspaces, centroids=t.centroids,
+                 code_bits=code_bits(t.centroids) if isinstance(t.centroids, int)
+                 else [code_bits(k) for k in t.centroids],
                  packed_code_bytes=t.code_bytes())
         tensors[f"{name}.codes"] = t.codes.detach().clone()
         tensors[f"{name}.codebooks"] = t.codebooks.detach().clone()

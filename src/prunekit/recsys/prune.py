@@ -29,7 +29,9 @@ from prunekit.recsys.entries import ENTRY_METHODS, masked_csr, table_mode
 from prunekit.recsys.mixed import mixed_masks
 from prunekit.recsys.pep import PEPConfig, PEPSearch
 from prunekit.recsys.rows import ROW_CRITERIA, RowContext, keep_rows, remapped_table
-from prunekit.recsys.shared import SHARING_METHODS, SharingContext, check_pq_shape, choose_pq
+from prunekit.recsys.shared import (SHARING_METHODS, SharingContext, check_pq_shape,
+                                    choose_allocated, choose_pq)
+from prunekit.recsys.transform import column_importance, svd_basis
 from prunekit.recsys.tables import table_bytes, table_index_bytes, table_params
 from prunekit.recsys.train import implicit_loss, sample_negatives, seen_matrix
 
@@ -170,8 +172,17 @@ def install_table(model: nn.Module, names: list[str], table: nn.Module) -> None:
         _record_swap(model, name, table)
 
 
-def _check_sharing(shared, subspaces, centroids, sharing, others) -> bool:
+TRANSFORMS = (None, "svd")
+
+
+def _check_sharing(shared, subspaces, centroids, sharing, transform, others) -> bool:
     """Validate the weight-sharing arguments; ``True`` when tables are to be quantised."""
+    if transform not in TRANSFORMS:
+        raise ValueError(f"prune_embeddings: transform must be one of {TRANSFORMS}, "
+                         f"got {transform!r}")
+    if transform is not None and shared is None:
+        raise ValueError("prune_embeddings: transform='svd' allocates bits to meet shared=; "
+                         "give shared=")
     explicit = subspaces is not None or centroids is not None
     if explicit and (subspaces is None or centroids is None):
         raise ValueError("prune_embeddings: subspaces= and centroids= go together")
@@ -189,9 +200,24 @@ def _check_sharing(shared, subspaces, centroids, sharing, others) -> bool:
     return explicit or shared is not None
 
 
-def _shared_tables(work: nn.Module, tables, shared, subspaces, centroids, sharing, seed
-                   ) -> dict[str, nn.Module]:
-    """Product-quantised copies of ``work``'s (dense) tables."""
+def _rotate(work: nn.Module, train: Interactions, seed: int) -> None:
+    """:func:`~prunekit.recsys.transform.svd_basis` on ``work``, checked: the scores of 512
+    training pairs must not move by more than 1e-4 of their scale."""
+    ref = copy.deepcopy(work).eval()
+    svd_basis(work)
+    probe = torch.randint(0, len(train), (512,), generator=torch.Generator().manual_seed(seed))
+    users, items = train.users[probe], train.items[probe]
+    with torch.no_grad():
+        before, after = ref.score(users, items), work.eval().score(users, items)
+    diff = float((before - after).abs().max())
+    if diff > 1e-4 * (1.0 + float(before.abs().max())):
+        raise ValueError(f"transform='svd': the change of basis moved scores by {diff:.3g}")
+
+
+def _shared_tables(work: nn.Module, tables, shared, subspaces, centroids, sharing, seed,
+                   transform=None, train=None) -> dict[str, nn.Module]:
+    """Product-quantised copies of ``work``'s (dense) tables (after the change of basis when
+    ``transform`` is ``"svd"``: one scalar codebook per column, bits allocated)."""
     shapes = {}
     for name in tables:
         t = work.get_submodule(name)
@@ -199,8 +225,14 @@ def _shared_tables(work: nn.Module, tables, shared, subspaces, centroids, sharin
             raise ValueError(f"prune_embeddings: table {name!r} is already pruned "
                              f"({type(t).__name__}); weight sharing quantises dense tables")
         shapes[name] = tuple(t.weight.shape)
-    if shared is not None:
-        pick = choose_pq(shapes, shared, work.get_submodule(name).weight.element_size())
+    size = work.get_submodule(name).weight.element_size()
+    if transform == "svd":
+        _rotate(work, train, seed)
+        imp = column_importance(work)
+        pick = {n: (shapes[n][1], ks) for n, ks in
+                choose_allocated(shapes, {n: imp[n] for n in shapes}, shared, size).items()}
+    elif shared is not None:
+        pick = choose_pq(shapes, shared, size)
     else:
         pick = {n: (min(subspaces, d), centroids) for n, (_, d) in shapes.items()}
         for n, (m, k) in pick.items():
@@ -237,7 +269,8 @@ def prune_embeddings(model: nn.Module, train: Interactions, *, rows: float | Non
                      dim_criterion: str = "l2", feedback: str = "implicit", alpha: float = 0.5,
                      pep: PEPConfig | None = None, shared: float | None = None,
                      subspaces: int | None = None, centroids: int | None = None,
-                     sharing: str = "pq", seed: int = 0) -> EmbeddingPruneReport:
+                     sharing: str = "pq", transform: str | None = None,
+                     seed: int = 0) -> EmbeddingPruneReport:
     """Prune ``model``'s embedding tables in place (see the module docstring).
 
     Args:
@@ -258,6 +291,10 @@ def prune_embeddings(model: nn.Module, train: Interactions, *, rows: float | Non
         subspaces, centroids: instead of ``shared``, ``M`` and ``K`` for every table (``M``
             capped at a narrower table's width, e.g. 1 for MF's bias tables).
         sharing: sharing method (``pq``: k-means per subspace).
+        transform: ``"svd"`` — before quantising, rotate each coupled group to the SVD basis
+            of what its tables contribute (scores unchanged, other layers absorb the rotation)
+            and give each column its own scalar codebook with bits allocated by importance
+            (:mod:`prunekit.recsys.transform`); needs ``shared``.
 
     Returns:
         Per-table sizes before and after.
@@ -265,7 +302,8 @@ def prune_embeddings(model: nn.Module, train: Interactions, *, rows: float | Non
     rows, dims = _ratio(rows, "rows"), _ratio(dims, "dims")
     entries, mixed = _ratio(entries, "entries"), _ratio(mixed, "mixed")
     shared = _ratio(shared, "shared")
-    share = _check_sharing(shared, subspaces, centroids, sharing, (rows, entries, mixed))
+    share = _check_sharing(shared, subspaces, centroids, sharing, transform,
+                           (rows, entries, mixed))
     _check(model, train, rows, dims, entries, mixed, by, method, feedback, share)
     tables = _tables(model, train)
     before = {n: (table_params(model.get_submodule(n)), table_bytes(model.get_submodule(n)))
@@ -280,7 +318,8 @@ def prune_embeddings(model: nn.Module, train: Interactions, *, rows: float | Non
                                                  train.items[probe])
     new: dict[str, nn.Module] = {}
     if share:
-        new = _shared_tables(work, tables, shared, subspaces, centroids, sharing, seed)
+        new = _shared_tables(work, tables, shared, subspaces, centroids, sharing, seed,
+                             transform, train)
     elif rows:
         new = _row_tables(work, tables, rows, by, train)
     elif mixed is not None:

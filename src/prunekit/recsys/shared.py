@@ -30,13 +30,19 @@ from torch import Tensor, nn
 
 from prunekit._registry import Registry
 from prunekit.recsys.tables import _bag, _check_mode, check_ids
+from prunekit.recsys.transform import allocate_bits
 
 CENTROID_CHOICES = (2, 4, 8, 16, 32, 64, 128, 256)
 
 
 def code_bits(centroids: int) -> int:
-    """Bits of one code: ``ceil(log2 K)`` (at least 1)."""
-    return max(1, math.ceil(math.log2(centroids)))
+    """Bits of one code: ``ceil(log2 K)`` (0 for a single centroid)."""
+    return math.ceil(math.log2(centroids))
+
+
+def per_subspace(centroids: int | list[int], subspaces: int) -> list[int]:
+    """``K`` of every subspace (an int applies to all)."""
+    return [centroids] * subspaces if isinstance(centroids, int) else list(centroids)
 
 
 class PQEmbedding(nn.Module):
@@ -46,21 +52,26 @@ class PQEmbedding(nn.Module):
         num_ids: size of the id space.
         embedding_dim: width ``d`` of a looked-up vector.
         subspaces: ``M``; must divide ``embedding_dim``.
-        centroids: ``K`` per subspace, 2..65536.
+        centroids: ``K`` per subspace, 1..65536: one int for all subspaces, or a list with
+            one ``K`` per subspace (bits allocated by importance, :func:`allocate_bits`).
         mode: ``None`` (``nn.Embedding``) or ``"sum"``/``"mean"`` (``nn.EmbeddingBag``).
         table: the table's name in the model, used in error messages.
     """
 
-    def __init__(self, num_ids: int, embedding_dim: int, subspaces: int, centroids: int,
-                 mode: str | None = None, table: str = "table") -> None:
+    def __init__(self, num_ids: int, embedding_dim: int, subspaces: int,
+                 centroids: int | list[int], mode: str | None = None,
+                 table: str = "table") -> None:
         super().__init__()
         _check_mode(mode)
         check_pq_shape(table, embedding_dim, subspaces, centroids)
         self.num_ids, self.dim, self.mode, self.table = num_ids, embedding_dim, mode, table
-        self.subspaces, self.centroids = subspaces, centroids
-        self.codebooks = nn.Parameter(torch.zeros(subspaces, centroids,
-                                                  embedding_dim // subspaces))
-        dtype = torch.uint8 if centroids <= 256 else torch.int32
+        self.subspaces = subspaces
+        self.centroids = centroids if isinstance(centroids, int) else list(centroids)
+        self.per_subspace = per_subspace(centroids, subspaces)
+        k_max = max(self.per_subspace)
+        # (M, K_max, d / M); a subspace with fewer centroids leaves its last rows unused
+        self.codebooks = nn.Parameter(torch.zeros(subspaces, k_max, embedding_dim // subspaces))
+        dtype = torch.uint8 if k_max <= 256 else torch.int32
         self.register_buffer("codes", torch.zeros(num_ids, subspaces, dtype=dtype))
 
     @property
@@ -94,23 +105,30 @@ class PQEmbedding(nn.Module):
         return _bag(rows, offsets, offsets.numel() if offsets is not None else 0, self.mode)
 
     def code_bytes(self) -> int:
-        """Bytes of the codes packed as one bit stream (``num_ids * M * ceil(log2 K)`` bits)."""
-        return math.ceil(self.num_ids * self.subspaces * code_bits(self.centroids) / 8)
+        """Bytes of the codes packed as one bit stream (``ceil(log2 K_m)`` bits per subspace
+        and id)."""
+        return math.ceil(self.num_ids * sum(code_bits(k) for k in self.per_subspace) / 8)
+
+    def stored_values(self) -> int:
+        """Float values stored: the used codebook entries."""
+        return sum(self.per_subspace) * (self.dim // self.subspaces)
 
     def stored_bytes(self) -> int:
-        """Packed codes + codebooks at their dtype."""
-        return self.code_bytes() + self.codebooks.numel() * self.codebooks.element_size()
+        """Packed codes + the used codebook entries at their dtype."""
+        return self.code_bytes() + self.stored_values() * self.codebooks.element_size()
 
 
 def check_pq_shape(table: str, dim: int, subspaces: int, centroids: int) -> None:
-    """``ValueError`` naming ``table`` unless ``subspaces`` divides ``dim`` and ``centroids``
-    lies in [2, 65536]."""
+    """``ValueError`` naming ``table`` unless ``subspaces`` divides ``dim`` and every
+    ``centroids`` lies in [1, 65536] (one int, or one per subspace)."""
     if not isinstance(subspaces, int) or subspaces < 1 or dim % subspaces:
         raise ValueError(f"table {table!r}: subspaces must be a positive divisor of its width "
                          f"{dim}, got {subspaces!r}")
-    if not isinstance(centroids, int) or not 2 <= centroids <= 65536:
-        raise ValueError(f"table {table!r}: centroids must be an int in [2, 65536], "
-                         f"got {centroids!r}")
+    ks = [centroids] if isinstance(centroids, int) else list(centroids)
+    if (not isinstance(centroids, int) and len(ks) != subspaces) or not all(
+            isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= 65536 for k in ks):
+        raise ValueError(f"table {table!r}: centroids must be an int in [1, 65536] or one per "
+                         f"subspace ({subspaces}), got {centroids!r}")
 
 
 def kmeans(x: Tensor, k: int, iters: int = 25, seed: int = 0) -> tuple[Tensor, Tensor]:
@@ -156,7 +174,7 @@ class SharingContext:
     weight: Tensor
     table: str
     subspaces: int
-    centroids: int
+    centroids: int | list[int]
     mode: str | None
     seed: int = 0
     iters: int = 25
@@ -173,9 +191,9 @@ def pq_kmeans(ctx: SharingContext) -> PQEmbedding:
     n, d = w.shape
     table = PQEmbedding(n, d, ctx.subspaces, ctx.centroids, ctx.mode, ctx.table)
     width = d // ctx.subspaces
-    k = min(ctx.centroids, n)
     with torch.no_grad():
-        for m in range(ctx.subspaces):
+        for m, k in enumerate(per_subspace(ctx.centroids, ctx.subspaces)):
+            k = min(k, n)
             cent, assign = kmeans(w[:, m * width:(m + 1) * width], k, ctx.iters, ctx.seed + m)
             table.codebooks[m, :k] = cent.to(table.codebooks.dtype)
             table.codes[:, m] = assign.to(table.codes.dtype)
@@ -219,4 +237,36 @@ def choose_pq(shapes: dict[str, tuple[int, int]], ratio: float, float_bytes: int
                 pq_bytes(*shapes[n], m, k, float_bytes) for n, (m, k) in pick.items()) <= budget:
             return pick
     raise ValueError(f"prune_embeddings: shared={ratio} removes more bytes than the smallest "
-                     "product quantisation of these tables (1 bit per id and subspace) allows")
+                     "product quantisation of these tables allows")
+
+
+def choose_allocated(shapes: dict[str, tuple[int, int]], importance: dict[str, Tensor],
+                     ratio: float, float_bytes: int = 4) -> dict[str, list[int]]:
+    """Per table, one scalar codebook per column (``M = d``) with ``K_j = 2 ** bits_j``
+    centroids, the bits allocated by :func:`~prunekit.recsys.transform.allocate_bits` from the
+    columns' ``importance``; every table gets the same mean bits per value, the highest at
+    which packed codes + codebooks fit in ``1 - ratio`` of the dense bytes (binary search:
+    the bytes grow with the level). ``ValueError`` naming ``shared`` when none fits."""
+    budget = (1.0 - ratio) * sum(n * d * float_bytes for n, d in shapes.values())
+    levels = sorted({b / d for _, d in shapes.values() for b in range(1, 8 * d + 1)})
+
+    def plan(level: float) -> tuple[dict[str, list[int]], int]:
+        out, total = {}, 0
+        for name, (n, d) in shapes.items():
+            bits = allocate_bits(importance[name], int(level * d + 1e-9))
+            out[name] = [2 ** b for b in bits]
+            total += math.ceil(n * sum(bits) / 8) + sum(out[name]) * float_bytes
+        return out, total
+
+    lo, hi, best = 0, len(levels) - 1, None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        pick, total = plan(levels[mid])
+        if total <= budget:
+            best, lo = pick, mid + 1
+        else:
+            hi = mid - 1
+    if best is None:
+        raise ValueError(f"prune_embeddings: shared={ratio} removes more bytes than the smallest "
+                         "bit allocation of these tables allows")
+    return best

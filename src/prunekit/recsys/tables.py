@@ -194,8 +194,8 @@ def table_params(table: nn.Module) -> int:
     its codebooks); index buffers and codes are not counted."""
     if isinstance(table, SparseEmbedding):
         return table.values.numel()
-    if hasattr(table, "codebooks"):
-        return table.codebooks.numel()
+    if hasattr(table, "stored_values"):
+        return int(table.stored_values())
     return table.weight.numel()
 
 

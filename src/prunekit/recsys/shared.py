@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from prunekit._registry import Registry
@@ -89,9 +90,10 @@ class PQEmbedding(nn.Module):
 
     def lookup(self, ids: Tensor) -> Tensor:
         check_ids(ids, self.num_ids, self.table)
-        codes = self.codes[ids.reshape(-1)].long()  # (B, M)
-        sub = torch.arange(self.subspaces, device=codes.device)
-        rows = self.codebooks[sub, codes]  # (B, M, d / M)
+        m, k_max, width = self.codebooks.shape
+        offsets = torch.arange(0, m * k_max, k_max, device=ids.device)
+        rows = F.embedding(self.codes[ids.reshape(-1)].long() + offsets,  # (B, M) flat ids
+                           self.codebooks.reshape(m * k_max, width))  # (B, M, d / M)
         return rows.reshape(*ids.shape, self.dim)
 
     def to_dense(self) -> Tensor:

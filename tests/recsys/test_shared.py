@@ -173,6 +173,14 @@ def test_cli_shared(tmp_path, csv_file):
                                    "--prune", "shared=0.8,rows=0.5", "--epochs", "1", "-o", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "dims= only" in bad.output
     assert not (tmp_path / "x").exists()
+    res = CliRunner().invoke(app, ["recsys", "--model", "ncf", "--data", str(csv_file), "--prune",
+                                   "shared=0.8", "--transform", "svd", "--epochs", "1", "--dim",
+                                   "8", "-o", str(tmp_path / "svd")])
+    assert res.exit_code == 0, res.output
+    assert isinstance(load(tmp_path / "svd" / "model").gmf_user.centroids, list)
+    bad = CliRunner().invoke(app, ["recsys", "--data", str(csv_file), "--prune", "dims=0.5",
+                                   "--transform", "svd", "-o", str(tmp_path / "y")])
+    assert bad.exit_code == 2 and "--transform" in bad.output
 
 
 def test_allocate_bits_is_greedy_reverse_water_filling():

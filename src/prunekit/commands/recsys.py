@@ -74,9 +74,10 @@ def _run(opts: dict, tmp: Path) -> dict:
     fit(model, train, TrainConfig(epochs=opts["epochs"], lr=opts["lr"], seed=opts["seed"]))
     dense = _quality(model, test, train, feedback)
     teacher = copy.deepcopy(model) if opts["distill"] else None
+    extra = {"transform": opts["transform"]} if opts["transform"] else {}
     rep = prune_embeddings(model, train, by=opts["by"], method=opts["method"],
                            feedback=feedback, seed=opts["seed"], alpha=opts["alpha"],
-                           **opts["prune"])
+                           **opts["prune"], **extra)
     oneshot = _quality(model, test, train, feedback)
     if opts["finetune_epochs"]:
         cfg = TrainConfig(epochs=opts["finetune_epochs"], lr=opts["lr"], seed=opts["seed"] + 1,
@@ -113,6 +114,8 @@ def recsys_cmd(
     lr: float = typer.Option(2e-3, help="Adam learning rate"),
     seed: int = typer.Option(0, help="seed"),
     alpha: float = typer.Option(0.5, help="mixed: popularity exponent of the widths"),
+    transform: str = typer.Option("", help="shared: 'svd' = transform coding (SVD basis, "
+                                  "code bits allocated per column)"),
     distill: float = typer.Option(0.0, help="fine-tuning: weight of distillation from the "
                                   "dense model (implicit feedback)"),
 ) -> None:
@@ -121,7 +124,9 @@ def recsys_cmd(
         opts = dict(model=model.lower(), data=data, prune=parse_prune(prune), by=by,
                     method=method, feedback=feedback, dim=dim, epochs=epochs,
                     finetune_epochs=finetune_epochs, lr=lr, seed=seed, alpha=alpha,
-                    distill=distill)
+                    distill=distill, transform=transform or None)
+        if transform and (transform != "svd" or "shared" not in opts["prune"]):
+            raise ValueError(f"--transform: only 'svd', with --prune shared=R, got {transform!r}")
         if opts["model"] not in MODELS:
             raise ValueError(f"--model must be one of {MODELS}, got {model!r}")
         if by not in ROW_CRITERIA:

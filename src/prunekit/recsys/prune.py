@@ -334,13 +334,16 @@ def prune_embeddings(model: nn.Module, train: Interactions, *, rows: float | Non
     for name, table in new.items():
         install_table(work, tables[name][0], table)
     _adopt(model, work)
-    for name in tables:
-        t = model.get_submodule(name)
-        report.tables.append(TableReport(
-            name, type(t).__name__, before[name][0], table_params(t),
-            t.weight.shape[0] if hasattr(t, "weight") else t.num_embeddings, t.embedding_dim,
-            table_index_bytes(t), before[name][1], table_bytes(t)))
+    report.tables = [_table_report(model, name, *before[name]) for name in tables]
     return report
+
+
+def _table_report(model: nn.Module, name: str, params_before: int, bytes_before: int
+                  ) -> TableReport:
+    t = model.get_submodule(name)
+    rows = t.weight.shape[0] if hasattr(t, "weight") else t.num_embeddings
+    return TableReport(name, type(t).__name__, params_before, table_params(t), rows,
+                       t.embedding_dim, table_index_bytes(t), bytes_before, table_bytes(t))
 
 
 def _adopt(model: nn.Module, work: nn.Module) -> None:

@@ -203,12 +203,13 @@ def _check_sharing(shared, subspaces, centroids, sharing, transform, others) -> 
 def _rotate(work: nn.Module, train: Interactions, seed: int) -> None:
     """:func:`~prunekit.recsys.transform.svd_basis` on ``work``, checked: the scores of 512
     training pairs must not move by more than 1e-4 of their scale."""
-    ref = copy.deepcopy(work).eval()
+    ref, mode = copy.deepcopy(work).eval(), work.training
     svd_basis(work)
     probe = torch.randint(0, len(train), (512,), generator=torch.Generator().manual_seed(seed))
     users, items = train.users[probe], train.items[probe]
     with torch.no_grad():
         before, after = ref.score(users, items), work.eval().score(users, items)
+    work.train(mode)
     diff = float((before - after).abs().max())
     if diff > 1e-4 * (1.0 + float(before.abs().max())):
         raise ValueError(f"transform='svd': the change of basis moved scores by {diff:.3g}")

@@ -305,8 +305,10 @@ def write(args, load_start: str) -> None:
                "0.011 (3% of its value); the seeds vary initialisation and sampling only",
                f"load at start: {load_start}; the machine was shared (2 cores), so timings "
                "carry that noise (see p10-p90)"]
-    path = write_result("recsys_bar", "Recommender embedding pruning, validated protocol "
-                        "(MovieLens-100k)", tables, caveats=caveats,
+    title = "Recommender embedding pruning, validated protocol (MovieLens-100k)"
+    if args.name != "recsys_bar":
+        title = f"{title[:-1]}, seeds {args.seeds})"
+    path = write_result(args.name, title, tables, caveats=caveats,
                         load=f"{load_start}; at end: {load_average()}")
     print(path)
 
@@ -327,6 +329,7 @@ def main() -> None:
     p.add_argument("--tune", default="", help="comma-separated L2 values: dense models of the "
                    "first seed trained with each (validation NDCG@10 for choosing TUNED)")
     p.add_argument("--cache", default="/tmp/recsys_bar")
+    p.add_argument("--name", default="recsys_bar", help="results file name (without .json)")
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--latency", action="store_true", help="time seed 0's 90%% models")
     p.add_argument("--latency-methods", default=";".join(LATENCY),

@@ -197,7 +197,7 @@ def main() -> None:
                               if k.startswith("lenet300")})
     tables = _tables(results, paper, "the 1,000 MNIST-1D test signals") + [layer_table(results)]
     kept = set(args.models.split(","))
-    for t, old in zip(tables, _previous_rows(kept)):
+    for t, old in zip(tables, _previous_rows(kept), strict=False):
         t["rows"] += old
     tables.append(rates_table(results))
     for t in tables:

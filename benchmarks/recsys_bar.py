@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from prunekit.recsys import evaluate_ranking, load_movielens100k  # noqa: E402
 from prunekit.serialize import load, save  # noqa: E402
-from recsys_methods import KD, METHODS, TUNED, Ctx, emb_params, split_label  # noqa: E402
+from recsys_methods import KD, METHODS, TUNED, Ctx, emb_bytes, emb_params, split_label  # noqa: E402
 from recsys_methods import method as method_fn  # noqa: E402
 from results_schema import load_average, write_result  # noqa: E402
 from prunekit.bench.timer import compare_latency  # noqa: E402
@@ -68,7 +68,8 @@ def job(spec):
     if seed == 0 and ratio in (0.0, 0.9) and not method.startswith(TUNING):
         save(model.eval(), cache / f"model_{name}_{METHODS_KEY(method)}")
     return dict(model=name, seed=seed, method=method, target=ratio,
-                removed=1 - emb_params(model) / emb_params(ctx.dense), ndcg=res["ndcg@10"],
+                removed=1 - emb_bytes(model) / emb_bytes(ctx.dense),
+                removed_params=1 - emb_params(model) / emb_params(ctx.dense), ndcg=res["ndcg@10"],
                 hr=res["hr@10"], val=val, seconds=time.time() - t0)
 
 
@@ -113,6 +114,8 @@ def summary(rows: list[dict]) -> dict:
         rel = [(r["ndcg"] / dense[key[0]][r["seed"]] - 1) * 100 for r in rs
                if r["seed"] in dense.get(key[0], {})]
         out[key] = dict(removed=statistics.mean(r["removed"] for r in rs),
+                        removed_params=statistics.mean(r.get("removed_params", r["removed"])
+                                                       for r in rs),
                         val=statistics.mean(r["val"] for r in rs),
                         ndcg=[r["ndcg"] for r in rs], hr=[r["hr"] for r in rs],
                         rel=statistics.mean(rel) if rel else float("nan"),
@@ -123,7 +126,7 @@ def summary(rows: list[dict]) -> dict:
 def curve_rows(summ: dict) -> list[list]:
     rows = []
     for (model, method, target), v in sorted(summ.items(), key=lambda kv: (kv[0][0], kv[0][1] != "dense", kv[0][1], kv[0][2])):
-        rows.append([model, method, target, round(v["removed"], 4),
+        rows.append([model, method, target, round(v["removed"], 4), round(v["removed_params"], 4),
                      f"{statistics.mean(v['ndcg']):.4f} ± {statistics.pstdev(v['ndcg']):.4f}",
                      round(statistics.mean(v["hr"]), 4), round(v["val"], 4),
                      "" if method == "dense" else f"{v['rel']:+.2f}% ± {v['rel_sd']:.2f}", v["n"]])
@@ -207,7 +210,8 @@ def latency_rows(args, n_users: int, n_items: int) -> list[list]:
     return rows
 
 
-COLS = ["model", "method", "target", "embedding params removed", "NDCG@10 (mean ± sd)", "HR@10",
+COLS = ["model", "method", "target", "embedding bytes removed (packed codes counted)",
+        "float values removed", "NDCG@10 (mean ± sd)", "HR@10",
         "validation NDCG@10",
         "NDCG@10 vs dense (mean ± sd over seeds)", "seeds"]
 DURING = ("entries magnitude, one-shot (no KD)", "entries magnitude, one-shot (+ KD)",
@@ -232,14 +236,24 @@ def write(args, load_start: str) -> None:
                   "dense, mixed, the PEP retrain — are selected from epoch "
                   f"{args.scratch_min_epoch} on: their validation NDCG plateaus early; cubic "
                   f"from epoch {args.ramp + 1}, once the final sparsity is in force). Relative "
-                  "NDCG is paired by seed. 'removed' "
-                  "counts stored embedding values (bias tables included; remap / CSR indices "
-                  f"not counted). KD: distillation weight {KD} from the seed's dense model. PEP: "
+                  "NDCG is paired by seed. 'bytes removed' "
+                  "counts stored embedding bytes: fp32 values (bias tables included) plus, for "
+                  "weight sharing ('shared PQ'), the codes packed at ceil(log2 K) bits and the "
+                  "fp32 codebooks; remap / CSR indices are not counted. For every pruning "
+                  "method bytes and float values removed are the same fraction; weight sharing "
+                  "keeps every id's vector as codes, so its float values (the codebooks) drop "
+                  "further than its bytes. 'shared PQ': k-means per subspace, M and K chosen "
+                  "for the target's bytes (3 bits per value: M=32, K=8; MF biases M=1, K=8) or "
+                  "given; 'SVD bits': each coupled group rotated to its score-preserving SVD "
+                  "basis, one scalar codebook per column with bits allocated by importance "
+                  "(transform coding); 'after dims widths': columns cut first, the target then "
+                  "refers to the narrowed tables; codes fixed, codebooks and other layers "
+                  f"fine-tuned with KD. KD: distillation weight {KD} from the seed's dense model. PEP: "
                   f"search at most {args.pep_epochs} epochs (s_init -15, per-entry thresholds, "
                   "threshold lr 0.1), then the found mask retrained from the same initial "
                   f"weights. Cubic: 10 mask updates over the first {args.ramp} epochs."},
         {"title": "Bar: >= 90% of embedding parameters removed within 2% relative NDCG@10",
-         "columns": ["model", "largest removed fraction within 2% (test)",
+         "columns": ["model", "largest bytes-removed fraction within 2% (test)",
                      "NDCG@10 vs dense at >= 90% removed, the method with the best validation "
                      "NDCG@10", "bar"], "rows": bar_rows(summ, len(args.seed_list)),
          "notes": "only methods measured on every seed count; fractions and relative NDCG are "
@@ -247,7 +261,11 @@ def write(args, load_start: str) -> None:
                   "whose 90% is the dim-32 model's 81%: see the next table). Per-group widths "
                   "and item-row ratios were chosen on validation NDCG@10: the candidates that "
                   "remove >= 90% were run on seed 0 (curve rows with 1 seed), the three best "
-                  "by validation on all seeds, and the best by mean validation NDCG counts."},
+                  "by validation on all seeds, and the best by mean validation NDCG counts. "
+                  "Removed fractions are of stored bytes (packed codes counted): weight "
+                  "sharing (shared PQ) meets the bar by bytes, its float values are the "
+                  "codebooks only; the pruning methods' figures are unchanged (bytes = "
+                  "values for them)."},
         {"title": "Dim-64 dense reference next to the dim-32 one (NCF, same seeds)",
          "columns": ["model", "variant", "dense dim", "NDCG@10 (mean)", "vs dim-64 dense",
                      "vs dim-32 dense", "embedding values removed vs dim-64 dense",
@@ -287,8 +305,10 @@ def write(args, load_start: str) -> None:
                "0.011 (3% of its value); the seeds vary initialisation and sampling only",
                f"load at start: {load_start}; the machine was shared (2 cores), so timings "
                "carry that noise (see p10-p90)"]
-    path = write_result("recsys_bar", "Recommender embedding pruning, validated protocol "
-                        "(MovieLens-100k)", tables, caveats=caveats,
+    title = "Recommender embedding pruning, validated protocol (MovieLens-100k)"
+    if args.name != "recsys_bar":
+        title = f"{title[:-1]}, seeds {args.seeds})"
+    path = write_result(args.name, title, tables, caveats=caveats,
                         load=f"{load_start}; at end: {load_average()}")
     print(path)
 
@@ -309,6 +329,7 @@ def main() -> None:
     p.add_argument("--tune", default="", help="comma-separated L2 values: dense models of the "
                    "first seed trained with each (validation NDCG@10 for choosing TUNED)")
     p.add_argument("--cache", default="/tmp/recsys_bar")
+    p.add_argument("--name", default="recsys_bar", help="results file name (without .json)")
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--latency", action="store_true", help="time seed 0's 90%% models")
     p.add_argument("--latency-methods", default=";".join(LATENCY),

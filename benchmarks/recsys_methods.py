@@ -27,7 +27,7 @@ from prunekit.recsys.mixed import EntryMasks, mixed_masks  # noqa: E402
 from prunekit.recsys.prune import install_table  # noqa: E402
 from prunekit.recsys.rows import RowContext, keep_rows, remapped_table  # noqa: E402
 from prunekit.recsys.select import fit_validated, validation_split  # noqa: E402
-from prunekit.recsys.tables import table_params  # noqa: E402
+from prunekit.recsys.tables import table_bytes, table_params  # noqa: E402
 
 # model key -> (class, embedding width)
 MODELS = {"MF": (MF, 32), "NCF": (NCF, 32), "NCF64": (NCF, 64)}
@@ -104,7 +104,13 @@ def split_label(label: str) -> tuple[str, dict]:
 
 
 def emb_params(model) -> int:
+    """Stored float embedding values (a product-quantised table: its codebooks)."""
     return sum(table_params(model.get_submodule(n)) for n in model.table_features())
+
+
+def emb_bytes(model) -> int:
+    """Stored embedding bytes: float values + packed product-quantisation codes."""
+    return sum(table_bytes(model.get_submodule(n)) for n in model.table_features())
 
 
 def narrow_width(ctx: Ctx, ratio: float) -> int:
@@ -263,6 +269,26 @@ def m_gradual(ctx: Ctx, ratio: float, kd: float = 0.0):
     return model
 
 
+def m_shared(ctx: Ctx, ratio: float, subspaces: int | None = None,
+             centroids: int | None = None, widths: tuple[int, ...] | None = None,
+             kd: float = KD, transform: str | None = None):
+    """Trained weight sharing: product quantisation (k-means per subspace) of the dense
+    model's tables — ``M``/``K`` chosen to remove ``ratio`` of the bytes, or given; with
+    ``transform="svd"`` per-column codebooks in the SVD basis, bits allocated — optionally
+    after per-group widths, then the codebooks (codes fixed) and the other layers fine-tuned
+    with KD."""
+    model = copy.deepcopy(ctx.dense)
+    if widths:
+        apply_dims(model, plan_dims(model, widths=list(widths)))
+    if subspaces:
+        prune_embeddings(model, ctx.fit, subspaces=subspaces, centroids=centroids,
+                         seed=ctx.seed)
+    else:
+        prune_embeddings(model, ctx.fit, shared=ratio, transform=transform, seed=ctx.seed)
+    ctx.recover(model, kd=kd)
+    return model
+
+
 METHODS = {
     "dense (narrower width, from scratch)": m_narrow,
     "dims (pruned + KD fine-tune)": m_dims,
@@ -284,6 +310,8 @@ METHODS = {
         lambda c, r: m_dims(c, r, kd_items=KD_ITEMS),
 }
 
+SHARED = re.compile(r"shared PQ(?: M=(\d+) K=(\d+))?( SVD bits)?"
+                    r"(?: after dims widths (\d+(?:/\d+)*))? \((\+ KD|no KD)\)")
 WIDTHS = re.compile(r"(dims|low-rank SVD) widths (\d+(?:/\d+)*)(?: \+ item rows ([\d.]+))?"
                     r"( gradual)? \(\+ KD(?:, also over (\d+) random items)?\)")
 
@@ -297,10 +325,22 @@ def widths_label(widths, rows: float = 0.0, gradual: bool = False, kd_items: int
 
 
 def method(label: str):
-    """The method function of a label: a fixed entry of :data:`METHODS`, or per-group widths
-    (``widths_label``), e.g. ``"dims widths 2/6/3 + item rows 0.4 (+ KD)"``."""
+    """The method function of a label: a fixed entry of :data:`METHODS`, per-group widths
+    (``widths_label``), e.g. ``"dims widths 2/6/3 + item rows 0.4 (+ KD)"``, or weight
+    sharing: ``"shared PQ (+ KD)"`` (``M``, ``K`` chosen to remove the target's bytes),
+    ``"shared PQ M=32 K=8 (+ KD)"``, ``"shared PQ M=8 K=16 after dims widths 8/8/8 (no KD)"``,
+    ``"shared PQ SVD bits (+ KD)"`` (per-column codebooks in the SVD basis, bits allocated)."""
     if label in METHODS:
         return METHODS[label]
+    m = SHARED.fullmatch(label)
+    if m is not None:
+        sub, cen = (int(m.group(1)), int(m.group(2))) if m.group(1) else (None, None)
+        if sub and m.group(3):
+            raise KeyError(label)
+        widths = tuple(int(w) for w in m.group(4).split("/")) if m.group(4) else None
+        kd = KD if m.group(5) == "+ KD" else 0.0
+        transform = "svd" if m.group(3) else None
+        return lambda c, t: m_shared(c, t, sub, cen, widths, kd, transform)
     m = WIDTHS.fullmatch(label)
     if m is None:
         raise KeyError(label)

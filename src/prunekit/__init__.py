@@ -59,7 +59,7 @@ _NAMES = {
     "load": "prunekit.serialize", "save": "prunekit.serialize",
 }
 
-from prunekit._version import __version__
+from prunekit._version import __version__  # noqa: E402  (after the lazy table it documents)
 
 __all__ = [
     # configs and targets

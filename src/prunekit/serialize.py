@@ -196,7 +196,7 @@ def _prove_rebuilds(model: nn.Module, path: Path, written: list[Path], shown: Pa
     try:
         again = load(path, trust=True)  # a pickled base was loaded by the caller already
         a, b = _structure(model), _structure(again)
-        diff = next(((x, y) for x, y in zip(a, b) if x != y), None)
+        diff = next(((x, y) for x, y in zip(a, b, strict=False) if x != y), None)
         if diff is not None or len(a) != len(b):
             why = (f"module {diff[0][0] or '<root>'} rebuilds as {diff[1][1]}({diff[1][2]}), "
                    f"not {diff[0][1]}({diff[0][2]})" if diff else "the module tree differs")

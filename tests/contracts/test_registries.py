@@ -43,6 +43,7 @@ COVERED = {
     "MODEL_SPECS": "test_model_specs", "MODEL_DIRECTORIES": "test_model_specs",
     "ROW_CRITERIA": "tests/recsys/test_rows.py parametrizes over every row criterion",
     "ENTRY_METHODS": "tests/recsys/test_train.py runs every entry method",
+    "SHARING_METHODS": "tests/recsys/test_shared.py runs every sharing method",
     "EXTRA_METHODS": "tests/dynamic/test_analyze_dynamic.py runs every dynamic analyze method",
 }
 

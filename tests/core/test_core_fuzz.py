@@ -1,6 +1,6 @@
-import pytest
 """Property tests: selection is exact for any shape/ratio; N:M always valid."""
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -24,9 +24,9 @@ def test_digits_split_is_seeded_and_stratified():
 
 def test_recipes_and_demo_use_the_one_split():
     tr, te = digits_split(0)
-    for a, b in zip(load_task("digits"), (tr, te)):
-        assert all(torch.equal(u, v) for u, v in zip(a.tensors, b.tensors))
-    assert all(torch.equal(u, v) for u, v in zip(load_digits_data(0)[1].tensors, te.tensors))
+    for a, b in zip(load_task("digits"), (tr, te), strict=True):
+        assert all(torch.equal(u, v) for u, v in zip(a.tensors, b.tensors, strict=True))
+    assert all(torch.equal(u, v) for u, v in zip(load_digits_data(0)[1].tensors, te.tensors, strict=True))
 
 
 @pytest.mark.parametrize("bad", [0, 1.0, -0.1, True, "0.2"])

@@ -33,9 +33,9 @@ def _flat(out):
 
 def _same(a, b) -> tuple[bool, float]:
     fa, fb = _flat(a), _flat(b)
-    if len(fa) != len(fb) or any(x.shape != y.shape for x, y in zip(fa, fb)):
+    if len(fa) != len(fb) or any(x.shape != y.shape for x, y in zip(fa, fb, strict=True)):
         return False, float("inf")
-    diff = max((float((x - y).abs().max()) for x, y in zip(fa, fb)), default=0.0)
+    diff = max((float((x - y).abs().max()) for x, y in zip(fa, fb, strict=True)), default=0.0)
     scale = max((float(x.abs().max()) for x in fa), default=0.0)
     return diff <= 1e-9 * max(scale, 1.0), diff  # float64: rounding is ~1e-15
 

@@ -38,8 +38,8 @@ def _assert_same(model, x, out, state):
     assert all(torch.equal(now[k], state[k]) for k in state)
     for m in model.modules():
         if isinstance(m, nn.RNNBase):
-            assert all(a is b for a, b in zip(m._flat_weights, (getattr(m, n) for n in
-                                                               m._flat_weights_names)))
+            named = [getattr(m, n) for n in m._flat_weights_names]
+            assert all(a is b for a, b in zip(m._flat_weights, named, strict=True))
 
 
 def _failing_plan():

@@ -9,7 +9,6 @@ from typing import Optional
 
 import typer
 
-from prunekit._version import __version__
 from prunekit.io import UnsafeFileError, load_model, load_model_spec
 from prunekit.stats import render_stats
 from prunekit.stats import stats as compute

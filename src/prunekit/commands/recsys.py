@@ -26,7 +26,7 @@ from prunekit.io import atomic_dir
 from prunekit.serialize import save
 from prunekit.commands.errors import fail
 
-PRUNE_KEYS = ("rows", "dims", "entries", "mixed")
+PRUNE_KEYS = ("rows", "dims", "entries", "mixed", "shared")
 MODELS = ("mf", "ncf", "dlrm")
 
 
@@ -74,9 +74,10 @@ def _run(opts: dict, tmp: Path) -> dict:
     fit(model, train, TrainConfig(epochs=opts["epochs"], lr=opts["lr"], seed=opts["seed"]))
     dense = _quality(model, test, train, feedback)
     teacher = copy.deepcopy(model) if opts["distill"] else None
+    extra = {"transform": opts["transform"]} if opts["transform"] else {}
     rep = prune_embeddings(model, train, by=opts["by"], method=opts["method"],
                            feedback=feedback, seed=opts["seed"], alpha=opts["alpha"],
-                           **opts["prune"])
+                           **opts["prune"], **extra)
     oneshot = _quality(model, test, train, feedback)
     if opts["finetune_epochs"]:
         cfg = TrainConfig(epochs=opts["finetune_epochs"], lr=opts["lr"], seed=opts["seed"] + 1,
@@ -90,7 +91,9 @@ def _run(opts: dict, tmp: Path) -> dict:
     export_tables(model, tmp / "serving")
     return {"model": opts["model"], "data": opts["data"], "feedback": feedback,
             "prune": opts["prune"], "embedding_params_before": rep.params_before,
-            "embedding_params_after": rep.params_after, "removed": rep.removed,
+            "embedding_params_after": rep.params_after, "embedding_bytes_before":
+            rep.bytes_before, "embedding_bytes_after": rep.bytes_after, "removed": rep.removed,
+            "removed_params": rep.removed_params,
             "dense": dense, "pruned_oneshot": oneshot, "pruned_finetuned": pruned,
             "tables": [t.__dict__ for t in rep.tables]}
 
@@ -100,7 +103,8 @@ def recsys_cmd(
     model: str = typer.Option("ncf", help="mf | ncf | dlrm"),
     data: str = typer.Option("movielens100k", help="movielens100k or a User,Item,Rating,"
                              "Timestamp csv"),
-    prune: str = typer.Option("rows=0.5", help="rows=R,dims=R,entries=R,mixed=R"),
+    prune: str = typer.Option("rows=0.5", help="rows=R,dims=R,entries=R,mixed=R,shared=R "
+                              "(shared: product-quantised tables, R of the bytes removed)"),
     by: str = typer.Option("frequency", help="row criterion: frequency | norm | gradient"),
     method: str = typer.Option("pep", help="entries method: pep | magnitude"),
     feedback: str = typer.Option("implicit", help="implicit (HR/NDCG) | explicit (RMSE)"),
@@ -110,6 +114,8 @@ def recsys_cmd(
     lr: float = typer.Option(2e-3, help="Adam learning rate"),
     seed: int = typer.Option(0, help="seed"),
     alpha: float = typer.Option(0.5, help="mixed: popularity exponent of the widths"),
+    transform: str = typer.Option("", help="shared: 'svd' = transform coding (SVD basis, "
+                                  "code bits allocated per column)"),
     distill: float = typer.Option(0.0, help="fine-tuning: weight of distillation from the "
                                   "dense model (implicit feedback)"),
 ) -> None:
@@ -118,7 +124,9 @@ def recsys_cmd(
         opts = dict(model=model.lower(), data=data, prune=parse_prune(prune), by=by,
                     method=method, feedback=feedback, dim=dim, epochs=epochs,
                     finetune_epochs=finetune_epochs, lr=lr, seed=seed, alpha=alpha,
-                    distill=distill)
+                    distill=distill, transform=transform or None)
+        if transform and (transform != "svd" or "shared" not in opts["prune"]):
+            raise ValueError(f"--transform: only 'svd', with --prune shared=R, got {transform!r}")
         if opts["model"] not in MODELS:
             raise ValueError(f"--model must be one of {MODELS}, got {model!r}")
         if by not in ROW_CRITERIA:

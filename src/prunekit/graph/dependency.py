@@ -182,7 +182,7 @@ class DependencyGraph:
                 continue
             first = self.out_roots[names[0]]
             vals, counts = torch.unique(first, return_counts=True)
-            cnt = dict(zip(vals.tolist(), counts.tolist()))
+            cnt = dict(zip(vals.tolist(), counts.tolist(), strict=True))
             widths = torch.tensor([cnt.get(u, 0) for u in units])
             self.groups.append(Group(len(self.groups), torch.tensor(units), names, widths=widths))
         n = len(self.uf)

@@ -69,7 +69,7 @@ def movement(ctx: Ctx, func, args, kwargs, out) -> None:
         labs = [ctx.get(t) for t in src]
         if all(lab is None for lab in labs):
             return clear(ctx, out)
-        new0 = [expand_full(lab, t.shape) for lab, t in zip(labs, src)]
+        new0 = [expand_full(lab, t.shape) for lab, t in zip(labs, src, strict=True)]
     else:
         lab = ctx.get(src)
         if lab is None:
@@ -87,7 +87,7 @@ def movement(ctx: Ctx, func, args, kwargs, out) -> None:
     if any(o.numel() == 0 for o in outs):  # an empty result carries no labels to follow
         return fix_all(ctx, func, args, kwargs, out, "channels flow into an empty tensor "
                                                      "(e.g. no detections): positions unknown")
-    for o, r in zip(outs, labs):
+    for o, r in zip(outs, labs, strict=True):
         ctx.set(o, canon(r) if tuple(r.shape) == tuple(o.shape) else None)
 
 

@@ -1,4 +1,5 @@
-"""Recommender models and embedding-table pruning (rows, dimensions, entries, mixed widths).
+"""Recommender models and embedding-table compression (rows, dimensions, entries, mixed widths,
+product-quantised weight sharing).
 
 Models (MF, NCF, DLRM), the MovieLens-100k loader, trainers (with distillation and validation
 early stopping), HR@K / NDCG@K, :func:`prune_embeddings` and frequency-allocated mixed widths.
@@ -14,6 +15,7 @@ from prunekit.recsys.models import DLRM, MF, NCF
 from prunekit.recsys.pep import PEPConfig, PEPSearch, pep_search
 from prunekit.recsys.prune import EmbeddingPruneReport, TableReport, prune_embeddings
 from prunekit.recsys.rows import ROW_CRITERIA
+from prunekit.recsys.shared import SHARING_METHODS, PQEmbedding, choose_pq, kmeans
 from prunekit.recsys.select import BestOnValidation, fit_validated, validation_split
 from prunekit.recsys.tables import PEPEmbedding, RemappedEmbedding, SparseEmbedding
 from prunekit.recsys.train import TrainConfig, train_explicit, train_implicit
@@ -24,5 +26,5 @@ __all__ = [
     "PEPEmbedding", "PEPSearch", "ROW_CRITERIA", "RemappedEmbedding", "SparseEmbedding", "TableReport",
     "TrainConfig", "evaluate_ranking", "export_tables", "hit_ndcg", "leave_one_out",
     "load_movielens100k", "ndcg_at_k", "pep_search", "prune_embeddings", "random_split", "rmse",
-    "train_explicit", "train_implicit",
+    "train_explicit", "train_implicit", "SHARING_METHODS", "PQEmbedding", "choose_pq", "kmeans",
 ]

@@ -190,12 +190,26 @@ class PEPEmbedding(nn.Module):
 
 
 def table_params(table: nn.Module) -> int:
-    """Stored embedding values of a (pruned or dense) table; index buffers are not counted."""
+    """Stored float embedding values of a (pruned or dense) table (a product-quantised table:
+    its codebooks); index buffers and codes are not counted."""
     if isinstance(table, SparseEmbedding):
         return table.values.numel()
+    if hasattr(table, "stored_values"):
+        return int(table.stored_values())
     return table.weight.numel()
 
 
+def table_bytes(table: nn.Module) -> int:
+    """Stored embedding bytes: values at their dtype, plus a product-quantised table's codes
+    packed at ``ceil(log2 K)`` bits each; remap and CSR indices are not counted
+    (:func:`table_index_bytes`)."""
+    if hasattr(table, "stored_bytes"):
+        return int(table.stored_bytes())
+    values = table.values if isinstance(table, SparseEmbedding) else table.weight
+    return values.numel() * values.element_size()
+
+
 def table_index_bytes(table: nn.Module) -> int:
-    """Bytes of index metadata (remap, CSR row pointers and column ids)."""
-    return sum(b.numel() * b.element_size() for b in table.buffers())
+    """Bytes of index metadata (remap, CSR row pointers and column ids); product-quantisation
+    codes are stored values, counted by :func:`table_bytes`."""
+    return sum(b.numel() * b.element_size() for n, b in table.named_buffers() if n != "codes")

@@ -51,7 +51,7 @@ def _ensure_nonempty(graph: DependencyGraph, masks: list[Tensor], scores: list[T
 def _internal_minimum(internal, masks: list[Tensor], scores: list[Tensor]) -> None:
     """Give back the best removed units where a handler needs a minimum (``min_keep``: an
     LSTM keeps more cell units than its projection size)."""
-    for (_, ig), m, s in zip(internal, masks, scores):
+    for (_, ig), m, s in zip(internal, masks, scores, strict=True):
         need = int(ig.extra.get("min_keep", 1)) - int((~m).sum())
         if need > 0:
             removed = torch.nonzero(m).flatten()
@@ -216,7 +216,7 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
     internal = [(n, ig) for n, ig in internal_units(graph) if f"{n}::internal" not in freeze]
     stats = calibration_stats(model, graph, refs, internal, cfg, calib_data, loss_fn, max_batches)
     gen = torch.Generator().manual_seed(cfg.seed)
-    scores = [score_group(cfg.criterion, r, g.size, stats, gen) for r, g in zip(refs, graph.groups)]
+    scores = [score_group(cfg.criterion, r, g.size, stats, gen) for r, g in zip(refs, graph.groups, strict=True)]
     offsets, total = [], 0
     for g in graph.groups:
         offsets.append(total)
@@ -224,7 +224,7 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
     cost = CostModel(graph, offsets, total)
     scores += [unit_scores(ig, cfg.criterion, gen, stats).float() for _, ig in internal]
     widths = [int(g.widths[0]) if g.widths is not None and g.size else 1 for g in graph.groups]
-    rounds = group_rounding(cfg, [g.size * w for g, w in zip(graph.groups, widths)])
+    rounds = group_rounding(cfg, [g.size * w for g, w in zip(graph.groups, widths, strict=True)])
     widths, rounds = widths + [1] * len(internal), rounds + [1] * len(internal)  # heads: none
     n_graph = len(graph.groups)
     names = [tuple(dict.fromkeys([*g.producers, *g.members])) for g in graph.groups]
@@ -249,7 +249,7 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
         flat = torch.cat(masks[:n_graph]) if n_graph else torch.zeros(0, dtype=torch.bool)
         kept: dict[str, dict[str, int]] = {}
         share = 0
-        for (name, ig), m in zip(internal, masks[n_graph:]):
+        for (name, ig), m in zip(internal, masks[n_graph:], strict=True):
             if name in exact:
                 kept.setdefault(name, {})[ig.name] = int((~m).sum())
             else:  # no exact formula: remove the group's weight share
@@ -266,7 +266,7 @@ def _plan_once(model: nn.Module, example_inputs: Any, cfg: StructuredConfig,
     _ensure_nonempty(graph, masks, scores)
     _internal_minimum(internal, masks[n_graph:], scores[n_graph:])
     keep_internal = {}
-    for (name, ig), m in zip(internal, masks[n_graph:]):
+    for (name, ig), m in zip(internal, masks[n_graph:], strict=True):
         if bool(m.any()):
             keep_internal.setdefault(name, {})[ig.name] = torch.nonzero(~m).flatten()
 

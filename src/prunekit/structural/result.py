@@ -126,13 +126,13 @@ class StructuredPlan:
               dense: tuple[int, int], planned: tuple[int, int],
               internal: dict[str, dict[str, Tensor]] | None = None) -> StructuredPlan:
         removed = torch.zeros(len(graph.uf), dtype=torch.bool)
-        for g, m in zip(graph.groups, masks):
+        for g, m in zip(graph.groups, masks, strict=True):
             removed[g.units[m]] = True
         internal = internal or {}
         edits = [_edit(graph, name, removed, internal.get(name, {})) for name in graph.leaves]
         edits = [e for e in edits if e is not None]
         pedits = []
-        for fp, roots in zip(graph.free, graph.free_roots):
+        for fp, roots in zip(graph.free, graph.free_roots, strict=True):
             ax = free_axis(roots)
             if ax is None:
                 continue
@@ -144,7 +144,7 @@ class StructuredPlan:
         reports = [GroupReport(g.index, g.name, g.producers, g.size, int(m.sum()),
                                float(s.min()) if s.numel() else 0.0,
                                float(s.max()) if s.numel() else 0.0)
-                   for g, m, s in zip(graph.groups, masks, scores)]
+                   for g, m, s in zip(graph.groups, masks, scores, strict=True)]
         fixed, seen = [], set()
         for f in graph.fixed:
             if (f.name, f.reason) not in seen:

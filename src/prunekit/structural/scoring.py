@@ -39,7 +39,7 @@ def group_slices(graph: DependencyGraph, grp: Group) -> list[SliceRef]:
             for p, ax in h.weight_slices(m, side):
                 if p is not None and p.dim() > ax and p.shape[ax] == units.numel():
                     refs.append(SliceRef(name, m, kind, p, ax, units))
-    for fp, roots in zip(graph.free, graph.free_roots):
+    for fp, roots in zip(graph.free, graph.free_roots, strict=True):
         ax = free_axis(roots)
         if ax is None:
             continue

@@ -51,7 +51,7 @@ class CostModel:
                                   gidx(graph.out_roots[name])))
         self.free = []
         counted = set()
-        for fp, roots in zip(graph.free, graph.free_roots):
+        for fp, roots in zip(graph.free, graph.free_roots, strict=True):
             ax = free_axis(roots)
             if isinstance(fp.tensor, torch.nn.Parameter) and ax is not None:
                 line = roots.movedim(ax, 0).reshape(roots.shape[ax], -1)[:, 0]
@@ -162,10 +162,10 @@ def select_local(scores: list[Tensor], ratio: float, per_min: float, per_max: fl
     """Remove ``ratio`` of every group's units (lowest scores first); ``round_to`` is one
     multiple for all groups or one per group."""
     out = []
-    for s, w, round_to in zip(scores, widths, _per_group(round_to, len(scores))):
+    for s, w, rnd in zip(scores, widths, _per_group(round_to, len(scores)), strict=True):
         lo, hi = _bounds(s.numel(), per_min, per_max)
         n = min(max(int(math.floor(ratio * s.numel() + 1e-9)), lo), hi)
-        n = _round(s.numel(), n, round_to, w)
+        n = _round(s.numel(), n, rnd, w)
         mask = torch.zeros(s.numel(), dtype=torch.bool)
         mask[torch.argsort(s, stable=True)[:n]] = True
         out.append(mask)

@@ -146,7 +146,7 @@ def _scatter(h, m: nn.Module, sm: nn.Module, out: Any, y: Any, e) -> Any:
     chan = {id(t) for t, _ in dense}
     if e.keep_out is not None:
         small = h.out_tensors(sm, y)
-        for (t, d), (v, _) in zip(dense, small):
+        for (t, d), (v, _) in zip(dense, small, strict=False):
             if t.shape != v.shape and t.shape[d] == e.out_full:
                 table[id(t)] = torch.zeros_like(t).index_copy(d, e.keep_out.to(t.device), v)
     return _scatter_rest(out, y, e, table, chan)
@@ -154,7 +154,7 @@ def _scatter(h, m: nn.Module, sm: nn.Module, out: Any, y: Any, e) -> Any:
 
 def _scatter_rest(out: Any, y: Any, e, table: dict[int, Tensor], chan: set[int]) -> Any:
     if isinstance(out, (tuple, list)) and isinstance(y, (tuple, list)) and len(out) == len(y):
-        return type(out)(_scatter_rest(o, v, e, table, chan) for o, v in zip(out, y))
+        return type(out)(_scatter_rest(o, v, e, table, chan) for o, v in zip(out, y, strict=True))
     if isinstance(out, Tensor) and id(out) in table:
         return table[id(out)]
     if (isinstance(out, Tensor) and isinstance(y, Tensor) and out.shape == y.shape
@@ -213,12 +213,12 @@ def compare(model: nn.Module, plan, pruned: nn.Module, x: Any, atol: float = 1e-
         for h in handles:
             h.remove()
     got = _run(pruned, x, "pruned")
-    if len(ref) != len(got) or any(a.shape != b.shape for a, b in zip(ref, got)):
+    if len(ref) != len(got) or any(a.shape != b.shape for a, b in zip(ref, got, strict=True)):
         return VerifyResult(False, float("inf"), atol,
                             f"output shapes differ: {[tuple(a.shape) for a in ref]} vs "
                             f"{[tuple(b.shape) for b in got]}")
     diff, worst = 0.0, ""
-    for i, (a, b) in enumerate(zip(ref, got)):
+    for i, (a, b) in enumerate(zip(ref, got, strict=True)):
         if a.numel():
             d = float((a.float() - b.float()).abs().nan_to_num(float("inf")).max())
             if d > diff:

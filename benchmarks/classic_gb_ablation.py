@@ -20,7 +20,8 @@ Tables: the test-accuracy change against the dense model at each count (mean ± 
 error over seeds, with hindsight: the count is fixed, not chosen) with the smallest pickle
 ratio; and the counts three rules pick on the validation rows (``max_drop=0.005``): the
 library's (the fewest from which every larger count stays within the drop), and the median
-and upper quartile of that rule's pick over 300 bootstrap resamples of the validation rows.
+and upper quartile of that rule's pick over 300 bootstrap resamples of the validation rows
+(``--max-drop`` sets the drop).
 
     python benchmarks/classic_gb_ablation.py                       # seeds 0-5, both data sets
     python benchmarks/classic_gb_ablation.py --seeds 0 --data breast_cancer --quick
@@ -112,6 +113,7 @@ def stable_pick(correct: np.ndarray, floor: float) -> int:
 
 
 def picks(rows: list[dict], dense_correct: np.ndarray, boot: int = 300) -> dict[str, int]:
+    """Candidate index each rule picks (``len(rows)`` = the dense model)."""
     C = np.vstack([r["val_correct"] for r in rows] + [dense_correct]).astype(float)
     rng = np.random.default_rng(0)
     n = C.shape[1]
@@ -172,7 +174,7 @@ def tables(results: dict, seeds: list[int], counts: list[int]) -> list[dict]:
                      f"{seeds_s})", "smaller (pickle), min"], "rows": fixed,
          "notes": "points = 100 x test-accuracy difference to the dense model; the count is "
                   "fixed for every seed (not chosen on validation rows)"},
-        {"title": "Tree count chosen on the validation rows (max_drop=0.005)",
+        {"title": f"Tree count chosen on the validation rows (max_drop={MAX_DROP})",
          "columns": ["data", "variant", "rule", f"trees per class (seeds {seeds_s})",
                      "test points (mean ± SE)", "smaller (pickle), min", "seeds >= 5x smaller"],
          "rows": chosen,
@@ -184,12 +186,15 @@ def tables(results: dict, seeds: list[int], counts: list[int]) -> list[dict]:
 
 
 def main(argv: list[str]) -> None:
+    global MAX_DROP
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0,1,2,3,4,5")
     ap.add_argument("--data", default="digits,breast_cancer")
     ap.add_argument("--quick", action="store_true", help="the library's variant only")
     ap.add_argument("--name", default="classic_gb_ablation")
+    ap.add_argument("--max-drop", type=float, default=MAX_DROP)
     a = ap.parse_args(argv)
+    MAX_DROP = a.max_drop
     seeds = [int(s) for s in a.seeds.split(",")]
     variants = dict(list(VARIANTS.items())[:1]) if a.quick else VARIANTS
     load_start = load_average()

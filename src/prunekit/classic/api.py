@@ -16,13 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from prunekit.classic import boosters, ensembles, refine, serving, svm, treeselect, trees
+from prunekit.classic import (boosters, ensembles, refine, serving, sizing, svm, treeselect,
+                              trees)
 from prunekit.classic.report import ClassicReport
 from prunekit.classic.validation import (check_fitted, check_validation, is_classifier, score,
                                          sklearn)
 
 Pruner = Callable[[Any, np.ndarray, np.ndarray, float, "ClassicConfig"], trees.Outcome]
+Sizer = Callable[[Any, np.ndarray, np.ndarray, sizing.SizeTarget, "ClassicConfig"],
+                 trees.Outcome]
 _PRUNERS: dict[str, tuple[str, str, Pruner]] = {}
+_SIZERS: dict[str, Sizer] = {}
 
 
 @dataclass(frozen=True)
@@ -84,21 +88,38 @@ def _key(module: str, name: str) -> str:
     return f"{module.split('.')[0]}.{name}"
 
 
-def register_pruner(module: str, name: str, pruner: Pruner) -> None:
+def register_pruner(module: str, name: str, pruner: Pruner, sizer: Sizer | None = None
+                    ) -> None:
     """Register ``pruner`` for the estimator class ``name`` of package ``module``.
 
     Lookup walks the estimator's MRO, so subclasses of a registered class are pruned by its
-    pruner. A second registration of the same class is refused.
+    pruner. A second registration of the same class is refused. ``sizer``, optional, serves
+    ``prune(..., shrink=S)``: it takes ``(estimator, X_val, y_val, target, config)`` (plus
+    ``train=``) with a :class:`~prunekit.classic.sizing.SizeTarget` and returns the most
+    capable candidate that fits it (or raises :class:`~prunekit.classic.sizing.Unreachable`).
     """
     key = _key(module, name)
     if key in _PRUNERS:
         raise ValueError(f"a pruner for {key} is already registered")
     _PRUNERS[key] = (module, name, pruner)
+    if sizer is not None:
+        _SIZERS[key] = sizer
 
 
 def supported() -> list[str]:
     """Class names :func:`prune` accepts (also as the last step of a ``Pipeline``)."""
     return sorted(name for _, name, _ in _PRUNERS.values())
+
+
+def _sizer_for(est: Any) -> Sizer:
+    for cls in type(est).__mro__:
+        key = _key(cls.__module__, cls.__name__)
+        if key in _PRUNERS:
+            if key not in _SIZERS:
+                break
+            return _SIZERS[key]
+    raise ValueError(f"shrink is not supported for {type(est).__name__}; it is for "
+                     f"{', '.join(sorted(k.split('.', 1)[1] for k in _SIZERS))}")
 
 
 def _pruner_for(est: Any) -> Pruner:
@@ -130,15 +151,15 @@ def _svm(est, X, y, floor, cfg, train=None):
     return svm.prune_svm(est, X, y, floor)
 
 
-for _name, _fn in (("DecisionTreeClassifier", _tree), ("DecisionTreeRegressor", _tree)):
-    register_pruner("sklearn.tree", _name, _fn)
+for _name in ("DecisionTreeClassifier", "DecisionTreeRegressor"):
+    register_pruner("sklearn.tree", _name, _tree, sizing.size_tree)
 for _name in ("RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
               "ExtraTreesRegressor"):
-    register_pruner("sklearn.ensemble", _name, _forest)
+    register_pruner("sklearn.ensemble", _name, _forest, sizing.size_forest)
 for _name in ("GradientBoostingClassifier", "GradientBoostingRegressor"):
-    register_pruner("sklearn.ensemble", _name, _boost)
+    register_pruner("sklearn.ensemble", _name, _boost, sizing.size_boosting)
 for _name in ("SVC", "NuSVC", "SVR", "NuSVR"):
-    register_pruner("sklearn.svm", _name, _svm)
+    register_pruner("sklearn.svm", _name, _svm, sizing.size_svm)
 
 
 def _lgbm(est, X, y, floor, cfg, train=None):
@@ -146,7 +167,7 @@ def _lgbm(est, X, y, floor, cfg, train=None):
 
 
 for _name in ("LGBMClassifier", "LGBMRegressor"):
-    register_pruner("lightgbm", _name, _lgbm)
+    register_pruner("lightgbm", _name, _lgbm, sizing.size_lightgbm)
 
 
 def _split_pipeline(est: Any, X: np.ndarray) -> tuple[Any, np.ndarray]:
@@ -164,7 +185,8 @@ def _join_pipeline(est: Any, final: Any) -> Any:
 
 def prune(estimator: Any, X_val: Any, y_val: Any, max_drop: float = 0.005, *,
           X_train: Any = None, y_train: Any = None,
-          config: ClassicConfig | None = None) -> tuple[Any, ClassicReport]:
+          config: ClassicConfig | None = None, shrink: float | None = None
+          ) -> tuple[Any, ClassicReport]:
     """Prune a fitted scikit-learn model, choosing the amount on validation data.
 
     Decision trees: minimal cost-complexity pruning computed on the fitted tree (no refit).
@@ -187,13 +209,19 @@ def prune(estimator: Any, X_val: Any, y_val: Any, max_drop: float = 0.005, *,
             out-of-bag scoring; gradient boosting: leaf refinement when
             ``config.refine_boosting``); other estimators ignore them.
         config: :class:`ClassicConfig` (measurement and search options).
+        shrink: a size target instead of a choice by validation: the result is at least
+            ``shrink`` (> 1) times smaller in pickle bytes than ``estimator``, and is the most
+            capable candidate of that size (most leaves, trees, stages or support vectors).
+            ``max_drop`` is then not a constraint: the report states the validation drop, and
+            a ``UserWarning`` says when it exceeds ``max_drop``.
 
     Returns:
         ``(pruned_estimator, report)``; ``report.summary()`` prints the before/after table.
 
     Raises:
         ValueError: unfitted or unsupported estimator (the message lists the supported
-            types), validation data that does not fit it (unseen classes, wrong feature count).
+            types), validation data that does not fit it (unseen classes, wrong feature count),
+            a ``shrink`` no candidate reaches (the message gives the smallest ratio).
 
     References:
         Breiman et al., "Classification and Regression Trees", 1984; Caruana et al.,
@@ -207,12 +235,14 @@ def prune(estimator: Any, X_val: Any, y_val: Any, max_drop: float = 0.005, *,
     if isinstance(max_drop, bool) or not isinstance(max_drop, (int, float)) \
             or not 0 <= max_drop < 1:
         raise ValueError(f"max_drop must be a number in [0, 1), got {max_drop!r}")
+    _check_shrink(shrink)
     core = serving.final_step(estimator)
-    pruner = _pruner_for(core)
+    pruner = _pruner_for(core) if shrink is None else _sizer_for(core)
     check_fitted(estimator)
     X, y = check_validation(estimator, X_val, y_val)
     _, Xc = _split_pipeline(estimator, X)
-    if X_train is None and is_classifier(estimator) and 0 < max_drop < 1.0 / y.shape[0]:
+    if shrink is None and X_train is None and is_classifier(estimator) \
+            and 0 < max_drop < 1.0 / y.shape[0]:
         warnings.warn(f"one validation row is {1.0 / y.shape[0]:.4f} of accuracy, more than "
                       f"max_drop={max_drop}: with {y.shape[0]} rows the choice can only keep "
                       "the validation accuracy unchanged, and small sets favour lucky prefixes; "
@@ -221,18 +251,48 @@ def prune(estimator: Any, X_val: Any, y_val: Any, max_drop: float = 0.005, *,
     before = score(estimator, X, y)
     if (X_train is None) != (y_train is None):
         raise ValueError("pass both X_train and y_train, or neither")
-    if X_train is None:
-        outcome = pruner(core, Xc, y, before - max_drop, cfg)
-    else:
+    kw = {}
+    if X_train is not None:
         Xt, yt = check_validation(estimator, X_train, y_train, ("X_train", "y_train"))
-        outcome = pruner(core, Xc, y, before - max_drop, cfg,
-                         train=(_split_pipeline(estimator, Xt)[1], yt))
+        kw["train"] = (_split_pipeline(estimator, Xt)[1], yt)
+    if shrink is None:
+        outcome = pruner(core, Xc, y, before - max_drop, cfg, **kw)
+    else:
+        outcome = _to_size(estimator, core, pruner, Xc, y, float(shrink), cfg, kw)
     pruned = _join_pipeline(estimator, outcome.estimator)
-    return pruned, _report(estimator, pruned, outcome, X, y, before, max_drop, cfg)
+    rep = _report(estimator, pruned, outcome, X, y, before, max_drop, cfg, shrink)
+    if shrink is not None and rep.drop > max_drop:
+        warnings.warn(f"shrink={shrink}: the validation {rep.metric} dropped by "
+                      f"{rep.drop:.4f}, more than max_drop={max_drop}", UserWarning,
+                      stacklevel=2)
+    return pruned, rep
+
+
+def _check_shrink(shrink: Any) -> None:
+    if shrink is None:
+        return
+    if isinstance(shrink, bool) or not isinstance(shrink, (int, float)) \
+            or not 1 < shrink < float("inf"):
+        raise ValueError(f"shrink must be a finite number > 1 (times smaller), got {shrink!r}")
+
+
+def _to_size(estimator: Any, core: Any, sizer: Sizer, Xc: np.ndarray, y: np.ndarray,
+             shrink: float, cfg: ClassicConfig, kw: dict) -> trees.Outcome:
+    """The sizer's candidate whose whole model (pipeline included) is ``shrink`` x smaller."""
+    dense_bytes = sizing.pickle_bytes(estimator)
+    target = sizing.SizeTarget(
+        lambda c: sizing.pickle_bytes(_join_pipeline(estimator, c)), dense_bytes / shrink)
+    try:
+        return sizer(core, Xc, y, target, cfg, **kw)
+    except sizing.Unreachable as exc:
+        raise ValueError(f"shrink={shrink} cannot be reached for {type(core).__name__}: the "
+                         f"smallest candidate is {dense_bytes / exc.smallest:.2f}x smaller "
+                         f"({exc.smallest} of {dense_bytes} pickle bytes)") from None
 
 
 def _report(dense: Any, pruned: Any, outcome: trees.Outcome, X: np.ndarray, y: np.ndarray,
-            before: float, max_drop: float, cfg: ClassicConfig) -> ClassicReport:
+            before: float, max_drop: float, cfg: ClassicConfig,
+            shrink: float | None = None) -> ClassicReport:
     want_onnx = cfg.measure and "onnxruntime" in cfg.runtimes
     size_b, onx_b = serving.describe(dense, X, onnx=want_onnx)
     size_a, onx_a = serving.describe(pruned, X, onnx=want_onnx)
@@ -248,4 +308,5 @@ def _report(dense: Any, pruned: Any, outcome: trees.Outcome, X: np.ndarray, y: n
         method=outcome.method, metric="accuracy" if is_classifier(dense) else "r2",
         max_drop=float(max_drop), amount=dict(outcome.amount), val_before=before,
         val_after=score(pruned, X, y), before=size_b, after=size_a, latency=latency,
-        candidates=tuple(outcome.candidates), clock=cfg.clock, onnx_agreement=agree)
+        candidates=tuple(outcome.candidates), clock=cfg.clock, onnx_agreement=agree,
+        shrink=None if shrink is None else float(shrink))

@@ -41,6 +41,7 @@ class ClassicReport:
         clock: the clock the latencies were taken with.
         onnx_agreement: fraction of validation rows where ONNX Runtime and scikit-learn
             predict the same label (classifiers; ``None`` when not converted).
+        shrink: the size target asked for (``prune(..., shrink=S)``), else ``None``.
     """
 
     estimator: str
@@ -56,6 +57,7 @@ class ClassicReport:
     candidates: tuple[tuple[float, float], ...] = field(default=(), repr=False)
     clock: str = "wall"
     onnx_agreement: float | None = None
+    shrink: float | None = None
 
     @property
     def drop(self) -> float:
@@ -78,7 +80,7 @@ class ClassicReport:
                          "paired_speedup": r.paired_speedup, "dense": r.dense.to_dict(),
                          "pruned": r.pruned.to_dict()} for r in self.latency],
             "candidates": [[float(a), float(b)] for a, b in self.candidates], "clock": self.clock,
-            "onnx_agreement": self.onnx_agreement,
+            "onnx_agreement": self.onnx_agreement, "shrink": self.shrink,
         }
 
     def summary(self) -> str:
@@ -111,6 +113,10 @@ class ClassicReport:
             lines.append(f"  latency: median of {self.latency[0].dense.repeats} interleaved "
                          f"rounds, {self.clock} clock, 1 thread; widest p10-p90 spread "
                          f"{worst:.0%} of the median")
+        if self.shrink is not None:
+            lines.append(f"  size asked for: >= {self.shrink:g}x smaller; validation drop "
+                         f"{self.drop:+.4f} (max_drop {self.max_drop:g}"
+                         + (", exceeded)" if self.drop > self.max_drop else ")"))
         if b.onnx_error:
             lines.append(f"  onnx: {b.onnx_error}")
         return "\n".join(lines)

@@ -151,6 +151,18 @@ def merge_leaf_pairs(est: Any, fraction: float) -> Any:
     return rebuilt(est, "estimators_", est.estimators_.copy(), new_trees)
 
 
+def selected_model(est: Any, orders: list[np.ndarray], m: int,
+                   train: tuple[np.ndarray, np.ndarray], l2: float = 1e-3,
+                   merge_fraction: float = 0.5) -> Any:
+    """The candidate with ``m`` trees per column: the first ``m`` of each column's order,
+    leaf values re-fitted on ``train``, ``merge_fraction`` of the sibling-leaf pairs merged
+    and the values re-fitted again."""
+    model = refit_leaves(select_trees(est, orders, m), *train, l2)
+    if merge_fraction > 0:
+        model = refit_leaves(merge_leaf_pairs(model, merge_fraction), *train, l2)
+    return model
+
+
 def _grid(n: int) -> list[int]:
     return sorted({int(round(v)) for v in np.geomspace(1, n, 24)} - {n})
 
@@ -172,9 +184,7 @@ def prune_boosting_selected(est: Any, X: np.ndarray, y: np.ndarray, floor: float
     orders = l1_tree_order(est, *train)
     stages, models = [], {n: est}
     for m in _grid(n):
-        model = refit_leaves(select_trees(est, orders, m), *train, l2)
-        if merge_fraction > 0:
-            model = refit_leaves(merge_leaf_pairs(model, merge_fraction), *train, l2)
+        model = selected_model(est, orders, m, train, l2, merge_fraction)
         models[m] = model
         stages.append((float(m), score(model, X, y)))
     stages.append((float(n), score(est, X, y)))

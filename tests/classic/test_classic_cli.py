@@ -89,3 +89,16 @@ def test_boosting_tree_selection_from_the_command_line(tmp_path, cancer):
     assert r.exit_code == 0, r.output
     assert "L1 fit on leaf indicators" in r.output
     assert type(joblib.load(out)) is GradientBoostingClassifier
+
+
+def test_shrink_from_the_command_line(tmp_path, cancer):
+    model, val = _files(tmp_path, cancer)
+    out = tmp_path / "small.joblib"
+    r = runner.invoke(app, ["classic", str(model), "--val", str(val), "-o", str(out), "--trust",
+                            "--no-measure", "--shrink", "2"])
+    assert r.exit_code == 0, r.output
+    assert "size asked for: >= 2x smaller" in r.output
+    assert model.stat().st_size / out.stat().st_size > 1.5  # joblib adds its own framing
+    r = runner.invoke(app, ["classic", str(model), "--val", str(val), "-o",
+                            str(tmp_path / "o.joblib"), "--trust", "--shrink", "0.5"])
+    assert r.exit_code == 2 and "shrink" in r.stderr and "Traceback" not in r.output

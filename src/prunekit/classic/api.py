@@ -241,13 +241,8 @@ def prune(estimator: Any, X_val: Any, y_val: Any, max_drop: float = 0.005, *,
     check_fitted(estimator)
     X, y = check_validation(estimator, X_val, y_val)
     _, Xc = _split_pipeline(estimator, X)
-    if shrink is None and X_train is None and is_classifier(estimator) \
-            and 0 < max_drop < 1.0 / y.shape[0]:
-        warnings.warn(f"one validation row is {1.0 / y.shape[0]:.4f} of accuracy, more than "
-                      f"max_drop={max_drop}: with {y.shape[0]} rows the choice can only keep "
-                      "the validation accuracy unchanged, and small sets favour lucky prefixes; "
-                      "check the result on held-out data, or pass X_train/y_train",
-                      UserWarning, stacklevel=2)
+    if shrink is None and X_train is None and is_classifier(estimator):
+        _warn_small_validation(max_drop, y.shape[0])
     before = score(estimator, X, y)
     if (X_train is None) != (y_train is None):
         raise ValueError("pass both X_train and y_train, or neither")
@@ -266,6 +261,15 @@ def prune(estimator: Any, X_val: Any, y_val: Any, max_drop: float = 0.005, *,
                       f"{rep.drop:.4f}, more than max_drop={max_drop}", UserWarning,
                       stacklevel=2)
     return pruned, rep
+
+
+def _warn_small_validation(max_drop: float, n_rows: int) -> None:
+    if 0 < max_drop < 1.0 / n_rows:
+        warnings.warn(f"one validation row is {1.0 / n_rows:.4f} of accuracy, more than "
+                      f"max_drop={max_drop}: with {n_rows} rows the choice can only keep "
+                      "the validation accuracy unchanged, and small sets favour lucky prefixes; "
+                      "check the result on held-out data, or pass X_train/y_train",
+                      UserWarning, stacklevel=3)
 
 
 def _check_shrink(shrink: Any) -> None:

@@ -69,6 +69,10 @@ def register(app: typer.Typer) -> None:
         refine_boosting: bool = typer.Option(
             False, "--refine-boosting", help="with --train: keep the boosting trees an L1 fit "
             "on leaf indicators weighs most, per class, and re-fit their leaf values"),
+        shrink: Optional[float] = typer.Option(
+            None, "--shrink", help="size target instead of a choice by validation: the most "
+            "capable model at least this many times smaller (pickle bytes); --max-drop then "
+            "only warns"),
         report: Optional[Path] = typer.Option(None, help="also write the report as JSON here"),
         measure: bool = typer.Option(True, help="time predict latency dense vs pruned"),
         batch_sizes: str = typer.Option("1,10000", help="batch sizes to time"),
@@ -81,7 +85,8 @@ def register(app: typer.Typer) -> None:
             X, y = _load_val(val)
             Xt, yt = _load_val(train, "--train") if train is not None else (None, None)
             est = _load_model(model, trust)
-            small, rep = prune(est, X, y, max_drop=max_drop, X_train=Xt, y_train=yt, config=cfg)
+            small, rep = prune(est, X, y, max_drop=max_drop, X_train=Xt, y_train=yt, config=cfg,
+                               shrink=shrink)
         except (ValueError, ImportError) as exc:
             fail(str(exc))
         import joblib

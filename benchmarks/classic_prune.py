@@ -272,7 +272,16 @@ def tree_table(kind: str, rows: list[dict]) -> dict:
                      "fit on leaf indicators, half the sibling-leaf pairs merged, leaves "
                      "re-fitted), or from the validation rows "
                      "alone where the command says --val-only; floor = one depth-1 tree "
-                     "(stage) of the same type"}
+                     "(stage) of the same type" + _asked_note(rows)}
+
+
+def _asked_note(rows: list[dict]) -> str:
+    asked = sorted({r["shrink"] for r in rows if r.get("shrink")})
+    if not asked:
+        return ""
+    return (f"; prunekit (shrink={asked[0]:g}) = the same call with shrink={asked[0]:g}: the "
+            "most trees (per class, for boosting) whose pickle is at least that many times "
+            "smaller, the size asked for and max_drop not a constraint")
 
 
 def _ratio(rs: list[dict], key: str, field: str, base: str = "dense") -> float:

@@ -27,3 +27,19 @@ def test_lgbm_regressor(diabetes, fast):
     small, rep = prune(est, Xv, yv, max_drop=0.02, config=fast)
     assert type(small) is lgb.LGBMRegressor and rep.metric == "r2"
     assert small.score(Xv, yv) >= est.score(Xv, yv) - 0.02
+
+
+def test_lgbm_size_target(cancer, fast, untouched):
+    import pickle
+    import warnings
+
+    Xt, Xv, yt, yv = cancer
+    est = lgb.LGBMClassifier(n_estimators=80, verbose=-1, random_state=0).fit(Xt, yt)
+    before = untouched(est)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        small, rep = prune(est, Xv, yv, shrink=4, config=fast)
+    assert untouched(est) == before and type(small) is lgb.LGBMClassifier
+    assert len(pickle.dumps(est, protocol=5)) / len(pickle.dumps(small, protocol=5)) >= 4
+    k = small.n_estimators
+    np.testing.assert_allclose(small.predict_proba(Xv), est.predict_proba(Xv, num_iteration=k))

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from prunekit._registry import Registry
-from prunekit.recsys.tables import _bag, _check_mode, check_ids
+from prunekit.recsys.tables import IdTable, _bag, _check_mode, check_ids
 from prunekit.recsys.transform import allocate_bits
 
 CENTROID_CHOICES = (2, 4, 8, 16, 32, 64, 128, 256)
@@ -46,7 +46,7 @@ def per_subspace(centroids: int | list[int], subspaces: int) -> list[int]:
     return [centroids] * subspaces if isinstance(centroids, int) else list(centroids)
 
 
-class PQEmbedding(nn.Module):
+class PQEmbedding(IdTable):
     """A product-quantised table: ``codes`` (num_ids, M) index ``codebooks`` (M, K, d / M).
 
     Args:
@@ -74,14 +74,6 @@ class PQEmbedding(nn.Module):
         self.codebooks = nn.Parameter(torch.zeros(subspaces, k_max, embedding_dim // subspaces))
         dtype = torch.uint8 if k_max <= 256 else torch.int32
         self.register_buffer("codes", torch.zeros(num_ids, subspaces, dtype=dtype))
-
-    @property
-    def embedding_dim(self) -> int:
-        return self.dim
-
-    @property
-    def num_embeddings(self) -> int:
-        return self.num_ids
 
     def spec_kwargs(self) -> dict:
         """Constructor arguments, recorded for :func:`prunekit.save`."""

@@ -49,6 +49,22 @@ def _bag(rows: Tensor, offsets: Tensor | None, n_bags: int, mode: str) -> Tensor
     return out
 
 
+class IdTable(nn.Module):
+    """A table over ``num_ids`` ids whose lookups are ``dim`` wide, sized like ``nn.Embedding``
+    (``num_embeddings``, ``embedding_dim``) for code that reads those attributes."""
+
+    num_ids: int
+    dim: int
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.dim
+
+    @property
+    def num_embeddings(self) -> int:
+        return self.num_ids
+
+
 class RemappedEmbedding(nn.Module):
     """Row-pruned table: ``num_ids`` ids map to ``num_rows`` stored rows (last = fallback).
 
@@ -84,7 +100,7 @@ class RemappedEmbedding(nn.Module):
         return F.embedding_bag(rows, self.weight, offsets, mode=self.mode)
 
 
-class SparseEmbedding(nn.Module):
+class SparseEmbedding(IdTable):
     """A CSR-stored table (per-entry sparsity or mixed dimensions): ``nnz`` stored values.
 
     Lookups gather each id's stored entries into a dense ``(B, embedding_dim)`` output; missing
@@ -100,14 +116,6 @@ class SparseEmbedding(nn.Module):
         self.values = nn.Parameter(torch.zeros(nnz))
         self.register_buffer("crow", torch.zeros(num_ids + 1, dtype=torch.int64))
         self.register_buffer("col", torch.zeros(nnz, dtype=torch.int16))
-
-    @property
-    def embedding_dim(self) -> int:
-        return self.dim
-
-    @property
-    def num_embeddings(self) -> int:
-        return self.num_ids
 
     @classmethod
     def from_dense(cls, weight: Tensor, mode: str | None = None) -> SparseEmbedding:

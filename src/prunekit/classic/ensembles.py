@@ -35,7 +35,9 @@ def _common_alpha(datas: list[TreeOnData], combine, y: np.ndarray, classes, floo
     return largest_passing(candidates, floor), candidates
 
 
-def _tree_predictions(est: Any, X: np.ndarray, classes: np.ndarray | None) -> np.ndarray:
+def tree_predictions(est: Any, X: np.ndarray, classes: np.ndarray | None) -> np.ndarray:
+    """Every tree's predictions on ``X``: ``(n_trees, n, n_classes)`` probabilities for a
+    classifier (``classes`` given), ``(n_trees, n)`` values for a regressor."""
     if classes is None:
         return np.stack([t.predict(X) for t in est.estimators_])
     return np.stack([t.predict_proba(X) for t in est.estimators_])
@@ -69,6 +71,20 @@ def _selection_rows(est: Any, X: np.ndarray, y: np.ndarray, train
     return np.vstack((X, Xt)), np.concatenate((y, yt)), votes
 
 
+def forest_subset(est: Any, keep: list[int], new_trees: dict[int, Any] | None = None,
+                  ccp_alpha: float | None = None) -> Any:
+    """Copy of forest ``est`` keeping the trees at the indices ``keep`` (``new_trees`` as in
+    :func:`~prunekit.classic.trees.rebuilt`); its out-of-bag attributes are removed: they
+    described the trees that were dropped."""
+    new = rebuilt(est, "estimators_", [est.estimators_[i] for i in keep], new_trees or {},
+                  ccp_alpha)
+    new.n_estimators = len(keep)
+    for name in _STALE:
+        if hasattr(new, name):
+            delattr(new, name)
+    return new
+
+
 def prune_forest(est: Any, X: np.ndarray, y: np.ndarray, floor: float,
                  max_candidates: int, max_fraction: float = 0.5,
                  train: tuple[np.ndarray, np.ndarray] | None = None) -> Outcome:
@@ -84,9 +100,9 @@ def prune_forest(est: Any, X: np.ndarray, y: np.ndarray, floor: float,
     """
     classes = getattr(est, "classes_", None)
     drop = score_predictions(classes is not None, y, labels(
-        classes, _tree_predictions(est, X, classes).mean(axis=0))) - floor
+        classes, tree_predictions(est, X, classes).mean(axis=0))) - floor
     Xs, ys, mask = _selection_rows(est, X, y, train)
-    preds = _tree_predictions(est, Xs, classes)
+    preds = tree_predictions(est, Xs, classes)
     floor = selection_score(preds, mask, ys, classes) - drop
     steps = max(1, int(np.ceil(max_fraction * preds.shape[0])))
     sizes = cv_prefix_scores(preds, ys, classes, steps, mask)
@@ -106,12 +122,8 @@ def prune_forest(est: Any, X: np.ndarray, y: np.ndarray, floor: float,
 
     alpha, alphas = _common_alpha(kept, combine, ys, classes, max(floor, kept_score),
                                   max_candidates)
-    new = rebuilt(est, "estimators_", [est.estimators_[i] for i in keep],
-                  {id(d.tree): prune_tree(d.tree, alpha, d.seq) for d in kept}, alpha)
-    new.n_estimators = len(keep)
-    for name in _STALE:
-        if hasattr(new, name):
-            delattr(new, name)
+    new = forest_subset(est, keep, {id(d.tree): prune_tree(d.tree, alpha, d.seq) for d in kept},
+                        alpha)
     rows = "validation + out-of-bag training rows" if mask is not None else "validation rows"
     return Outcome(new, f"tree-subset selection ({rows}) + cost-complexity pruning of each "
                    "kept tree", {"n_estimators": float(k), "ccp_alpha": alpha},

@@ -61,12 +61,18 @@ def _loss(raw: np.ndarray, Y: np.ndarray, kind: str) -> tuple[float, np.ndarray]
     return float(0.5 * np.mean(resid ** 2)), resid / n
 
 
-def _targets(est: Any, y: np.ndarray) -> tuple[np.ndarray, str]:
+def _loss_kind(est: Any) -> str:
     if not hasattr(est, "classes_"):
-        return y.astype(np.float64)[:, None], "squared"
-    if len(est.classes_) == 2:
-        return (y == est.classes_[1]).astype(np.float64)[:, None], "binary"
-    return (y[:, None] == est.classes_[None, :]).astype(np.float64), "multinomial"
+        return "squared"
+    return "binary" if len(est.classes_) == 2 else "multinomial"
+
+
+def _targets(est: Any, y: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "squared":
+        return y.astype(np.float64)[:, None]
+    if kind == "binary":
+        return (y == est.classes_[1]).astype(np.float64)[:, None]
+    return (y[:, None] == est.classes_[None, :]).astype(np.float64)
 
 
 def refit_leaves(est: Any, X: np.ndarray, y: np.ndarray | None, l2: float = 1e-3,
@@ -92,8 +98,10 @@ def refit_leaves(est: Any, X: np.ndarray, y: np.ndarray | None, l2: float = 1e-3
     X32 = np.asarray(X, dtype=np.float32)
     lr = float(est.learning_rate)
     init = est._raw_predict_init(X32)
-    Y, kind = _targets(est, y if targets is None else np.zeros(X32.shape[0]))
-    if targets is not None:
+    kind = _loss_kind(est)
+    if targets is None:
+        Y = _targets(est, y, kind)
+    else:
         Y = np.asarray(targets, dtype=np.float64).reshape(X32.shape[0], -1)
         if Y.shape[1] != est.estimators_.shape[1]:
             raise ValueError(f"targets must have {est.estimators_.shape[1]} column(s), "

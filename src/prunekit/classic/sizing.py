@@ -26,11 +26,12 @@ import numpy as np
 
 from prunekit.classic import boosters, refine
 from prunekit.classic.ccp import collapse_sequence, prune_tree
-from prunekit.classic.ensembles import _STALE, _selection_rows, truncate_stages
+from prunekit.classic.ensembles import (_selection_rows, forest_subset, tree_predictions,
+                                        truncate_stages)
 from prunekit.classic.selection import greedy_order, targets
 from prunekit.classic.svm import check_svm, kernel, reduce_svm
 from prunekit.classic.treeselect import l1_tree_order, selected_model
-from prunekit.classic.trees import Outcome, rebuilt, with_tree
+from prunekit.classic.trees import Outcome, with_tree
 from prunekit.classic.validation import score
 
 
@@ -109,22 +110,11 @@ def size_forest(est: Any, X: np.ndarray, y: np.ndarray, target: SizeTarget, cfg:
     :func:`~prunekit.classic.ensembles.prune_forest`) that fits."""
     classes = getattr(est, "classes_", None)
     Xs, ys, mask = _selection_rows(est, X, y, train)
-    if classes is None:
-        preds = np.stack([t.predict(Xs) for t in est.estimators_])
-    else:
-        preds = np.stack([t.predict_proba(Xs) for t in est.estimators_])
+    preds = tree_predictions(est, Xs, classes)
     order = greedy_order(preds, targets(ys, classes), None, mask)
-
-    def build(k: int) -> Any:
-        keep = sorted(order[:k + 1].tolist())
-        new = rebuilt(est, "estimators_", [est.estimators_[j] for j in keep], {})
-        new.n_estimators = len(keep)
-        for name in _STALE:
-            if hasattr(new, name):
-                delattr(new, name)
-        return new
-
-    i, model, scored = largest_fitting(range(1, order.size + 1), build, target, X, y)
+    i, model, scored = largest_fitting(
+        range(1, order.size + 1),
+        lambda k: forest_subset(est, sorted(order[:k + 1].tolist())), target, X, y)
     rows = "validation + out-of-bag training rows" if mask is not None else "validation rows"
     return Outcome(model, f"tree-subset selection ({rows}) to a size target",
                    {"n_estimators": float(i + 1)}, scored)

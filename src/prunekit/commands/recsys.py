@@ -74,10 +74,9 @@ def _run(opts: dict, tmp: Path) -> dict:
     fit(model, train, TrainConfig(epochs=opts["epochs"], lr=opts["lr"], seed=opts["seed"]))
     dense = _quality(model, test, train, feedback)
     teacher = copy.deepcopy(model) if opts["distill"] else None
-    extra = {"transform": opts["transform"]} if opts["transform"] else {}
     rep = prune_embeddings(model, train, by=opts["by"], method=opts["method"],
                            feedback=feedback, seed=opts["seed"], alpha=opts["alpha"],
-                           **opts["prune"], **extra)
+                           transform=opts["transform"], **opts["prune"])
     oneshot = _quality(model, test, train, feedback)
     if opts["finetune_epochs"]:
         cfg = TrainConfig(epochs=opts["finetune_epochs"], lr=opts["lr"], seed=opts["seed"] + 1,

@@ -101,7 +101,7 @@ class PQEmbedding(IdTable):
     def code_bytes(self) -> int:
         """Bytes of the codes packed as one bit stream (``ceil(log2 K_m)`` bits per subspace
         and id)."""
-        return math.ceil(self.num_ids * sum(code_bits(k) for k in self.per_subspace) / 8)
+        return packed_code_bytes(self.num_ids, self.per_subspace)
 
     def stored_values(self) -> int:
         """Float values stored: the used codebook entries."""
@@ -109,7 +109,8 @@ class PQEmbedding(IdTable):
 
     def stored_bytes(self) -> int:
         """Packed codes + the used codebook entries at their dtype."""
-        return self.code_bytes() + self.stored_values() * self.codebooks.element_size()
+        return pq_bytes(self.num_ids, self.dim, self.subspaces, self.centroids,
+                        self.codebooks.element_size())
 
 
 def check_pq_shape(table: str, dim: int, subspaces: int, centroids: int) -> None:
@@ -199,10 +200,18 @@ def pq_choices(dim: int) -> list[tuple[int, int]]:
     return [(m, k) for m in range(1, dim + 1) if dim % m == 0 for k in CENTROID_CHOICES]
 
 
-def pq_bytes(num_ids: int, dim: int, subspaces: int, centroids: int, float_bytes: int = 4
-             ) -> int:
-    """Stored bytes of a ``(M, K)`` table: packed codes + codebooks."""
-    return math.ceil(num_ids * subspaces * code_bits(centroids) / 8) + centroids * dim * float_bytes
+def packed_code_bytes(num_ids: int, ks: list[int]) -> int:
+    """Bytes of ``num_ids`` ids' codes packed as one bit stream, ``ceil(log2 K_m)`` bits for
+    each subspace ``m`` (``ks``: its ``K`` per subspace)."""
+    return math.ceil(num_ids * sum(code_bits(k) for k in ks) / 8)
+
+
+def pq_bytes(num_ids: int, dim: int, subspaces: int, centroids: int | list[int],
+             float_bytes: int = 4) -> int:
+    """Stored bytes of an ``(M, K)`` table (``K`` one int or one per subspace): the packed
+    codes plus the used codebook entries."""
+    ks = per_subspace(centroids, subspaces)
+    return packed_code_bytes(num_ids, ks) + sum(ks) * (dim // subspaces) * float_bytes
 
 
 def choose_pq(shapes: dict[str, tuple[int, int]], ratio: float, float_bytes: int = 4
@@ -247,9 +256,8 @@ def choose_allocated(shapes: dict[str, tuple[int, int]], importance: dict[str, T
     def plan(level: float) -> tuple[dict[str, list[int]], int]:
         out, total = {}, 0
         for name, (n, d) in shapes.items():
-            bits = allocate_bits(importance[name], int(level * d + 1e-9))
-            out[name] = [2 ** b for b in bits]
-            total += math.ceil(n * sum(bits) / 8) + sum(out[name]) * float_bytes
+            out[name] = [2 ** b for b in allocate_bits(importance[name], int(level * d + 1e-9))]
+            total += pq_bytes(n, d, d, out[name], float_bytes)
         return out, total
 
     lo, hi, best = 0, len(levels) - 1, None
